@@ -1,0 +1,114 @@
+"""The one settings class. Only `bot/` reads the environment; everything else is handed a Settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message names the variable."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        self.variable = variable
+        self.problem = problem
+        super().__init__(f"{variable}: {problem}")
+
+
+def _split(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.replace(";", ",").split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything the bot can be configured with, read from the environment (or given by tests)."""
+
+    model_config = SettingsConfigDict(populate_by_name=True, extra="ignore", frozen=True)
+
+    database_url: str = Field(default="sqlite+aiosqlite:///./reap.db", validation_alias="DATABASE_URL")
+    slack_bot_token: SecretStr | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(default=None, validation_alias="SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
+    slack_api_url: str = Field(default=DEFAULT_SLACK_API_URL, validation_alias="SLACK_API_URL")
+    slack_timeout_seconds: float = Field(default=10.0, gt=0, le=120, validation_alias="SLACK_TIMEOUT_SECONDS")
+    timezone: str = Field(default="America/New_York", validation_alias="REAP_TIMEZONE")
+    fiscal_year_start_month: int = Field(
+        default=7, ge=1, le=12, validation_alias="REAP_FISCAL_YEAR_START_MONTH"
+    )
+    reminder_hour: int = Field(default=9, ge=0, le=23, validation_alias="REAP_REMINDER_HOUR")
+    quiet_hour: int = Field(default=18, ge=1, le=24, validation_alias="REAP_QUIET_HOUR")
+    holidays: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["US-PA"], validation_alias="REAP_HOLIDAYS"
+    )
+    holidays_file: Path | None = Field(default=None, validation_alias="REAP_HOLIDAYS_FILE")
+    admins: Annotated[list[str], NoDecode] = Field(default_factory=list, validation_alias="REAP_ADMINS")
+    dei_channel: str | None = Field(default=None, validation_alias="REAP_DEI_CHANNEL")
+    log_level: str = Field(default="INFO", validation_alias="REAP_LOG_LEVEL")
+
+    @field_validator("holidays", "admins", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        return _split(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"'{value}' is not an IANA time zone such as America/New_York") from exc
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @field_validator("holidays")
+    @classmethod
+    def _known_calendars(cls, value: list[str]) -> list[str]:
+        for spec in value:
+            country = spec.split("-", 1)[0]
+            if not (country.isalpha() and len(country) == 2) and spec.lower() != "none":
+                raise ValueError(f"'{spec}' is not a holiday calendar such as US-PA or none")
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The organisation's default time zone."""
+        return ZoneInfo(self.timezone)
+
+    def require(self, *names: str) -> None:
+        """Raise SettingsError for the first of `names` (field names) that is unset."""
+        for name in names:
+            if getattr(self, name) in (None, ""):
+                field = type(self).model_fields[name]
+                raise SettingsError(str(field.validation_alias), "is not set")
+
+    def secret(self, name: str) -> str:
+        """The plain value of a secret setting, after `require`."""
+        self.require(name)
+        value = getattr(self, name)
+        return value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build Settings from the environment, turning validation errors into one SettingsError."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = str(error["loc"][0]) if error["loc"] else "settings"
+        field = Settings.model_fields.get(name)
+        variable = str(field.validation_alias) if field and field.validation_alias else name
+        message = str(error["msg"]).removeprefix("Value error, ")
+        raise SettingsError(variable, message) from None

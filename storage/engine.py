@@ -1,0 +1,89 @@
+"""Async engines and sessions for SQLite (embedded default) and PostgreSQL (production)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+Sessions = async_sessionmaker[AsyncSession]
+
+
+class StorageConfigError(Exception):
+    """The database could not be configured the way REAP needs it."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"database: {problem}")
+
+
+def is_sqlite(url: str) -> bool:
+    """Whether `url` names an SQLite database."""
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> AsyncEngine:
+    """Create an async engine tuned for the backend in `url`."""
+    if is_sqlite(url):
+        return _sqlite_engine(url, echo=echo)
+    parsed = make_url(url)
+    server_settings = {"timezone": "UTC", "application_name": "reap-tracker"}
+    # Our own `?search_path=` lets tests (and shared servers) isolate REAP in one schema.
+    if search_path := parsed.query.get("search_path"):
+        server_settings["search_path"] = str(search_path)
+        parsed = parsed.difference_update_query(["search_path"])
+    return create_async_engine(
+        parsed,
+        echo=echo,
+        pool_pre_ping=True,  # survive a PostgreSQL restart (sqlalchemy#5776)
+        pool_recycle=1800,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        connect_args={"server_settings": server_settings, "command_timeout": 30},
+    )
+
+
+def _sqlite_engine(url: str, *, echo: bool) -> AsyncEngine:
+    engine = create_async_engine(url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+    in_memory = make_url(url).database in (None, "", ":memory:")
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from pysqlite so we can BEGIN IMMEDIATE ourselves.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        mode = cursor.fetchone()[0]
+        # SQLite reports a failed switch by returning the old mode rather than raising.
+        if mode.lower() != "wal" and not in_memory:
+            raise StorageConfigError(f"SQLite refused WAL mode (got {mode!r}); is it on a network drive?")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        # A deferred BEGIN that later writes can fail with BUSY_SNAPSHOT despite busy_timeout;
+        # IMMEDIATE takes the write lock up front and waits politely instead.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def session_factory(engine: AsyncEngine) -> Sessions:
+    """A session factory whose objects stay usable after commit (no lazy refresh in async code)."""
+    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+@asynccontextmanager
+async def transaction(sessions: Sessions) -> AsyncIterator[AsyncSession]:
+    """One unit of work: commit if the block succeeds, roll back everything if it raises."""
+    async with sessions() as session, session.begin():
+        yield session

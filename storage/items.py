@@ -1,0 +1,368 @@
+"""Every change to an action item: the row and its AuditEvents, written in the caller's transaction."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.errors import InvalidChange, NotFound
+from storage.models import (
+    ActionItem,
+    ActionItemCreate,
+    ActionItemUpdate,
+    AuditEvent,
+    Department,
+    ItemStatus,
+    Plan,
+    Strategy,
+)
+from storage.permissions import Actor, ensure_can_edit, ensure_coordinator
+
+MAX_NOTE = 2000
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def audit(
+    session: AsyncSession,
+    *,
+    item: ActionItem,
+    actor: Actor,
+    now: datetime,
+    action: str,
+    field: str | None = None,
+    old: object = None,
+    new: object = None,
+    note: str | None = None,
+) -> AuditEvent:
+    """Append one AuditEvent about an item to the session."""
+    event = AuditEvent(
+        team_id=item.team_id,
+        entity="item",
+        entity_id=item.id,
+        item_id=item.id,
+        actor=actor.user_id,
+        at=now,
+        action=action,
+        field=field,
+        old=_text(old),
+        new=_text(new),
+        note=note,
+    )
+    session.add(event)
+    return event
+
+
+async def get_item(session: AsyncSession, *, team_id: str, ref: str, lock: bool = False) -> ActionItem:
+    """The item with this ref (case-insensitive), or NotFound."""
+    query = select(ActionItem).where(ActionItem.team_id == team_id).where(ActionItem.ref == ref.upper())
+    if lock:
+        query = query.with_for_update()
+    item = (await session.exec(query)).first()
+    if item is None:
+        raise NotFound("item", ref.upper())
+    return item
+
+
+async def _next_number(session: AsyncSession, *, department_id: int) -> int:
+    # One atomic increment: PostgreSQL row-locks the department, SQLite holds the write lock
+    # from BEGIN IMMEDIATE, so concurrent creations never share a number.
+    result = await session.exec(
+        update(Department)
+        .where(col(Department.id) == department_id)
+        .values(next_number=Department.next_number + 1)
+        .returning(col(Department.next_number))
+    )
+    number = result.one()[0]
+    return int(number)
+
+
+async def create_item(
+    session: AsyncSession,
+    *,
+    data: ActionItemCreate,
+    actor: Actor,
+    now: datetime,
+) -> ActionItem:
+    """Create an item in its strategy's department with the next ref, e.g. OIT-8."""
+    strategy = await session.get(Strategy, data.strategy_id)
+    if strategy is None or strategy.team_id != actor.team_id:
+        raise NotFound("strategy", str(data.strategy_id))
+    department = await department_of_strategy(session, strategy=strategy)
+    if not (actor.is_admin or actor.user_id == data.owner_id):
+        await ensure_coordinator(
+            session,
+            actor=actor,
+            department_id=department.id,
+            action=f"add items to {department.key}",
+        )
+    if department.id is None:
+        raise InvalidChange("department has no id")
+    number = await _next_number(session, department_id=department.id)
+    item = ActionItem(
+        team_id=actor.team_id,
+        department_id=department.id,
+        strategy_id=strategy.id or 0,
+        number=number,
+        ref=f"{department.key}-{number}",
+        import_key=data.import_key,
+        title=data.title,
+        description=data.description,
+        owner_id=data.owner_id,
+        due=data.due,
+        status=ItemStatus(data.status).value,
+        progress=data.progress,
+        completed_at=now if data.status == ItemStatus.DONE else None,
+        created_by=actor.user_id,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(item)
+    await session.flush()
+    audit(session, item=item, actor=actor, now=now, action="create", new=item.title)
+    return item
+
+
+async def department_of_strategy(session: AsyncSession, *, strategy: Strategy) -> Department:
+    """The department whose plan holds this strategy."""
+    plan = await session.get(Plan, strategy.plan_id)
+    department = await session.get(Department, plan.department_id) if plan else None
+    if department is None:
+        raise NotFound("department for strategy", strategy.key)
+    return department
+
+
+def _set(
+    session: AsyncSession,
+    *,
+    item: ActionItem,
+    field: str,
+    value: object,
+    actor: Actor,
+    now: datetime,
+    note: str | None,
+    action: str = "update",
+) -> bool:
+    old = getattr(item, field)
+    if old == value:
+        return False
+    setattr(item, field, value)
+    item.updated_at = now
+    audit(
+        session,
+        item=item,
+        actor=actor,
+        now=now,
+        action=action,
+        field=field,
+        old=old,
+        new=value,
+        note=note,
+    )
+    return True
+
+
+def _apply_status(
+    session: AsyncSession,
+    *,
+    item: ActionItem,
+    status: ItemStatus,
+    actor: Actor,
+    now: datetime,
+    note: str | None,
+) -> bool:
+    changed = _set(
+        session,
+        item=item,
+        field="status",
+        value=status.value,
+        actor=actor,
+        now=now,
+        note=note,
+        action="status",
+    )
+    if not changed:
+        return False
+    if status == ItemStatus.DONE:
+        item.completed_at = now
+        _set(session, item=item, field="progress", value=100, actor=actor, now=now, note=None)
+        item.snoozed_until = None
+    elif item.completed_at is not None:
+        item.completed_at = None
+    return True
+
+
+async def _editable(session: AsyncSession, *, ref: str, actor: Actor, action: str) -> ActionItem:
+    item = await get_item(session, team_id=actor.team_id, ref=ref, lock=True)
+    await ensure_can_edit(session, actor=actor, item=item, action=f"{action} {item.ref}")
+    return item
+
+
+def _note(session: AsyncSession, *, item: ActionItem, note: str | None, actor: Actor, now: datetime) -> None:
+    if note:
+        item.last_note = note[:MAX_NOTE]
+        item.updated_at = now
+
+
+async def update_item(
+    session: AsyncSession,
+    *,
+    ref: str,
+    changes: ActionItemUpdate,
+    actor: Actor,
+    now: datetime,
+    note: str | None = None,
+) -> ActionItem:
+    """Apply a partial update (title, description, status, progress, strategy), auditing each field."""
+    item = await _editable(session, ref=ref, actor=actor, action="update")
+    if changes.strategy_id is not None and changes.strategy_id != item.strategy_id:
+        strategy = await session.get(Strategy, changes.strategy_id)
+        if strategy is None or strategy.team_id != actor.team_id:
+            raise NotFound("strategy", str(changes.strategy_id))
+        _set(
+            session,
+            item=item,
+            field="strategy_id",
+            value=changes.strategy_id,
+            actor=actor,
+            now=now,
+            note=note,
+        )
+    for field in ("title", "description", "progress"):
+        value = getattr(changes, field)
+        if value is not None:
+            _set(session, item=item, field=field, value=value, actor=actor, now=now, note=note)
+    if changes.status is not None:
+        _apply_status(session, item=item, status=ItemStatus(changes.status), actor=actor, now=now, note=note)
+    _note(session, item=item, note=note, actor=actor, now=now)
+    return item
+
+
+async def set_status(
+    session: AsyncSession,
+    *,
+    ref: str,
+    status: ItemStatus,
+    actor: Actor,
+    now: datetime,
+    note: str | None = None,
+) -> ActionItem:
+    """Change an item's status (done and dropped included), with an optional note."""
+    item = await _editable(session, ref=ref, actor=actor, action="change the status of")
+    _apply_status(session, item=item, status=status, actor=actor, now=now, note=note)
+    _note(session, item=item, note=note, actor=actor, now=now)
+    return item
+
+
+async def complete_item(
+    session: AsyncSession, *, ref: str, actor: Actor, now: datetime, note: str | None = None
+) -> ActionItem:
+    """Mark an item done; completing a done item changes nothing."""
+    return await set_status(session, ref=ref, status=ItemStatus.DONE, actor=actor, now=now, note=note)
+
+
+async def drop_item(
+    session: AsyncSession, *, ref: str, actor: Actor, now: datetime, note: str | None = None
+) -> ActionItem:
+    """Drop an item (it stays in the plan and its history; it is never deleted)."""
+    return await set_status(session, ref=ref, status=ItemStatus.DROPPED, actor=actor, now=now, note=note)
+
+
+async def set_progress(
+    session: AsyncSession,
+    *,
+    ref: str,
+    percent: int,
+    actor: Actor,
+    now: datetime,
+    note: str | None = None,
+) -> ActionItem:
+    """Set percent complete (0-100)."""
+    if not 0 <= percent <= 100:
+        raise InvalidChange(f"Progress must be between 0 and 100, not {percent}.")
+    item = await _editable(session, ref=ref, actor=actor, action="update the progress of")
+    _set(session, item=item, field="progress", value=percent, actor=actor, now=now, note=note)
+    _note(session, item=item, note=note, actor=actor, now=now)
+    return item
+
+
+async def reassign_item(
+    session: AsyncSession,
+    *,
+    ref: str,
+    owner_id: str,
+    actor: Actor,
+    now: datetime,
+    note: str | None = None,
+) -> ActionItem:
+    """Give an item to a new owner."""
+    item = await _editable(session, ref=ref, actor=actor, action="reassign")
+    _set(
+        session,
+        item=item,
+        field="owner_id",
+        value=owner_id,
+        actor=actor,
+        now=now,
+        note=note,
+        action="reassign",
+    )
+    _note(session, item=item, note=note, actor=actor, now=now)
+    return item
+
+
+async def redate_item(
+    session: AsyncSession,
+    *,
+    ref: str,
+    due: date | None,
+    actor: Actor,
+    now: datetime,
+    note: str | None = None,
+) -> ActionItem:
+    """Move an item's due date; a new date also ends any snooze."""
+    item = await _editable(session, ref=ref, actor=actor, action="change the due date of")
+    if _set(session, item=item, field="due", value=due, actor=actor, now=now, note=note, action="redate"):
+        item.snoozed_until = None
+    _note(session, item=item, note=note, actor=actor, now=now)
+    return item
+
+
+async def snooze_item(
+    session: AsyncSession, *, ref: str, until: date, actor: Actor, now: datetime
+) -> ActionItem:
+    """Silence reminders about an item until a date."""
+    item = await _editable(session, ref=ref, actor=actor, action="snooze")
+    if not item.status_enum.is_open:
+        raise InvalidChange(f"{item.ref} is {item.status_enum.label}; there is nothing to snooze.")
+    _set(
+        session,
+        item=item,
+        field="snoozed_until",
+        value=until,
+        actor=actor,
+        now=now,
+        note=None,
+        action="snooze",
+    )
+    return item
+
+
+async def add_note(session: AsyncSession, *, ref: str, text: str, actor: Actor, now: datetime) -> ActionItem:
+    """Attach a note to an item."""
+    if not text.strip():
+        raise InvalidChange("A note needs some text.")
+    item = await _editable(session, ref=ref, actor=actor, action="add a note to")
+    item.last_note = text[:MAX_NOTE]
+    item.updated_at = now
+    audit(session, item=item, actor=actor, now=now, action="note", note=text[:MAX_NOTE])
+    return item

@@ -1,0 +1,432 @@
+"""SQLModel tables for the whole REAP domain; every row is scoped to a Slack workspace (`team_id`)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, CheckConstraint, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from storage.types import UTCDateTime
+
+
+class ItemStatus(StrEnum):
+    """The lifecycle of an action item."""
+
+    NOT_STARTED = "not_started"
+    ON_TRACK = "on_track"
+    AT_RISK = "at_risk"
+    OFF_TRACK = "off_track"
+    BLOCKED = "blocked"
+    DONE = "done"
+    DROPPED = "dropped"
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the item still needs work (and chasing)."""
+        return self not in (ItemStatus.DONE, ItemStatus.DROPPED)
+
+    @property
+    def label(self) -> str:
+        """Human label, e.g. 'at risk'."""
+        return self.value.replace("_", " ")
+
+
+OPEN_STATUSES: tuple[str, ...] = tuple(s.value for s in ItemStatus if s.is_open)
+
+
+class Role(StrEnum):
+    """A person's role within their department."""
+
+    MEMBER = "member"
+    COORDINATOR = "coordinator"
+
+
+class Direction(StrEnum):
+    """Which way a performance measure should move."""
+
+    INCREASE = "increase"
+    DECREASE = "decrease"
+
+
+class NotificationState(StrEnum):
+    """Outbox row states: pending -> sending -> sent | failed | ambiguous | skipped."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    AMBIGUOUS = "ambiguous"
+    SKIPPED = "skipped"
+
+
+def _status_check(column: str, values: tuple[str, ...], name: str) -> CheckConstraint:
+    quoted = ", ".join(f"'{v}'" for v in values)
+    return CheckConstraint(f"{column} IN ({quoted})", name=name)
+
+
+# --- Department -------------------------------------------------------------------------------
+
+
+class DepartmentBase(SQLModel):
+    """Fields shared by every Department shape."""
+
+    key: str = Field(max_length=16, description="Short key used in item refs, e.g. OIT")
+    name: str = Field(max_length=200)
+    report_channel: str | None = Field(default=None, max_length=32)
+
+
+class DepartmentCreate(DepartmentBase):
+    """What it takes to create a department."""
+
+
+class Department(DepartmentBase, table=True):
+    """A city department with its own plan, report channel and coordinators."""
+
+    __table_args__ = (UniqueConstraint("team_id", "key", name="uq_department_team_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(max_length=32, index=True)
+    next_number: int = Field(default=0, description="Last item number handed out for refs")
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+# --- Person -----------------------------------------------------------------------------------
+
+
+class PersonBase(SQLModel):
+    """Fields shared by every Person shape."""
+
+    user_id: str = Field(max_length=32, description="Slack user id")
+    name: str = Field(default="", max_length=200)
+    title: str | None = Field(
+        default=None, max_length=200, description="Job title, e.g. Equity Program Manager"
+    )
+    tz: str | None = Field(default=None, max_length=64, description="IANA time zone from users.info")
+    role: str = Field(default=Role.MEMBER.value, max_length=16)
+    department_id: int | None = Field(default=None, foreign_key="department.id")
+
+
+class PersonCreate(PersonBase):
+    """What it takes to create a person."""
+
+
+class PersonUpdate(SQLModel):
+    """Fields a refresh from Slack or an admin may change."""
+
+    name: str | None = None
+    title: str | None = None
+    tz: str | None = None
+    role: str | None = None
+    department_id: int | None = None
+    active: bool | None = None
+
+
+class Person(PersonBase, table=True):
+    """Someone in the workspace the bot knows about."""
+
+    __table_args__ = (
+        UniqueConstraint("team_id", "user_id", name="uq_person_team_user"),
+        _status_check("role", tuple(r.value for r in Role), "ck_person_role"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(max_length=32)
+    active: bool = Field(default=True)
+    paused_until: date | None = Field(default=None)
+    refreshed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+# --- Plan and Strategy ------------------------------------------------------------------------
+
+
+class PlanBase(SQLModel):
+    """Fields shared by every Plan shape."""
+
+    key: str = Field(max_length=64)
+    title: str = Field(max_length=300)
+    start_date: date
+    end_date: date
+
+
+class Plan(PlanBase, table=True):
+    """A department's action plan over a range of fiscal years."""
+
+    __table_args__ = (UniqueConstraint("team_id", "key", name="uq_plan_team_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(max_length=32)
+    department_id: int = Field(foreign_key="department.id", index=True)
+    cadence: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class StrategyBase(SQLModel):
+    """Fields shared by every Strategy shape."""
+
+    key: str = Field(max_length=64)
+    name: str = Field(max_length=200)
+    description: str = Field(default="", max_length=4000)
+    position: int = Field(default=0)
+
+
+class Strategy(StrategyBase, table=True):
+    """A priority strategy of a plan, e.g. Digital equity."""
+
+    __table_args__ = (UniqueConstraint("plan_id", "key", name="uq_strategy_plan_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(max_length=32)
+    plan_id: int = Field(foreign_key="plan.id", index=True)
+
+
+# --- ActionItem -------------------------------------------------------------------------------
+
+
+class ActionItemBase(SQLModel):
+    """Fields shared by every ActionItem shape."""
+
+    title: str = Field(max_length=300)
+    description: str = Field(default="", max_length=4000)
+    owner_id: str | None = Field(default=None, max_length=32, description="Slack user id")
+    due: date | None = Field(default=None)
+
+
+class ActionItemCreate(ActionItemBase):
+    """What it takes to create an item: its strategy (by id) and optional import key."""
+
+    strategy_id: int
+    import_key: str | None = None
+    status: ItemStatus = ItemStatus.NOT_STARTED
+    progress: int = Field(default=0, ge=0, le=100)
+
+
+class ActionItemUpdate(SQLModel):
+    """The fields a general update may change; anything left None stays as it is."""
+
+    title: str | None = Field(default=None, max_length=300)
+    description: str | None = Field(default=None, max_length=4000)
+    status: ItemStatus | None = None
+    progress: int | None = Field(default=None, ge=0, le=100)
+    strategy_id: int | None = None
+
+
+class ActionItem(ActionItemBase, table=True):
+    """One action item of a plan, with a human ref like OIT-7."""
+
+    __tablename__ = "action_item"
+    __table_args__ = (
+        UniqueConstraint("team_id", "ref", name="uq_item_team_ref"),
+        UniqueConstraint("department_id", "number", name="uq_item_department_number"),
+        UniqueConstraint("department_id", "import_key", name="uq_item_department_import_key"),
+        _status_check("status", tuple(s.value for s in ItemStatus), "ck_item_status"),
+        CheckConstraint("progress >= 0 AND progress <= 100", name="ck_item_progress"),
+        Index("ix_item_team_owner_status", "team_id", "owner_id", "status"),
+        Index("ix_item_team_status_due", "team_id", "status", "due"),
+        Index("ix_item_team_due", "team_id", "due"),
+        Index("ix_item_team_updated", "team_id", "updated_at"),
+        Index("ix_item_team_snoozed", "team_id", "snoozed_until"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(max_length=32)
+    department_id: int = Field(foreign_key="department.id")
+    strategy_id: int = Field(foreign_key="strategy.id", index=True)
+    number: int
+    ref: str = Field(max_length=32)
+    import_key: str | None = Field(default=None, max_length=100)
+    status: str = Field(default=ItemStatus.NOT_STARTED.value, max_length=16)
+    progress: int = Field(default=0)
+    last_note: str | None = Field(default=None, max_length=4000)
+    snoozed_until: date | None = Field(default=None)
+    completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_by: str = Field(max_length=32)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+    @property
+    def status_enum(self) -> ItemStatus:
+        """The status as an ItemStatus."""
+        return ItemStatus(self.status)
+
+
+# --- Measures ---------------------------------------------------------------------------------
+
+
+class MeasureBase(SQLModel):
+    """Fields shared by every Measure shape."""
+
+    key: str = Field(max_length=64)
+    name: str = Field(max_length=300)
+    unit: str = Field(default="", max_length=40)
+    baseline: float
+    target: float
+    target_date: date
+    direction: str = Field(default=Direction.INCREASE.value, max_length=16)
+    owner_id: str | None = Field(default=None, max_length=32)
+
+
+class MeasureCreate(MeasureBase):
+    """What it takes to create a measure."""
+
+    strategy_id: int
+
+
+class Measure(MeasureBase, table=True):
+    """A performance measure of a strategy: baseline, target and direction."""
+
+    __table_args__ = (
+        UniqueConstraint("team_id", "key", name="uq_measure_team_key"),
+        _status_check("direction", tuple(d.value for d in Direction), "ck_measure_direction"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(max_length=32)
+    strategy_id: int = Field(foreign_key="strategy.id", index=True)
+
+
+class MeasureReadingBase(SQLModel):
+    """Fields shared by every MeasureReading shape."""
+
+    quarter: str = Field(max_length=10, description="Fiscal quarter label, e.g. FY2027-Q2")
+    value: float
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class MeasureReading(MeasureReadingBase, table=True):
+    """One quarter's reading of a measure."""
+
+    __tablename__ = "measure_reading"
+    __table_args__ = (UniqueConstraint("measure_id", "quarter", name="uq_reading_measure_quarter"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(max_length=32)
+    measure_id: int = Field(foreign_key="measure.id", index=True)
+    recorded_by: str = Field(max_length=32)
+    recorded_at: datetime = Field(sa_type=UTCDateTime)
+
+
+# --- Audit ------------------------------------------------------------------------------------
+
+
+class AuditEvent(SQLModel, table=True):
+    """Append-only record of who changed what, when, from what to what, and why."""
+
+    __tablename__ = "audit_event"
+    __table_args__ = (
+        Index("ix_audit_item_at", "item_id", "at"),
+        Index("ix_audit_team_at", "team_id", "at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(max_length=32)
+    entity: str = Field(default="item", max_length=16)
+    entity_id: int | None = None
+    item_id: int | None = Field(default=None, foreign_key="action_item.id")
+    actor: str = Field(max_length=32)
+    at: datetime = Field(sa_type=UTCDateTime)
+    action: str = Field(max_length=32)
+    field: str | None = Field(default=None, max_length=32)
+    old: str | None = Field(default=None, max_length=4000)
+    new: str | None = Field(default=None, max_length=4000)
+    note: str | None = Field(default=None, max_length=4000)
+
+
+# --- Quarterly check-ins ----------------------------------------------------------------------
+
+
+class CheckInCycle(SQLModel, table=True):
+    """One quarterly check-in: when it opens, when it is due, and the DEI meeting date."""
+
+    __tablename__ = "checkin_cycle"
+    __table_args__ = (UniqueConstraint("team_id", "quarter", name="uq_cycle_team_quarter"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(max_length=32)
+    quarter: str = Field(max_length=10)
+    meeting_date: date
+    opens_on: date | None = None
+    due_on: date | None = None
+    opened_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    opened_by: str | None = Field(default=None, max_length=32)
+
+
+class CheckInResponse(SQLModel, table=True):
+    """An owner's answer for one item in one check-in cycle."""
+
+    __tablename__ = "checkin_response"
+    __table_args__ = (UniqueConstraint("cycle_id", "item_id", name="uq_response_cycle_item"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(max_length=32)
+    cycle_id: int = Field(foreign_key="checkin_cycle.id", index=True)
+    item_id: int = Field(foreign_key="action_item.id")
+    responder: str = Field(max_length=32)
+    status: str = Field(max_length=16)
+    progress: int
+    note: str | None = Field(default=None, max_length=2000)
+    responded_at: datetime = Field(sa_type=UTCDateTime)
+
+
+# --- Outbox and inbound de-duplication --------------------------------------------------------
+
+
+class Notification(SQLModel, table=True):
+    """The outbox: one row per message the bot owes someone, unique by `key`."""
+
+    __table_args__ = (
+        UniqueConstraint("key", name="uq_notification_key"),
+        Index("ix_notification_state_send_after", "state", "send_after"),
+        _status_check("state", tuple(s.value for s in NotificationState), "ck_notification_state"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(max_length=32)
+    key: str = Field(max_length=200)
+    kind: str = Field(max_length=32)
+    recipient: str = Field(max_length=32, description="Slack user or channel id")
+    local_date: date | None = None
+    payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    state: str = Field(default=NotificationState.PENDING.value, max_length=16)
+    send_after: datetime = Field(sa_type=UTCDateTime)
+    attempts: int = Field(default=0)
+    lease_owner: str | None = Field(default=None, max_length=64)
+    lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_error: str | None = Field(default=None, max_length=500)
+    channel: str | None = Field(default=None, max_length=32)
+    ts: str | None = Field(default=None, max_length=32)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class ProcessedEvent(SQLModel, table=True):
+    """An Events API delivery already handled; the unique event_id stops Slack's retries twice over."""
+
+    __tablename__ = "processed_event"
+    __table_args__ = (UniqueConstraint("team_id", "event_id", name="uq_processed_event"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(max_length=32)
+    event_id: str = Field(max_length=64)
+    received_at: datetime = Field(sa_type=UTCDateTime, index=True)
+
+
+class Heartbeat(SQLModel, table=True):
+    """The last tick of each running instance, for /healthz and alerting."""
+
+    instance_id: str = Field(primary_key=True, max_length=64)
+    last_tick_at: datetime = Field(sa_type=UTCDateTime)
+    last_error: str | None = Field(default=None, max_length=500)
+
+
+class Installation(SQLModel, table=True):
+    """The workspace this installation serves, learned from auth.test."""
+
+    team_id: str = Field(primary_key=True, max_length=32)
+    team_name: str = Field(default="", max_length=200)
+    bot_user_id: str = Field(default="", max_length=32)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
