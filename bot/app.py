@@ -1,0 +1,153 @@
+"""The app factory: builds the Bolt app and its services from explicit arguments, with no I/O."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.response import BoltResponse
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+import commands
+from bot.settings import Settings
+from bot.slack import make_client
+from commands.service import Reap
+from storage.engine import Sessions, create_engine, session_factory
+
+log = logging.getLogger(__name__)
+
+
+def utc_now() -> datetime:
+    """The real clock (tests and the console pass their own)."""
+    return datetime.now(UTC)
+
+
+class BackgroundTasks:
+    """Work that runs after the ack: tracked so it is not garbage-collected, logged if it fails."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run `coro` in the background."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task failed: %r", task.exception())
+
+    async def drain(self) -> None:
+        """Wait until every background task (and any it spawned) has finished."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+@dataclass
+class Identity:
+    """Who the bot is in its workspace, learned once from auth.test instead of on every request."""
+
+    team_id: str | None = None
+    bot_user_id: str | None = None
+    bot_id: str | None = None
+
+
+@dataclass
+class ReapApp:
+    """Everything one process runs: the Bolt app, its services, and what must be closed at exit."""
+
+    settings: Settings
+    bolt: AsyncApp
+    reap: Reap
+    engine: AsyncEngine | None
+    sessions: Sessions
+    client: AsyncWebClient
+    tasks: BackgroundTasks
+    identity: Identity
+    health_checks: dict[str, Callable[[], Coroutine[Any, Any, str | None]]] = field(default_factory=dict)
+
+    async def learn_identity(self) -> None:
+        """Ask auth.test once who the bot is; failures are logged and retried later, not per request."""
+        try:
+            answer = await self.client.auth_test()
+        except Exception as exc:
+            log.warning("auth.test failed (%s); will retry", type(exc).__name__)
+            return
+        self.identity.team_id = str(answer.get("team_id") or "") or None
+        self.identity.bot_user_id = answer.get("user_id")
+        self.identity.bot_id = answer.get("bot_id")
+
+    async def close(self) -> None:
+        """Finish background work and release the database."""
+        await self.tasks.drain()
+        if self.engine is not None:
+            await self.engine.dispose()
+
+
+def create_app(
+    settings: Settings,
+    *,
+    client: AsyncWebClient | None = None,
+    sessions: Sessions | None = None,
+    clock: Callable[[], datetime] = utc_now,
+) -> ReapApp:
+    """Build the REAP Bolt app. Nothing here touches the network or the database."""
+    settings.require("slack_signing_secret")
+    client = client or make_client(settings)
+    engine: AsyncEngine | None = None
+    if sessions is None:
+        engine = create_engine(settings.database_url)
+        sessions = session_factory(engine)
+    tasks = BackgroundTasks()
+    identity = Identity()
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+
+    async def authorize(enterprise_id: str | None, team_id: str | None, **_: Any) -> AuthorizeResult:
+        return AuthorizeResult(
+            enterprise_id=enterprise_id,
+            team_id=team_id,
+            bot_token=token,
+            bot_user_id=identity.bot_user_id,
+            bot_id=identity.bot_id,
+        )
+
+    bolt = AsyncApp(
+        client=client,
+        signing_secret=settings.secret("slack_signing_secret"),
+        authorize=authorize,
+        # Handlers finish their database work in milliseconds and defer Slack calls to tasks,
+        # so answering after the listener avoids Bolt's 10 ms ack-polling loop.
+        process_before_response=True,
+        raise_error_for_unhandled_request=False,
+    )
+    reap = Reap(settings=settings, sessions=sessions, clock=clock, spawn=tasks.spawn, client=client)
+
+    @bolt.middleware
+    async def provide_services(context: AsyncBoltContext, body: dict[str, Any], next: Any) -> Any:
+        team = body.get("team_id") or (body.get("team") or {}).get("id")
+        if identity.team_id and team and team != identity.team_id:
+            log.warning("refused a request from another workspace (%s)", team)
+            return BoltResponse(status=403, body="")
+        context["reap"] = reap
+        return await next()
+
+    commands.register(bolt)
+    return ReapApp(
+        settings=settings,
+        bolt=bolt,
+        reap=reap,
+        engine=engine,
+        sessions=sessions,
+        client=client,
+        tasks=tasks,
+        identity=identity,
+    )

@@ -1,0 +1,914 @@
+"""The `/reap` slash-command grammar: text in, a typed command or a UsageError out.
+
+Pure: nothing here reads the clock, the database or Slack; `today` is the caller's local date.
+
+The text is what Slack sends with `should_escape: true`: people are `<@U123|name>`, channels
+`<#C123|name>`, links `<https://x|x>`, broadcasts `<!channel>`, and a typed `&`, `<`, `>` arrive
+as `&amp;`, `&lt;`, `&gt;`. Free text (titles, notes, strategy names) is stored as the literal
+text the person saw: entities are unescaped and Slack markup becomes its visible form
+(`<@U1|maria>` -> `@maria`, `<!channel>` -> `@channel`, `<https://x|x>` -> `x`). So stored text
+never pings anyone and builders must escape it like any other user text before rendering.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from typing import Literal, TypeAlias
+
+from commands.dates import DateError, parse_date, parse_duration_or_date, snippet
+from reminders.fiscal import FiscalQuarter, QuarterError
+
+MAX_TEXT_LENGTH = 4000
+MAX_TITLE_LENGTH = 300
+
+USAGE: dict[str, str] = {
+    "help": "/reap help [subcommand]",
+    "add": '/reap add "<title>" [owner @user] [due <date>] [strategy <name or key>]',
+    "list": (
+        "/reap list [mine | @user | overdue | due-soon | blocked | strategy <s> | status <s> | all] [page N]"
+    ),
+    "show": "/reap show <ref>",
+    "status": ('/reap status <ref> <not-started|on-track|at-risk|off-track|blocked|done|dropped> ["note"]'),
+    "done": '/reap done <ref> ["note"]',
+    "progress": "/reap progress <ref> <0-100>%",
+    "note": '/reap note <ref> "<text>"',
+    "due": "/reap due <ref> <date>",
+    "assign": "/reap assign <ref> @user",
+    "snooze": "/reap snooze <ref> <date or duration>",
+    "history": "/reap history <ref>",
+    "pause": "/reap pause <date>",
+    "role": "/reap role @user <coordinator|member> [department]",
+    "checkin": "/reap checkin start|status|close [quarter]\n/reap checkin schedule <quarter> <date>",
+    "measure": '/reap measure <key> <value> [quarter] ["note"]',
+    "rollup": "/reap rollup [quarter] [department] [#channel]",
+}
+
+_DETAILS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "help": ("Show every command, or one command with examples.", ("/reap help status",)),
+    "add": (
+        "Add an action item. With no arguments it opens the Add form. Quote the title if it"
+        " contains the words owner, due or strategy.",
+        ('/reap add "Translate the permit guide" owner @maria due 3/31', "/reap add"),
+    ),
+    "list": (
+        "List action items; with nothing after it, your own. Add page N for more.",
+        ("/reap list overdue", "/reap list @maria page 2"),
+    ),
+    "show": ("Show one action item.", ("/reap show OIT-7",)),
+    "status": (
+        "Set an item's status, with an optional note.",
+        ('/reap status OIT-7 at-risk "vendor delay"', "/reap status OIT-7 on track"),
+    ),
+    "done": ("Mark an item done.", ('/reap done OIT-7 "launched at the May meeting"',)),
+    "progress": ("Record how far along an item is.", ("/reap progress OIT-7 40%",)),
+    "note": ("Add a note to an item.", ("/reap note OIT-7 vendor replied, demo next week",)),
+    "due": ("Change an item's due date.", ("/reap due OIT-7 end of quarter", "/reap due OIT-7 6/30")),
+    "assign": ("Give an item to someone else.", ("/reap assign OIT-7 @maria",)),
+    "snooze": ("Quiet an item's reminders for a while.", ("/reap snooze OIT-7 1w",)),
+    "history": ("Show who changed an item, and when.", ("/reap history OIT-7",)),
+    "pause": (
+        "Pause all your reminders until a date, e.g. while on leave; `pause off` resumes them.",
+        ("/reap pause 8/15", "/reap pause off"),
+    ),
+    "role": (
+        "Make someone a department coordinator or a member (admins only).",
+        ("/reap role @maria coordinator OIT",),
+    ),
+    "checkin": (
+        "Run the quarterly check-in: start it, see who has answered, close it, or schedule the meeting.",
+        ("/reap checkin start Q3", "/reap checkin schedule FY2027-Q3 4/15"),
+    ),
+    "measure": (
+        "Record a performance measure's value for a quarter (this quarter unless you say).",
+        ('/reap measure hires 12 last "two offers pending"', "/reap measure wait_days 1,200"),
+    ),
+    "rollup": (
+        "Summarise the plan for a quarter, optionally for one department or into a channel.",
+        ("/reap rollup FY2027-Q2", "/reap rollup last OIT #dei-updates"),
+    ),
+}
+
+_HELP_HINT = "Type /reap help to see every command."
+
+_STATUSES = {
+    "notstarted": "not_started",
+    "ontrack": "on_track",
+    "atrisk": "at_risk",
+    "offtrack": "off_track",
+    "blocked": "blocked",
+    "done": "done",
+    "dropped": "dropped",
+}
+_STATUS_WORDS = "not-started, on-track, at-risk, off-track, blocked, done or dropped"
+
+_A = re.ASCII
+_FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+_MARKUP_AT = re.compile(r"<[^<>\s][^<>]{0,500}>")
+_MARKUP = re.compile(r"<([^<>]+)>")
+_ENTITY = re.compile(r"&(amp|lt|gt);")
+_ENTITIES = {"amp": "&", "lt": "<", "gt": ">"}
+_USER = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^<>]*)?>", _A)
+_CHANNEL = re.compile(r"<#([CG][A-Z0-9]+)(?:\|[^<>]*)?>", _A)
+_REF = re.compile(r"[A-Za-z][A-Za-z0-9]{0,15}-[0-9]{1,9}", _A)
+_DEPARTMENT = re.compile(r"[A-Za-z][A-Za-z0-9]{0,15}", _A)
+_MEASURE_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}", _A)
+_PERCENT = re.compile(r"([+-]?[0-9]{1,12}(?:\.[0-9]{1,12})?) ?(?:%|percent)?", _A)
+_NUMBER = re.compile(
+    r"([+-]?)\$?((?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]{1,15})(?:\.[0-9]{0,12})?|\.[0-9]{1,12})%?", _A
+)
+_PAGE = re.compile(r"[0-9]{1,6}", _A)
+# Opening quote -> the characters that may close it (phones often type “...”).
+_QUOTES = {'"': '"', "“": '”"', "”": '”"', "„": '“”"'}
+_SUBCOMMAND_ALIASES = {"check-in": "checkin", "check_in": "checkin", "?": "help"}
+
+
+class ReapInputError(Exception):
+    """Something a person typed or chose that we cannot act on; the message says how to fix it."""
+
+
+class UsageError(ReapInputError):
+    """A slash command we cannot read: what was wrong, then the usage line of the subcommand."""
+
+    def __init__(self, problem: str, subcommand: str | None = None) -> None:
+        self.problem = problem
+        self.subcommand = subcommand
+        self.usage = USAGE.get(subcommand) if subcommand else None
+        super().__init__(f"{problem}\n{self.usage or _HELP_HINT}")
+
+
+@dataclass(frozen=True)
+class Help:
+    """`/reap help [topic]`; topic None means the full list."""
+
+    topic: str | None
+
+
+@dataclass(frozen=True)
+class Add:
+    """`/reap add ...`; a None title means: open the Add modal."""
+
+    title: str | None
+    owner: str | None
+    due: date | None
+    strategy: str | None
+
+
+ListScope: TypeAlias = Literal["mine", "user", "overdue", "due-soon", "blocked", "strategy", "status", "all"]
+
+
+@dataclass(frozen=True)
+class ListItems:
+    """`/reap list [scope] [page N]`; with no scope it lists the caller's own items (mine)."""
+
+    scope: ListScope
+    user: str | None = None
+    strategy: str | None = None
+    status: str | None = None
+    page: int = 1
+
+
+@dataclass(frozen=True)
+class Show:
+    """`/reap show <ref>`."""
+
+    ref: str
+
+
+@dataclass(frozen=True)
+class History:
+    """`/reap history <ref>`."""
+
+    ref: str
+
+
+@dataclass(frozen=True)
+class SetStatus:
+    """`/reap status <ref> <status> [note]`; status is the storage value, e.g. on_track."""
+
+    ref: str
+    status: str
+    note: str | None
+
+
+@dataclass(frozen=True)
+class Done:
+    """`/reap done <ref> [note]`."""
+
+    ref: str
+    note: str | None
+
+
+@dataclass(frozen=True)
+class Progress:
+    """`/reap progress <ref> <0-100>%`."""
+
+    ref: str
+    percent: int
+
+
+@dataclass(frozen=True)
+class Note:
+    """`/reap note <ref> <text>`."""
+
+    ref: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Due:
+    """`/reap due <ref> <date>`."""
+
+    ref: str
+    due: date
+
+
+@dataclass(frozen=True)
+class Assign:
+    """`/reap assign <ref> @user`; owner is the Slack user id."""
+
+    ref: str
+    owner: str
+
+
+@dataclass(frozen=True)
+class Snooze:
+    """`/reap snooze <ref> <date or duration>`; until is always after today."""
+
+    ref: str
+    until: date
+
+
+@dataclass(frozen=True)
+class Pause:
+    """`/reap pause <date>`; None means `pause off` (resume reminders)."""
+
+    until: date | None
+
+
+@dataclass(frozen=True)
+class Role:
+    """`/reap role @user <coordinator|member> [department]`; department is an upper-case key."""
+
+    user: str
+    role: Literal["coordinator", "member"]
+    department: str | None
+
+
+CheckInAction: TypeAlias = Literal["start", "status", "close", "schedule"]
+
+
+@dataclass(frozen=True)
+class CheckIn:
+    """`/reap checkin start|status|close [quarter]` or `schedule <quarter> <date>`; bare = status."""
+
+    action: CheckInAction
+    quarter: FiscalQuarter
+    meeting: date | None = None
+
+
+@dataclass(frozen=True)
+class RecordMeasure:
+    """`/reap measure <key> <value> [quarter] [note]`; `45%` is 45.0, key kept as typed.
+
+    A word right after the value that reads as a quarter (`this`, `last`, `next`, `Q2`) is the
+    quarter, so an unquoted note starting with such a word needs quotes.
+    """
+
+    key: str
+    value: float
+    quarter: FiscalQuarter
+    note: str | None
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """`/reap rollup [quarter] [department] [#channel]`; channel is a Slack channel id."""
+
+    quarter: FiscalQuarter
+    department: str | None
+    channel: str | None
+
+
+Command: TypeAlias = (
+    Help
+    | Add
+    | ListItems
+    | Show
+    | History
+    | SetStatus
+    | Done
+    | Progress
+    | Note
+    | Due
+    | Assign
+    | Snooze
+    | Pause
+    | Role
+    | CheckIn
+    | RecordMeasure
+    | Rollup
+)
+
+
+def parse_command(text: str, *, today: date, fiscal_start_month: int = 7) -> Command:
+    """Read the text after `/reap` into a typed command, or raise UsageError saying what to fix."""
+    guess = _guess_subcommand(text)
+    if len(text) > MAX_TEXT_LENGTH:
+        raise UsageError(
+            f"That command is {len(text)} characters, which is too long (the limit is {MAX_TEXT_LENGTH})",
+            guess,
+        )
+    if bad := _FORBIDDEN.search(text):
+        raise UsageError(
+            f"The text contains an invisible control character (U+{ord(bad[0]):04X}); please retype it",
+            guess,
+        )
+    tokens = _tokenize(text, guess)
+    if not tokens:
+        return Help(None)
+    first = tokens[0]
+    word = first.raw.lower()
+    sub = _SUBCOMMAND_ALIASES.get(word, word)
+    if first.quoted or sub not in _PARSERS:
+        raise _unknown_subcommand(first)
+    args = _Args(sub, text, tokens[1:], today, fiscal_start_month)
+    return _PARSERS[sub](args)
+
+
+def help_text(topic: str | None) -> str:
+    """Plain-text help: every command, or one command with examples (unknown topic: all)."""
+    key = (topic or "").strip().lower()
+    key = _SUBCOMMAND_ALIASES.get(key, key)
+    if key in USAGE:
+        summary, examples = _DETAILS[key]
+        return "\n".join([USAGE[key], summary, "Examples:", *(f"  {e}" for e in examples)])
+    return "\n".join(
+        [
+            "REAP Tracker commands:",
+            *USAGE.values(),
+            "",
+            "Items are named like OIT-7. Dates can be 3/31, Mar 31, friday, in 2 weeks or"
+            " end of quarter. Quarters can be FY2027-Q2, Q2, this or last.",
+            "Type /reap help <command> for examples, e.g. /reap help status.",
+        ]
+    )
+
+
+# --- tokens -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Token:
+    raw: str  # exactly as sent, quotes and Slack markup included
+    text: str  # what the person saw: quotes removed, markup and entities resolved
+    start: int
+    end: int
+    quoted: bool = False
+
+    @property
+    def word(self) -> str | None:
+        """The lower-cased raw text of an unquoted token, for matching keywords."""
+        return None if self.quoted else self.raw.lower()
+
+
+def _tokenize(text: str, subcommand: str | None) -> list[_Token]:
+    tokens: list[_Token] = []
+    i, n = 0, len(text)
+    while i < n:
+        if text[i].isspace():
+            i += 1
+            continue
+        closers = _QUOTES.get(text[i])
+        if closers is not None:
+            end = next((j for j in range(i + 1, n) if text[j] in closers), -1)
+            if end < 0:
+                raise UsageError(
+                    f'This quote is never closed: {snippet(text[i:])} (add the closing ")',
+                    subcommand,
+                )
+            inner = _humanise(text[i + 1 : end]).strip()
+            tokens.append(_Token(text[i : end + 1], inner, i, end + 1, quoted=True))
+            i = end + 1
+            continue
+        j = i
+        while j < n and not text[j].isspace():
+            # Slack markup can hold spaces (`<!subteam^S1|@team leads>`); keep it whole.
+            markup = _MARKUP_AT.match(text, j) if text[j] == "<" else None
+            j = markup.end() if markup else j + 1
+        tokens.append(_Token(text[i:j], _humanise(text[i:j]), i, j))
+        i = j
+    return tokens
+
+
+def _humanise(raw: str) -> str:
+    """Slack's escaped text -> the literal text the person saw."""
+    return _ENTITY.sub(lambda m: _ENTITIES[m[1]], _MARKUP.sub(_visible_markup, raw))
+
+
+def _visible_markup(match: re.Match[str]) -> str:
+    target, _, label = match[1].partition("|")
+    sigil = target[:1]
+    if sigil in ("@", "#"):
+        return sigil + (label or target[1:])
+    if sigil == "!":
+        name = target[1:].split("^")[0]
+        if name in ("channel", "here", "everyone"):
+            return f"@{name}"
+        return label or f"@{name}"
+    return label or target
+
+
+def _guess_subcommand(text: str) -> str | None:
+    words = text[:40].split(maxsplit=1)
+    if not words:
+        return None
+    word = _SUBCOMMAND_ALIASES.get(words[0].lower(), words[0].lower())
+    return word if word in USAGE else _closest(word, USAGE)
+
+
+def _closest(word: str, choices: Iterable[str]) -> str | None:
+    found = difflib.get_close_matches(word[:30], list(choices), n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def _unknown_subcommand(token: _Token) -> UsageError:
+    if not token.quoted and _REF.fullmatch(token.raw):
+        ref = token.raw.upper()
+        return UsageError(
+            f'I don\'t know the command "{ref}"; to see that item, type /reap show {ref}',
+            "show",
+        )
+    close = None if token.quoted else _closest(token.raw.lower(), USAGE)
+    problem = f'I don\'t know the command "{snippet(token.text)}"'
+    if close:
+        problem += f"; did you mean {close}?"
+    return UsageError(problem, close)
+
+
+# --- shared argument readers ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Args:
+    sub: str
+    text: str
+    tokens: list[_Token]
+    today: date
+    fiscal_start_month: int
+
+    def fail(self, problem: str) -> UsageError:
+        """A UsageError for this subcommand."""
+        return UsageError(problem, self.sub)
+
+    def free_text(self, tokens: list[_Token]) -> str:
+        """A title or note: one quoted token's content, or the literal run of the words."""
+        if not tokens:
+            return ""
+        if len(tokens) == 1 and tokens[0].quoted:
+            return tokens[0].text
+        return _humanise(self.text[tokens[0].start : tokens[-1].end]).strip()
+
+    def ref(self, tokens: list[_Token]) -> str:
+        """The item reference in the first token, normalised to upper case."""
+        if not tokens:
+            raise self.fail("Which item? Give its reference, like OIT-7")
+        candidate = tokens[0].text.rstrip(".,:;")
+        if _REF.fullmatch(candidate):
+            return candidate.upper()
+        raise self.fail(f'"{snippet(tokens[0].text)}" is not an item reference; they look like OIT-7')
+
+    def person(self, tokens: list[_Token], what: str) -> str:
+        """The Slack user id of the single mention in `tokens`."""
+        if not tokens:
+            raise self.fail(f"The {what} is missing; mention them with @, like @maria")
+        if len(tokens) > 1:
+            raise self.fail(f"Give one {what}, not {len(tokens)}")
+        token = tokens[0]
+        if not token.quoted and (match := _USER.fullmatch(token.raw)):
+            return match[1]
+        raise self.not_a_person(token, what)
+
+    def not_a_person(self, token: _Token, what: str) -> UsageError:
+        """The UsageError for a token that should have been an @mention."""
+        if token.text.startswith("@"):
+            return self.fail(
+                f'I can\'t tell who "{snippet(token.text)}" is: mention the person with @ so'
+                " Slack turns it into a link (pick them from the list that pops up)"
+            )
+        return self.fail(f'I expected a person for the {what}, like @maria, not "{snippet(token.text)}"')
+
+    def day(self, tokens: list[_Token], *, after_today: bool = False) -> date:
+        """A date written over one or more tokens."""
+        if not tokens:
+            raise self.fail("The date is missing; e.g. 3/31, friday or in 2 weeks")
+        written = " ".join(t.text for t in tokens)
+        reader = parse_duration_or_date if after_today else parse_date
+        try:
+            return reader(written, today=self.today, fiscal_start_month=self.fiscal_start_month)
+        except DateError as err:
+            raise self.fail(err.problem) from None
+
+    def status(self, tokens: list[_Token]) -> tuple[str, int]:
+        """A status in one or two words (`on-track`, `on track`) and how many tokens it took."""
+        if not tokens:
+            raise self.fail(f"Which status? Use {_STATUS_WORDS}")
+        for width in (1, 2):
+            words = tokens[:width]
+            if len(words) == width and not any(t.quoted for t in words):
+                key = re.sub(r"[-_\s]+", "", " ".join(t.raw for t in words).lower())
+                if key in _STATUSES:
+                    return _STATUSES[key], width
+        problem = f'"{snippet(tokens[0].text)}" is not a status; use {_STATUS_WORDS}'
+        close = _closest(re.sub(r"[-_\s]+", "", tokens[0].text.lower()), _STATUSES)
+        if close:
+            problem += f" (did you mean {_STATUSES[close].replace('_', '-')}?)"
+        raise self.fail(problem)
+
+    def quarter(self, index: int) -> tuple[FiscalQuarter, int] | None:
+        """A quarter word at tokens[index] (`FY2027-Q2`, `FY2027 Q2`, `Q2`, `this`, `last`)."""
+        for width in (2, 1):
+            words = self.tokens[index : index + width]
+            if len(words) < width or any(t.quoted for t in words):
+                continue
+            try:
+                quarter = FiscalQuarter.parse(
+                    " ".join(t.raw for t in words),
+                    today=self.today,
+                    start_month=self.fiscal_start_month,
+                )
+            except QuarterError:
+                continue
+            if not 1901 <= quarter.fiscal_year <= 2999:
+                raise self.fail(f"FY{quarter.fiscal_year} is not a fiscal year I can track")
+            return quarter, width
+        return None
+
+    def required_quarter(self, index: int) -> tuple[FiscalQuarter, int]:
+        """Like quarter(), but a missing or unreadable quarter is a UsageError."""
+        found = self.quarter(index)
+        if found is None:
+            if index >= len(self.tokens):
+                raise self.fail("Which quarter? Write it like FY2027-Q2, Q2, this or last")
+            raise self.fail(str(QuarterError(snippet(self.tokens[index].text))))
+        return found
+
+    def unexpected(self, token: _Token) -> UsageError:
+        """A UsageError for a word that does not belong where it is."""
+        return self.fail(f'I didn\'t expect "{snippet(token.text)}" there')
+
+
+# --- one reader per subcommand ------------------------------------------------------------
+
+
+def _help(a: _Args) -> Command:
+    if not a.tokens:
+        return Help(None)
+    word = a.tokens[0].text.strip().lower()
+    word = _SUBCOMMAND_ALIASES.get(word, word)
+    if word in USAGE:
+        return Help(word)
+    return Help(_closest(word, USAGE) or word)
+
+
+_ADD_KEYWORDS = ("owner", "due", "strategy")
+
+
+def _add(a: _Args) -> Command:
+    tokens = a.tokens
+    if not tokens:
+        return Add(None, None, None, None)
+    starts = [i for i, t in enumerate(tokens) if t.word in _ADD_KEYWORDS]
+    title_tokens = tokens[: starts[0]] if starts else tokens
+    if not title_tokens:
+        raise a.fail('The title is missing; put it first, like /reap add "Hire analyst" due 3/31')
+    if title_tokens[0].quoted and len(title_tokens) > 1:
+        raise a.fail(
+            f'After the quoted title I expected owner, due or strategy, not "{snippet(title_tokens[1].text)}"'
+        )
+    title = a.free_text(title_tokens)
+    if not title:
+        raise a.fail("The title is empty")
+    if len(title) > MAX_TITLE_LENGTH:
+        raise a.fail(
+            f"The title is {len(title)} characters, which is too long"
+            f" (the limit is {MAX_TITLE_LENGTH}); put the details in a note"
+        )
+    options: dict[str, list[_Token]] = {}
+    for n, start in enumerate(starts):
+        keyword = tokens[start].raw.lower()
+        if keyword in options:
+            raise a.fail(f'"{keyword}" appears twice; give it once')
+        end = starts[n + 1] if n + 1 < len(starts) else len(tokens)
+        options[keyword] = tokens[start + 1 : end]
+    try:
+        owner = a.person(options["owner"], "owner") if "owner" in options else None
+        due = a.day(options["due"]) if "due" in options else None
+        strategy = None
+        if "strategy" in options:
+            strategy = a.free_text(options["strategy"])
+            if not strategy:
+                raise a.fail("The strategy is missing; give its name or key")
+    except UsageError as err:
+        if title_tokens[0].quoted:
+            raise
+        raise a.fail(
+            f"{err.problem.rstrip('.')}. If owner, due or strategy is part of the title,"
+            ' put the title in "quotes"'
+        ) from None
+    return Add(title, owner, due, strategy)
+
+
+_LIST_WORDS: dict[str, ListScope] = {
+    "mine": "mine",
+    "me": "mine",
+    "my": "mine",
+    "overdue": "overdue",
+    "late": "overdue",
+    "due-soon": "due-soon",
+    "due_soon": "due-soon",
+    "duesoon": "due-soon",
+    "soon": "due-soon",
+    "blocked": "blocked",
+    "all": "all",
+    "everything": "all",
+}
+
+
+def _list(a: _Args) -> Command:
+    tokens = list(a.tokens)
+    page = 1
+    page_at = next((i for i, t in enumerate(tokens) if t.word == "page"), None)
+    if page_at is not None:
+        number = tokens[page_at + 1].raw if page_at + 1 < len(tokens) else ""
+        if not _PAGE.fullmatch(number) or int(number) < 1:
+            raise a.fail(f'The page should be a number from 1, like "page 2", not "{number}"')
+        page = int(number)
+        del tokens[page_at : page_at + 2]
+    if not tokens:
+        return ListItems("mine", page=page)
+    first, rest = tokens[0], tokens[1:]
+    if first.word == "strategy":
+        name = a.free_text(rest)
+        if not name:
+            raise a.fail("Which strategy? Give its name or key")
+        return ListItems("strategy", strategy=name, page=page)
+    if first.word == "status":
+        status, used = a.status(rest)
+        if rest[used:]:
+            raise a.unexpected(rest[used])
+        return ListItems("status", status=status, page=page)
+    if first.word == "due" and rest and rest[0].word == "soon":
+        scope: ListScope | None = "due-soon"
+        rest = rest[1:]
+    elif not first.quoted and (match := _USER.fullmatch(first.raw)):
+        if rest:
+            raise a.fail("I can list one thing at a time; pick one person or one filter")
+        return ListItems("user", user=match[1], page=page)
+    elif first.text.startswith("@"):
+        raise a.not_a_person(first, "list")
+    else:
+        scope = _LIST_WORDS.get(first.word or "")
+    if scope is None:
+        problem = f'I can\'t list "{snippet(first.text)}"'
+        close = _closest((first.word or "")[:30], _LIST_WORDS)
+        if close:
+            problem += f"; did you mean {_LIST_WORDS[close]}?"
+        raise a.fail(problem)
+    if rest:
+        raise a.fail("I can list one thing at a time; pick one person or one filter")
+    return ListItems(scope, page=page)
+
+
+def _show(a: _Args) -> Command:
+    ref = a.ref(a.tokens)
+    if len(a.tokens) > 1:
+        raise a.unexpected(a.tokens[1])
+    return Show(ref)
+
+
+def _history(a: _Args) -> Command:
+    ref = a.ref(a.tokens)
+    if len(a.tokens) > 1:
+        raise a.unexpected(a.tokens[1])
+    return History(ref)
+
+
+def _status(a: _Args) -> Command:
+    ref = a.ref(a.tokens)
+    rest = a.tokens[1:]
+    status, used = a.status(rest)
+    return SetStatus(ref, status, a.free_text(rest[used:]) or None)
+
+
+def _done(a: _Args) -> Command:
+    ref = a.ref(a.tokens)
+    return Done(ref, a.free_text(a.tokens[1:]) or None)
+
+
+def _progress(a: _Args) -> Command:
+    ref = a.ref(a.tokens)
+    rest = a.tokens[1:]
+    if not rest:
+        raise a.fail("How far along is it? Give a percentage from 0 to 100, like 40%")
+    written = " ".join(t.raw for t in rest)
+    match = _PERCENT.fullmatch(written)
+    if match is None:
+        raise a.fail(f'"{snippet(written)}" is not a percentage; write it like 40%')
+    number = float(match[1])
+    if not number.is_integer() or not 0 <= number <= 100:
+        raise a.fail(f'Progress is a whole number from 0 to 100, not "{snippet(written)}"')
+    return Progress(ref, int(number))
+
+
+def _note(a: _Args) -> Command:
+    ref = a.ref(a.tokens)
+    text = a.free_text(a.tokens[1:])
+    if not text:
+        raise a.fail('The note is empty; write it after the reference, like "vendor replied"')
+    return Note(ref, text)
+
+
+def _due(a: _Args) -> Command:
+    ref = a.ref(a.tokens)
+    return Due(ref, a.day(a.tokens[1:]))
+
+
+def _assign(a: _Args) -> Command:
+    ref = a.ref(a.tokens)
+    return Assign(ref, a.person(a.tokens[1:], "new owner"))
+
+
+_UNTIL_WORDS = ("until", "till", "til", "for")
+
+
+def _snooze(a: _Args) -> Command:
+    ref = a.ref(a.tokens)
+    rest = a.tokens[1:]
+    if rest and rest[0].word in _UNTIL_WORDS:
+        rest = rest[1:]
+    if not rest:
+        raise a.fail("Until when? e.g. 1w, 3 days, friday or 4/15")
+    return Snooze(ref, a.day(rest, after_today=True))
+
+
+def _pause(a: _Args) -> Command:
+    rest = a.tokens
+    if len(rest) == 1 and rest[0].word in ("off", "resume", "stop", "end"):
+        return Pause(None)
+    if rest and rest[0].word in _UNTIL_WORDS:
+        rest = rest[1:]
+    if not rest:
+        raise a.fail("Until when? e.g. /reap pause 8/15, or /reap pause off to resume")
+    return Pause(a.day(rest, after_today=True))
+
+
+def _role(a: _Args) -> Command:
+    tokens = a.tokens
+    user = a.person(tokens[:1], "person")
+    if len(tokens) < 2:
+        raise a.fail("Which role? coordinator or member")
+    word = tokens[1].text.lower()
+    role: Literal["coordinator", "member"]
+    if word == "coordinator":
+        role = "coordinator"
+    elif word == "member":
+        role = "member"
+    else:
+        close = _closest(word, ("coordinator", "member"))
+        hint = f" (did you mean {close}?)" if close else ""
+        raise a.fail(f'"{snippet(tokens[1].text)}" is not a role; use coordinator or member{hint}')
+    department = None
+    if len(tokens) > 2:
+        department = _department(tokens[2])
+        if department is None:
+            raise a.fail(f'"{snippet(tokens[2].text)}" is not a department key; they look like OIT')
+    if len(tokens) > 3:
+        raise a.unexpected(tokens[3])
+    return Role(user, role, department)
+
+
+def _department(token: _Token) -> str | None:
+    if token.quoted or not _DEPARTMENT.fullmatch(token.raw):
+        return None
+    return token.raw.upper()
+
+
+_CHECKIN_ACTIONS: dict[str, CheckInAction] = {
+    "start": "start",
+    "open": "start",
+    "status": "status",
+    "close": "close",
+    "schedule": "schedule",
+}
+
+
+def _checkin(a: _Args) -> Command:
+    tokens = a.tokens
+    if not tokens:
+        return CheckIn("status", _this_quarter(a))
+    word = tokens[0].word or ""
+    action = _CHECKIN_ACTIONS.get(word)
+    if action is None:
+        close = _closest(word, _CHECKIN_ACTIONS)
+        hint = f"; did you mean {_CHECKIN_ACTIONS[close]}?" if close else ""
+        raise a.fail(
+            f'"{snippet(tokens[0].text)}" is not a check-in action; use start, status, close'
+            f" or schedule{hint}"
+        )
+    if action == "schedule":
+        quarter, used = a.required_quarter(1)
+        meeting = a.day(tokens[1 + used :])
+        if meeting < a.today:
+            raise a.fail(f"{meeting.isoformat()} has passed; pick today or a later day")
+        return CheckIn("schedule", quarter, meeting)
+    found = a.quarter(1)
+    if found is None:
+        if len(tokens) > 1:
+            raise a.fail(str(QuarterError(snippet(tokens[1].text))))
+        return CheckIn(action, _this_quarter(a))
+    quarter, used = found
+    if len(tokens) > 1 + used:
+        raise a.unexpected(tokens[1 + used])
+    return CheckIn(action, quarter)
+
+
+def _this_quarter(a: _Args) -> FiscalQuarter:
+    return FiscalQuarter.containing(a.today, a.fiscal_start_month)
+
+
+def _measure(a: _Args) -> Command:
+    tokens = a.tokens
+    if not tokens:
+        raise a.fail("Which measure? Give its key and the value, like /reap measure hires 12")
+    key_token = tokens[0]
+    if key_token.quoted or not _MEASURE_KEY.fullmatch(key_token.raw):
+        raise a.fail(f'"{snippet(key_token.text)}" is not a measure key')
+    if len(tokens) < 2:
+        raise a.fail(f"What is the value of {key_token.raw}? e.g. 12, 12.5, 1,200 or 45%")
+    written = tokens[1].raw
+    match = _NUMBER.fullmatch(written)
+    if match is None:
+        raise a.fail(f'"{snippet(tokens[1].text)}" is not a number; e.g. 12, 12.5, 1,200 or 45%')
+    value = float(match[1] + match[2].replace(",", ""))
+    found = a.quarter(2)
+    quarter, used = found if found else (_this_quarter(a), 0)
+    note = a.free_text(tokens[2 + used :]) or None
+    return RecordMeasure(key_token.raw, value, quarter, note)
+
+
+def _rollup(a: _Args) -> Command:
+    quarter: FiscalQuarter | None = None
+    department: str | None = None
+    channel: str | None = None
+    index = 0
+    while index < len(a.tokens):
+        token = a.tokens[index]
+        found = a.quarter(index)
+        if found is not None:
+            if quarter is not None:
+                raise a.fail("Give one quarter")
+            quarter, used = found
+            index += used
+            continue
+        if not token.quoted and (match := _CHANNEL.fullmatch(token.raw)):
+            if channel is not None:
+                raise a.fail("Give one channel")
+            channel = match[1]
+        elif token.text.startswith("#"):
+            raise a.fail(
+                f'I can\'t tell which channel "{snippet(token.text)}" is: pick it with # so'
+                " Slack turns it into a link"
+            )
+        elif (key := _department(token)) is not None:
+            if department is not None:
+                raise a.fail("Give one department")
+            department = key
+        else:
+            raise a.unexpected(token)
+        index += 1
+    return Rollup(quarter or _this_quarter(a), department, channel)
+
+
+_PARSERS = {
+    "help": _help,
+    "add": _add,
+    "list": _list,
+    "show": _show,
+    "status": _status,
+    "done": _done,
+    "progress": _progress,
+    "note": _note,
+    "due": _due,
+    "assign": _assign,
+    "snooze": _snooze,
+    "history": _history,
+    "pause": _pause,
+    "role": _role,
+    "checkin": _checkin,
+    "measure": _measure,
+    "rollup": _rollup,
+}

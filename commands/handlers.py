@@ -1,0 +1,382 @@
+"""Thin Bolt listeners: ack, parse, one service call, respond. Slack calls happen after the ack."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import date
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncBoltContext, AsyncRespond
+from slack_bolt.response import BoltResponse
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.exc import IntegrityError
+
+from commands import blocks as bk
+from commands import grammar as g
+from commands import service as sv
+from storage.engine import transaction
+from storage.errors import PermissionDenied, ReapError
+from storage.models import ProcessedEvent
+
+log = logging.getLogger(__name__)
+
+
+def reap_of(context: AsyncBoltContext) -> sv.Reap:
+    """The services the app factory put into every request's context."""
+    reap: sv.Reap = context["reap"]
+    return reap
+
+
+def _team(body: dict[str, Any]) -> str:
+    return str(
+        body.get("team_id") or (body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id")
+    )
+
+
+def _user(body: dict[str, Any]) -> str:
+    return str(body.get("user_id") or (body.get("user") or {}).get("id"))
+
+
+def _spawn_followups(reap: sv.Reap, reply: sv.Reply, client: AsyncWebClient) -> None:
+    for followup in reply.followups:
+        reap.spawn(_run(followup, client))
+
+
+async def _run(followup: sv.FollowUp, client: AsyncWebClient) -> None:
+    await followup(client)
+
+
+# --- middleware --------------------------------------------------------------------------------
+
+
+async def skip_duplicate_events(
+    body: dict[str, Any],
+    context: AsyncBoltContext,
+    next: Any,
+) -> BoltResponse | None:
+    """Drop an Events API delivery whose event_id was already handled (a Slack retry)."""
+    event_id = body.get("event_id")
+    if body.get("type") != "event_callback" or not event_id:
+        await next()
+        return None
+    reap = reap_of(context)
+    try:
+        async with transaction(reap.sessions) as session:
+            session.add(ProcessedEvent(team_id=_team(body), event_id=str(event_id), received_at=reap.clock()))
+    except IntegrityError:
+        log.info("duplicate event %s ignored", event_id)
+        return BoltResponse(status=200, body="")
+    await next()
+    return None
+
+
+# --- /reap -------------------------------------------------------------------------------------
+
+
+async def on_reap(
+    ack: AsyncAck, command: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
+) -> None:
+    """The /reap slash command."""
+    reap = reap_of(context)
+    caller = await sv.caller_for(
+        reap,
+        team_id=_team(command),
+        user_id=_user(command),
+        channel_id=command.get("channel_id"),
+        trigger_id=command.get("trigger_id"),
+    )
+    try:
+        parsed = g.parse_command(
+            command.get("text") or "",
+            today=caller.today,
+            fiscal_start_month=reap.settings.fiscal_year_start_month,
+        )
+        reply = await sv.run_command(reap, caller=caller, command=parsed)
+    except (g.ReapInputError, ReapError) as exc:
+        reply = sv.error_reply(exc)
+    if reply.followups and not reply.text:
+        await ack()
+    else:
+        await ack(**reply.ack_kwargs())
+    _spawn_followups(reap, reply, client)
+
+
+# --- buttons -----------------------------------------------------------------------------------
+
+
+async def _refresh_message(
+    reap: sv.Reap,
+    body: dict[str, Any],
+    card: bk.ItemCard,
+    client: AsyncWebClient,
+    respond: AsyncRespond | None,
+) -> None:
+    container = body.get("container") or {}
+    message = body.get("message")
+    if container.get("type") == "view":
+        caller = await sv.caller_for(reap, team_id=_team(body), user_id=_user(body))
+        view = await sv.home_view(reap, caller=caller)
+        await client.views_publish(user_id=caller.actor.user_id, view=view)
+    elif message and not container.get("is_ephemeral"):
+        await client.chat_update(
+            channel=str(container.get("channel_id") or (body.get("channel") or {}).get("id")),
+            ts=message["ts"],
+            text=message.get("text") or card.item.title,
+            blocks=bk.replace_card(message.get("blocks") or [], card),
+        )
+    elif respond is not None and body.get("response_url"):
+        await respond(replace_original=True, text=card.item.title, blocks=bk.build_item_card(card))
+
+
+async def _tell(
+    respond: AsyncRespond | None, client: AsyncWebClient, body: dict[str, Any], exc: Exception
+) -> None:
+    reply = sv.error_reply(exc)
+    if respond is not None and body.get("response_url"):
+        await respond(response_type="ephemeral", replace_original=False, text=reply.text, blocks=reply.blocks)
+    else:
+        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+        if channel:
+            await client.chat_postEphemeral(
+                channel=channel, user=_user(body), text=reply.text, blocks=reply.blocks
+            )
+        else:
+            log.info("could not tell %s: %s", _user(body), exc)
+
+
+async def on_done(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    context: AsyncBoltContext,
+    client: AsyncWebClient,
+    respond: AsyncRespond,
+) -> None:
+    """The Done button on any item card."""
+    await ack()
+    reap = reap_of(context)
+    caller = await sv.caller_for(reap, team_id=_team(body), user_id=_user(body))
+    ref = str(body["actions"][0].get("value") or "")
+    try:
+        card = await sv.press_done(reap, caller=caller, ref=ref)
+    except ReapError as exc:
+        await _tell(respond, client, body, exc)
+        return
+    await _refresh_message(reap, body, card, client, respond)
+
+
+async def on_snooze(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    context: AsyncBoltContext,
+    client: AsyncWebClient,
+    respond: AsyncRespond,
+) -> None:
+    """The Snooze menu: 1 day, 1 week, or pick a date (opens a modal)."""
+    await ack()
+    reap = reap_of(context)
+    caller = await sv.caller_for(
+        reap, team_id=_team(body), user_id=_user(body), trigger_id=body.get("trigger_id")
+    )
+    ref, _, choice = str((body["actions"][0].get("selected_option") or {}).get("value") or "").partition("|")
+    try:
+        if choice == "pick":
+            item = await sv.editable_item(reap, caller=caller, ref=ref, action="snooze")
+            view = bk.build_snooze_modal(item, metadata=_origin(body))
+            await client.views_open(trigger_id=caller.trigger_id, view=view)
+            return
+        card = await sv.press_snooze(
+            reap, caller=caller, ref=ref, until=sv.snooze_until(choice, caller.today)
+        )
+    except ReapError as exc:
+        await _tell(respond, client, body, exc)
+        return
+    await _refresh_message(reap, body, card, client, respond)
+
+
+def _origin(body: dict[str, Any]) -> dict[str, Any]:
+    """Where a button was pressed, so a modal submit can update that message later."""
+    container = body.get("container") or {}
+    return {
+        "channel": container.get("channel_id"),
+        "ts": container.get("message_ts"),
+        "ephemeral": bool(container.get("is_ephemeral")),
+        "response_url": body.get("response_url"),
+        "home": container.get("type") == "view",
+    }
+
+
+async def on_update(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    context: AsyncBoltContext,
+    client: AsyncWebClient,
+    respond: AsyncRespond,
+) -> None:
+    """The Update button: open the Update modal for someone allowed to change the item."""
+    await ack()
+    reap = reap_of(context)
+    caller = await sv.caller_for(
+        reap, team_id=_team(body), user_id=_user(body), trigger_id=body.get("trigger_id")
+    )
+    try:
+        item = await sv.editable_item(
+            reap, caller=caller, ref=str(body["actions"][0].get("value") or ""), action="update"
+        )
+    except ReapError as exc:
+        await _tell(respond, client, body, exc)
+        return
+    await client.views_open(
+        trigger_id=caller.trigger_id, view=bk.build_update_modal(item, metadata=_origin(body))
+    )
+
+
+# --- modals ------------------------------------------------------------------------------------
+
+
+def _metadata(view: dict[str, Any]) -> dict[str, Any]:
+    try:
+        data = json.loads(view.get("private_metadata") or "{}")
+    except json.JSONDecodeError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+async def _refresh_origin(
+    reap: sv.Reap, origin: dict[str, Any], body: dict[str, Any], card: bk.ItemCard, client: AsyncWebClient
+) -> None:
+    if origin.get("home"):
+        caller = await sv.caller_for(reap, team_id=_team(body), user_id=_user(body))
+        await client.views_publish(user_id=caller.actor.user_id, view=await sv.home_view(reap, caller=caller))
+    elif origin.get("channel") and origin.get("ts") and not origin.get("ephemeral"):
+        blocks = await sv.blocks_after_change(reap, channel=origin["channel"], ts=origin["ts"], card=card)
+        await client.chat_update(
+            channel=origin["channel"], ts=origin["ts"], text=card.item.title, blocks=blocks
+        )
+    elif origin.get("response_url"):
+        from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+        await AsyncWebhookClient(origin["response_url"]).send(
+            replace_original=True, text=card.item.title, blocks=bk.build_item_card(card)
+        )
+
+
+async def on_update_submit(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    view: dict[str, Any],
+    context: AsyncBoltContext,
+    client: AsyncWebClient,
+) -> None:
+    """The Update modal's Save: validate inline, then apply everything in one transaction."""
+    reap = reap_of(context)
+    origin = _metadata(view)
+    form = sv.parse_update_form(str(origin.get("ref") or ""), view.get("state", {}).get("values", {}))
+    if isinstance(form, dict):
+        await ack(response_action="errors", errors=form)
+        return
+    caller = await sv.caller_for(reap, team_id=_team(body), user_id=_user(body))
+    try:
+        card = await sv.submit_update(reap, caller=caller, form=form)
+    except ReapError as exc:
+        await ack(response_action="errors", errors={"status": bk.clip(str(exc), 150)})
+        return
+    await ack()
+    reap.spawn(_refresh_origin(reap, origin, body, card, client))
+
+
+async def on_snooze_submit(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    view: dict[str, Any],
+    context: AsyncBoltContext,
+    client: AsyncWebClient,
+) -> None:
+    """The 'Snooze until…' modal."""
+    reap = reap_of(context)
+    origin = _metadata(view)
+    raw = view.get("state", {}).get("values", {}).get("until", {}).get("value", {}).get("selected_date")
+    caller = await sv.caller_for(reap, team_id=_team(body), user_id=_user(body))
+    try:
+        until = date.fromisoformat(raw or "")
+        card = await sv.press_snooze(reap, caller=caller, ref=str(origin.get("ref") or ""), until=until)
+    except ValueError:
+        await ack(response_action="errors", errors={"until": "Pick a date from the calendar."})
+        return
+    except ReapError as exc:
+        await ack(response_action="errors", errors={"until": bk.clip(str(exc), 150)})
+        return
+    await ack()
+    reap.spawn(_refresh_origin(reap, origin, body, card, client))
+
+
+async def on_add_submit(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    view: dict[str, Any],
+    context: AsyncBoltContext,
+    client: AsyncWebClient,
+) -> None:
+    """The Add modal's submit: create the item and confirm by DM."""
+    reap = reap_of(context)
+    form = sv.parse_add_form(view.get("state", {}).get("values", {}))
+    if isinstance(form, dict):
+        await ack(response_action="errors", errors=form)
+        return
+    caller = await sv.caller_for(reap, team_id=_team(body), user_id=_user(body))
+    try:
+        item = await sv.submit_add(reap, caller=caller, form=form)
+    except PermissionDenied as exc:
+        await ack(response_action="errors", errors={"owner": bk.clip(str(exc), 150)})
+        return
+    except ReapError as exc:
+        await ack(response_action="errors", errors={"title": bk.clip(str(exc), 150)})
+        return
+    await ack()
+    card = await sv.card_for(reap, caller=caller, ref=item.ref)
+    blocks = bk.build_confirmation(f"Added *{item.ref}*.", card)
+    reap.spawn(
+        client.chat_postMessage(channel=caller.actor.user_id, text=f"Added {item.ref}.", blocks=blocks)
+    )
+
+
+# --- App Home and shortcut ---------------------------------------------------------------------
+
+
+async def on_home_opened(
+    event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
+) -> None:
+    """Publish the caller's App Home when they open it."""
+    if event.get("tab") not in (None, "home"):
+        return
+    reap = reap_of(context)
+    caller = await sv.caller_for(reap, team_id=_team(body), user_id=str(event["user"]))
+    await client.views_publish(user_id=caller.actor.user_id, view=await sv.home_view(reap, caller=caller))
+
+
+async def on_create_from_message(
+    ack: AsyncAck, shortcut: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
+) -> None:
+    """The 'Create action item' message shortcut: the Add modal, prefilled, linking back to the message."""
+    await ack()
+    reap = reap_of(context)
+    caller = await sv.caller_for(
+        reap, team_id=_team(shortcut), user_id=_user(shortcut), trigger_id=shortcut.get("trigger_id")
+    )
+    message = shortcut.get("message") or {}
+    channel = (shortcut.get("channel") or {}).get("id", "")
+    ts = str(message.get("ts") or shortcut.get("message_ts") or "")
+    link = f"https://slack.com/archives/{channel}/p{ts.replace('.', '')}" if channel and ts else ""
+    text = str(message.get("text") or "")
+    try:
+        reply = await sv.open_add_modal(
+            reap,
+            caller=caller,
+            title=text.splitlines()[0][:300] if text else "",
+            description=f"{text}\n\nFrom: {link}".strip(),
+            metadata={"source": link},
+        )
+    except ReapError as exc:
+        log.info("shortcut refused for %s: %s", caller.actor.user_id, exc)
+        return
+    _spawn_followups(reap, reply, client)

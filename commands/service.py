@@ -1,0 +1,624 @@
+"""What each /reap command, button and modal does: one service call per request, returning a Reply."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from commands import blocks as bk
+from commands import grammar as g
+from storage.engine import Sessions, transaction
+from storage.errors import InvalidChange, NotFound, ReapError
+from storage.items import (
+    add_note,
+    complete_item,
+    create_item,
+    get_item,
+    reassign_item,
+    redate_item,
+    set_progress,
+    set_status,
+    snooze_item,
+)
+from storage.models import ActionItem, ActionItemCreate, Department, ItemStatus, Plan, Role, Strategy
+from storage.people import ensure_person, find_person, refresh_person, set_pause, set_role
+from storage.permissions import Actor, ensure_can_edit
+from storage.queries import ItemFilter, count_items, find_items, find_strategy, item_history
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+FollowUp = Callable[[AsyncWebClient], Awaitable[Any]]
+
+
+@dataclass
+class Reap:
+    """What handlers need: settings, sessions, the clock and a way to run follow-ups after ack."""
+
+    settings: Settings
+    sessions: Sessions
+    clock: Callable[[], datetime]
+    spawn: Callable[[Coroutine[Any, Any, Any]], None]
+    client: AsyncWebClient | None = None
+    extensions: dict[str, Any] = field(default_factory=dict)
+
+    def actor(self, team_id: str, user_id: str) -> Actor:
+        """The acting person, an admin if listed in REAP_ADMINS."""
+        return Actor(team_id, user_id, is_admin=user_id in self.settings.admins)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking and where: their workspace, id, time zone and local date."""
+
+    actor: Actor
+    zone: ZoneInfo
+    today: date
+    now: datetime
+    channel_id: str | None = None
+    trigger_id: str | None = None
+
+
+@dataclass
+class Reply:
+    """An answer to show the caller, plus Slack calls to make after the ack."""
+
+    text: str
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+    in_channel: bool = False
+    followups: list[FollowUp] = field(default_factory=list)
+    errors: dict[str, str] | None = None  # modal submissions: inline errors by block_id
+
+    def ack_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for Bolt's ack()."""
+        kwargs: dict[str, Any] = {"text": bk.clip(self.text, 3000), "blocks": self.blocks}
+        if self.in_channel:
+            kwargs["response_type"] = "in_channel"
+        return kwargs
+
+
+def error_reply(exc: Exception) -> Reply:
+    """A friendly ephemeral reply for a problem the person caused."""
+    if isinstance(exc, g.UsageError):
+        usage = g.USAGE.get(exc.subcommand or "", None)
+        return Reply(text=str(exc), blocks=bk.build_error(exc.problem, usage))
+    return Reply(text=str(exc), blocks=bk.build_error(str(exc)))
+
+
+PROFILE_MAX_AGE = timedelta(days=1)
+
+
+async def refresh_from_slack(reap: Reap, *, team_id: str, user_id: str) -> None:
+    """Refresh a person's name, time zone and active flag from users.info."""
+    if reap.client is None:
+        return
+    answer = await reap.client.users_info(user=user_id)
+    async with transaction(reap.sessions) as session:
+        await refresh_person(session, team_id=team_id, user=dict(answer["user"]), now=reap.clock())
+
+
+async def caller_for(reap: Reap, *, team_id: str, user_id: str, **where: str | None) -> Caller:
+    """The Caller, creating the Person on first contact; their local date decides 'today'."""
+    now = reap.clock()
+    async with transaction(reap.sessions) as session:
+        person = await ensure_person(session, team_id=team_id, user_id=user_id, now=now)
+        zone = ZoneInfo(person.tz) if person.tz else reap.settings.zone
+        stale = person.refreshed_at is None or now - person.refreshed_at > PROFILE_MAX_AGE
+    if stale and reap.client is not None:
+        # Name and time zone arrive from users.info after the ack; the org zone serves until then.
+        reap.spawn(refresh_from_slack(reap, team_id=team_id, user_id=user_id))
+    local = now.astimezone(zone)
+    return Caller(actor=reap.actor(team_id, user_id), zone=zone, today=local.date(), now=now, **where)
+
+
+async def _strategy_names(session: AsyncSession, team_id: str) -> dict[int, str]:
+    rows = await session.exec(select(Strategy).where(Strategy.team_id == team_id))
+    return {s.id or 0: s.name for s in rows}
+
+
+def _card(item: ActionItem, names: dict[int, str], caller: Caller) -> bk.ItemCard:
+    return bk.ItemCard(
+        item=item, strategy=names.get(item.strategy_id, ""), zone=caller.zone, today=caller.today
+    )
+
+
+async def card_for(reap: Reap, *, caller: Caller, ref: str) -> bk.ItemCard:
+    """A fresh card for one item, as the caller sees it."""
+    async with reap.sessions() as session:
+        item = await get_item(session, team_id=caller.actor.team_id, ref=ref)
+        names = await _strategy_names(session, caller.actor.team_id)
+    return _card(item, names, caller)
+
+
+# --- commands ----------------------------------------------------------------------------------
+
+
+async def run_command(reap: Reap, *, caller: Caller, command: g.Command) -> Reply:
+    """Carry out one parsed /reap command."""
+    match command:
+        case g.Help(topic=topic):
+            return Reply(text=g.help_text(topic), blocks=[bk.section(bk.escape(g.help_text(topic)))])
+        case g.Add():
+            return await _add(reap, caller, command)
+        case g.ListItems():
+            return await _list(reap, caller, command)
+        case g.Show(ref=ref):
+            card = await card_for(reap, caller=caller, ref=ref)
+            return Reply(
+                text=f"{card.item.ref} {card.item.title}",
+                blocks=bk.build_item_detail(card, strategy=None, description=card.item.description),
+            )
+        case g.History(ref=ref):
+            async with reap.sessions() as session:
+                events = await item_history(session, team_id=caller.actor.team_id, ref=ref)
+            return Reply(text=f"History of {ref}", blocks=bk.build_history(ref.upper(), events))
+        case g.SetStatus(ref=ref, status=status, note=note):
+            return await _change(
+                reap,
+                caller,
+                ref,
+                f"{ref.upper()} is now {ItemStatus(status).label}.",
+                lambda s: set_status(
+                    s, ref=ref, status=ItemStatus(status), actor=caller.actor, now=caller.now, note=note
+                ),
+            )
+        case g.Done(ref=ref, note=note):
+            return await _change(
+                reap,
+                caller,
+                ref,
+                f":white_check_mark: {ref.upper()} is done. Thank you!",
+                lambda s: complete_item(s, ref=ref, actor=caller.actor, now=caller.now, note=note),
+            )
+        case g.Progress(ref=ref, percent=percent):
+            return await _change(
+                reap,
+                caller,
+                ref,
+                f"{ref.upper()} is {percent}% complete.",
+                lambda s: set_progress(s, ref=ref, percent=percent, actor=caller.actor, now=caller.now),
+            )
+        case g.Note(ref=ref, text=text):
+            return await _change(
+                reap,
+                caller,
+                ref,
+                f"Noted on {ref.upper()}.",
+                lambda s: add_note(s, ref=ref, text=text, actor=caller.actor, now=caller.now),
+            )
+        case g.Due(ref=ref, due=due):
+            return await _change(
+                reap,
+                caller,
+                ref,
+                f"{ref.upper()} is now due {bk.date_token(due, caller.zone)}.",
+                lambda s: redate_item(s, ref=ref, due=due, actor=caller.actor, now=caller.now),
+            )
+        case g.Assign(ref=ref, owner=owner):
+            return await _change(
+                reap,
+                caller,
+                ref,
+                f"{ref.upper()} now belongs to <@{owner}>.",
+                lambda s: _reassign(s, caller, ref, owner),
+            )
+        case g.Snooze(ref=ref, until=wake):
+            return await _change(
+                reap,
+                caller,
+                ref,
+                f":zzz: No reminders about {ref.upper()} until {bk.date_token(wake, caller.zone)}.",
+                lambda s: snooze_item(s, ref=ref, until=wake, actor=caller.actor, now=caller.now),
+            )
+        case g.Pause(until=resume):
+            return await _pause(reap, caller, resume)
+        case g.Role(user=user, role=role, department=department):
+            async with transaction(reap.sessions) as session:
+                await set_role(
+                    session,
+                    actor=caller.actor,
+                    user_id=user,
+                    role=Role(role),
+                    department_key=department,
+                    now=caller.now,
+                )
+            where = f" of {department.upper()}" if department else ""
+            return Reply(
+                text=f"<@{user}> is now a {role}{where}.",
+                blocks=[bk.section(f"<@{user}> is now a {role}{where}.")],
+            )
+    handler = reap.extensions.get(type(command).__name__)
+    if handler is not None:
+        reply: Reply = await handler(reap, caller=caller, command=command)
+        return reply
+    raise InvalidChange(f"`{type(command).__name__}` is not available yet.")
+
+
+async def _reassign(session: AsyncSession, caller: Caller, ref: str, owner: str) -> ActionItem:
+    await ensure_person(session, team_id=caller.actor.team_id, user_id=owner, now=caller.now)
+    return await reassign_item(session, ref=ref, owner_id=owner, actor=caller.actor, now=caller.now)
+
+
+async def _change(
+    reap: Reap,
+    caller: Caller,
+    ref: str,
+    message: str,
+    change: Callable[[AsyncSession], Awaitable[ActionItem]],
+) -> Reply:
+    async with transaction(reap.sessions) as session:
+        item = await change(session)
+        names = await _strategy_names(session, caller.actor.team_id)
+    card = _card(item, names, caller)
+    return Reply(text=message, blocks=bk.build_confirmation(message, card))
+
+
+async def _pause(reap: Reap, caller: Caller, until: date | None) -> Reply:
+    if until is not None and until <= caller.today:
+        raise InvalidChange("Pick a date after today for your reminders to resume.")
+    async with transaction(reap.sessions) as session:
+        await set_pause(session, actor=caller.actor, until=until, now=caller.now)
+    text = (
+        f":double_vertical_bar: Your reminders are paused; they resume {bk.date_token(until, caller.zone)}."
+        if until
+        else ":arrow_forward: Your reminders are back on."
+    )
+    return Reply(text=text, blocks=[bk.section(text)])
+
+
+async def _caller_department(session: AsyncSession, caller: Caller) -> int | None:
+    person = await find_person(session, team_id=caller.actor.team_id, user_id=caller.actor.user_id)
+    return person.department_id if person else None
+
+
+async def _strategies_for(session: AsyncSession, caller: Caller) -> list[Strategy]:
+    department_id = await _caller_department(session, caller)
+    query = (
+        select(Strategy)
+        .join(Plan, col(Plan.id) == col(Strategy.plan_id))
+        .where(Strategy.team_id == caller.actor.team_id)
+    )
+    if department_id is not None:
+        query = query.where(Plan.department_id == department_id)
+    return list(await session.exec(query.order_by(col(Plan.id), col(Strategy.position))))
+
+
+async def _add(reap: Reap, caller: Caller, command: g.Add) -> Reply:
+    if command.title is None:
+        return await open_add_modal(reap, caller=caller)
+    async with transaction(reap.sessions) as session:
+        strategy = await _pick_strategy(session, caller, command.strategy)
+        owner = command.owner or caller.actor.user_id
+        await ensure_person(session, team_id=caller.actor.team_id, user_id=owner, now=caller.now)
+        item = await create_item(
+            session,
+            data=ActionItemCreate(
+                title=command.title, owner_id=owner, due=command.due, strategy_id=strategy.id or 0
+            ),
+            actor=caller.actor,
+            now=caller.now,
+        )
+        names = await _strategy_names(session, caller.actor.team_id)
+    message = f"Added *{item.ref}*."
+    return Reply(text=f"Added {item.ref}.", blocks=bk.build_confirmation(message, _card(item, names, caller)))
+
+
+async def _pick_strategy(session: AsyncSession, caller: Caller, name: str | None) -> Strategy:
+    if name:
+        strategy = await find_strategy(session, team_id=caller.actor.team_id, name=name)
+        if strategy is None:
+            raise NotFound("strategy", f"'{name}'")
+        return strategy
+    strategies = await _strategies_for(session, caller)
+    if len(strategies) == 1:
+        return strategies[0]
+    if not strategies:
+        raise InvalidChange("There is no plan yet; ask an admin to run `reap import plan.yaml`.")
+    keys = ", ".join(f"`{s.key}`" for s in strategies)
+    raise InvalidChange(f"Which strategy? Add `strategy <key>`, one of: {keys}.")
+
+
+async def open_add_modal(
+    reap: Reap,
+    *,
+    caller: Caller,
+    title: str = "",
+    description: str = "",
+    metadata: dict[str, Any] | None = None,
+) -> Reply:
+    """Ack quietly and open the Add modal (views.open must use the trigger within 3 seconds)."""
+    async with reap.sessions() as session:
+        strategies = await _strategies_for(session, caller)
+    if not strategies:
+        raise InvalidChange("There is no plan yet; ask an admin to run `reap import plan.yaml`.")
+    view = bk.build_add_modal(
+        strategies, title=title, description=description, owner=caller.actor.user_id, metadata=metadata
+    )
+    trigger = caller.trigger_id
+
+    async def open_view(client: AsyncWebClient) -> None:
+        await client.views_open(trigger_id=trigger, view=view)
+
+    return Reply(text="", followups=[open_view])
+
+
+LIST_TITLES = {
+    "mine": "Your open items",
+    "overdue": "Overdue items",
+    "due-soon": "Due in the next 14 days",
+    "blocked": "Blocked items",
+    "all": "All items",
+}
+
+
+async def _list(reap: Reap, caller: Caller, command: g.ListItems) -> Reply:
+    team_id = caller.actor.team_id
+    async with reap.sessions() as session:
+        where, title = await _list_filter(session, caller, command)
+        total = await count_items(session, team_id=team_id, where=where)
+        items = await find_items(
+            session,
+            team_id=team_id,
+            where=where,
+            today=caller.today,
+            limit=bk.PAGE_SIZE,
+            offset=(command.page - 1) * bk.PAGE_SIZE,
+        )
+        names = await _strategy_names(session, team_id)
+    cards = [_card(i, names, caller) for i in items]
+    blocks = bk.build_item_list(cards, title=title, page=command.page, total=total)
+    return Reply(text=f"{title}: {total}", blocks=blocks)
+
+
+async def _list_filter(session: AsyncSession, caller: Caller, command: g.ListItems) -> tuple[ItemFilter, str]:
+    today = caller.today
+    match command.scope:
+        case "mine":
+            return ItemFilter.open(owner_id=caller.actor.user_id), LIST_TITLES["mine"]
+        case "user":
+            return ItemFilter.open(owner_id=command.user), f"Open items of <@{command.user}>"
+        case "overdue":
+            return ItemFilter(overdue_as_of=today), LIST_TITLES["overdue"]
+        case "due-soon":
+            return ItemFilter.open(due_from=today, due_to=today + timedelta(days=14)), LIST_TITLES["due-soon"]
+        case "blocked":
+            return ItemFilter(statuses=[ItemStatus.BLOCKED.value]), LIST_TITLES["blocked"]
+        case "strategy":
+            strategy = await find_strategy(session, team_id=caller.actor.team_id, name=command.strategy or "")
+            if strategy is None:
+                raise NotFound("strategy", f"'{command.strategy}'")
+            return ItemFilter(strategy_id=strategy.id), f"Items in {strategy.name}"
+        case "status":
+            status = ItemStatus(str(command.status))
+            return ItemFilter(statuses=[status.value]), f"Items {status.label}"
+    return ItemFilter(), LIST_TITLES["all"]
+
+
+# --- buttons and modals ------------------------------------------------------------------------
+
+
+async def press_done(reap: Reap, *, caller: Caller, ref: str) -> bk.ItemCard:
+    """The Done button: complete the item (pressing twice completes once)."""
+    async with transaction(reap.sessions) as session:
+        item = await complete_item(session, ref=ref, actor=caller.actor, now=caller.now)
+        names = await _strategy_names(session, caller.actor.team_id)
+    return _card(item, names, caller)
+
+
+def snooze_until(choice: str, today: date) -> date:
+    """The date a Snooze menu choice means."""
+    days = {"1d": 1, "1w": 7}.get(choice)
+    if days is None:
+        raise InvalidChange(f"'{choice}' is not a snooze choice.")
+    return today + timedelta(days=days)
+
+
+async def press_snooze(reap: Reap, *, caller: Caller, ref: str, until: date) -> bk.ItemCard:
+    """Snooze an item until a date."""
+    if until <= caller.today:
+        raise InvalidChange("Pick a date after today.")
+    async with transaction(reap.sessions) as session:
+        item = await snooze_item(session, ref=ref, until=until, actor=caller.actor, now=caller.now)
+        names = await _strategy_names(session, caller.actor.team_id)
+    return _card(item, names, caller)
+
+
+async def editable_item(reap: Reap, *, caller: Caller, ref: str, action: str) -> ActionItem:
+    """The item, if the caller may change it (checked before opening a modal as well as on submit)."""
+    async with reap.sessions() as session:
+        item = await get_item(session, team_id=caller.actor.team_id, ref=ref)
+        await ensure_can_edit(session, actor=caller.actor, item=item, action=f"{action} {item.ref}")
+    return item
+
+
+@dataclass(frozen=True)
+class UpdateForm:
+    """What the Update modal submitted, already validated."""
+
+    ref: str
+    status: ItemStatus
+    progress: int
+    due: date | None
+    note: str | None
+
+
+def parse_update_form(ref: str, values: dict[str, Any]) -> UpdateForm | dict[str, str]:
+    """Read the Update modal's state; inline errors by block_id if something is off."""
+    errors: dict[str, str] = {}
+    status_value = (values.get("status", {}).get("value", {}).get("selected_option") or {}).get("value")
+    try:
+        status = ItemStatus(str(status_value))
+    except ValueError:
+        errors["status"] = "Pick a status."
+        status = ItemStatus.NOT_STARTED
+    raw_progress = str(values.get("progress", {}).get("value", {}).get("value") or "").strip().rstrip("%")
+    progress = 0
+    if not raw_progress.isdigit() or not 0 <= int(raw_progress) <= 100:
+        errors["progress"] = "Enter a whole number from 0 to 100."
+    else:
+        progress = int(raw_progress)
+    raw_due = values.get("due", {}).get("value", {}).get("selected_date")
+    due: date | None = None
+    if raw_due:
+        try:
+            due = date.fromisoformat(raw_due)
+        except ValueError:
+            errors["due"] = "Pick a date from the calendar."
+    note = (values.get("note", {}).get("value", {}).get("value") or "").strip() or None
+    if note and len(note) > 2000:
+        errors["note"] = "Keep the note under 2,000 characters."
+    if errors:
+        return errors
+    return UpdateForm(ref=ref, status=status, progress=progress, due=due, note=note)
+
+
+async def submit_update(reap: Reap, *, caller: Caller, form: UpdateForm) -> bk.ItemCard:
+    """Apply an Update modal in one transaction (status, progress, due date and note together)."""
+    team_id, actor, now = caller.actor.team_id, caller.actor, caller.now
+    async with transaction(reap.sessions) as session:
+        item = await get_item(session, team_id=team_id, ref=form.ref)
+        await ensure_can_edit(session, actor=actor, item=item, action=f"update {item.ref}")
+        if form.due != item.due:
+            await redate_item(session, ref=form.ref, due=form.due, actor=actor, now=now, note=form.note)
+        if form.status.value != item.status:
+            await set_status(session, ref=form.ref, status=form.status, actor=actor, now=now, note=form.note)
+        if form.progress != item.progress and form.status != ItemStatus.DONE:
+            await set_progress(
+                session, ref=form.ref, percent=form.progress, actor=actor, now=now, note=form.note
+            )
+        if form.note and item.last_note != form.note:
+            await add_note(session, ref=form.ref, text=form.note, actor=actor, now=now)
+        names = await _strategy_names(session, team_id)
+    return _card(item, names, caller)
+
+
+@dataclass(frozen=True)
+class AddForm:
+    """What the Add modal submitted, already validated."""
+
+    title: str
+    strategy_id: int
+    owner: str
+    due: date | None
+    description: str
+
+
+def parse_add_form(values: dict[str, Any]) -> AddForm | dict[str, str]:
+    """Read the Add modal's state; inline errors by block_id if something is off."""
+    errors: dict[str, str] = {}
+    title = (values.get("title", {}).get("value", {}).get("value") or "").strip()
+    if not title:
+        errors["title"] = "Give the item a title."
+    elif len(title) > 300:
+        errors["title"] = "Keep the title under 300 characters."
+    strategy_raw = (values.get("strategy", {}).get("value", {}).get("selected_option") or {}).get("value", "")
+    if not str(strategy_raw).isdigit():
+        errors["strategy"] = "Pick a strategy."
+    owner = values.get("owner", {}).get("value", {}).get("selected_user") or ""
+    if not owner:
+        errors["owner"] = "Pick an owner."
+    raw_due = values.get("due", {}).get("value", {}).get("selected_date")
+    due = None
+    if raw_due:
+        try:
+            due = date.fromisoformat(raw_due)
+        except ValueError:
+            errors["due"] = "Pick a date from the calendar."
+    description = (values.get("description", {}).get("value", {}).get("value") or "").strip()
+    if errors:
+        return errors
+    return AddForm(
+        title=title, strategy_id=int(strategy_raw), owner=owner, due=due, description=description[:3000]
+    )
+
+
+async def submit_add(reap: Reap, *, caller: Caller, form: AddForm) -> ActionItem:
+    """Create the item the Add modal describes."""
+    async with transaction(reap.sessions) as session:
+        strategy = await session.get(Strategy, form.strategy_id)
+        if strategy is None or strategy.team_id != caller.actor.team_id:
+            raise NotFound("strategy", str(form.strategy_id))
+        await ensure_person(session, team_id=caller.actor.team_id, user_id=form.owner, now=caller.now)
+        return await create_item(
+            session,
+            data=ActionItemCreate(
+                title=form.title,
+                owner_id=form.owner,
+                due=form.due,
+                strategy_id=form.strategy_id,
+                description=form.description,
+            ),
+            actor=caller.actor,
+            now=caller.now,
+        )
+
+
+async def blocks_after_change(
+    reap: Reap, *, channel: str, ts: str, card: bk.ItemCard
+) -> list[dict[str, Any]]:
+    """The fresh blocks of a bot message (a reminder digest knows how to rebuild itself) after a change."""
+    rebuild = reap.extensions.get("rebuild_message")
+    if rebuild is not None:
+        blocks: list[dict[str, Any]] | None = await rebuild(reap, channel=channel, ts=ts, card=card)
+        if blocks is not None:
+            return blocks
+    return bk.build_item_card(card)
+
+
+# --- App Home ----------------------------------------------------------------------------------
+
+
+async def home_view(reap: Reap, *, caller: Caller) -> dict[str, Any]:
+    """The App Home for the caller (and their departments' summaries if they coordinate)."""
+    team_id = caller.actor.team_id
+    async with reap.sessions() as session:
+        names = await _strategy_names(session, team_id)
+        mine = await find_items(
+            session,
+            team_id=team_id,
+            where=ItemFilter.open(owner_id=caller.actor.user_id),
+            today=caller.today,
+            limit=60,
+        )
+        person = await find_person(session, team_id=team_id, user_id=caller.actor.user_id)
+        summaries: list[bk.DepartmentSummary] = []
+        departments: list[Department] = []
+        if caller.actor.is_admin:
+            departments = list(await session.exec(select(Department).where(Department.team_id == team_id)))
+        elif person is not None and person.role == Role.COORDINATOR.value and person.department_id:
+            department = await session.get(Department, person.department_id)
+            departments = [department] if department else []
+        for department in departments[:5]:
+            summaries.append(await _department_summary(session, caller, department, names))
+    cards = [_card(i, names, caller) for i in mine]
+    return bk.build_home(cards, summaries=summaries, paused_until=person.paused_until if person else None)
+
+
+async def _department_summary(
+    session: AsyncSession, caller: Caller, department: Department, names: dict[int, str]
+) -> bk.DepartmentSummary:
+    team_id = caller.actor.team_id
+    items = await find_items(session, team_id=team_id, where=ItemFilter(department_id=department.id))
+    counts: dict[str, dict[str, int]] = {}
+    for item in items:
+        by_status = counts.setdefault(names.get(item.strategy_id, "?"), {s.value: 0 for s in ItemStatus})
+        by_status[item.status] += 1
+    overdue = [
+        _card(i, names, caller) for i in items if i.status_enum.is_open and i.due and i.due < caller.today
+    ]
+    stale_since = caller.now - timedelta(days=60)
+    stale = [_card(i, names, caller) for i in items if i.status_enum.is_open and i.updated_at < stale_since]
+    return bk.DepartmentSummary(key=department.key, counts=counts, overdue=overdue, stale=stale)
+
+
+__all__ = ["Caller", "Reap", "ReapError", "Reply"]

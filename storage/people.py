@@ -1,0 +1,136 @@
+"""People: created on first contact, refreshed from Slack, paused for leave, given roles."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.errors import NotFound
+from storage.models import AuditEvent, Department, Person, Role
+from storage.permissions import Actor, ensure_admin
+
+
+def _audit(
+    session: AsyncSession,
+    *,
+    person: Person,
+    actor: Actor,
+    now: datetime,
+    field: str,
+    old: object,
+    new: object,
+) -> None:
+    session.add(
+        AuditEvent(
+            team_id=person.team_id,
+            entity="person",
+            entity_id=person.id,
+            actor=actor.user_id,
+            at=now,
+            action="update",
+            field=field,
+            old=None if old is None else str(old),
+            new=None if new is None else str(new),
+        )
+    )
+
+
+async def find_person(session: AsyncSession, *, team_id: str, user_id: str) -> Person | None:
+    """The person with this Slack id in this workspace, if known."""
+    query = select(Person).where(Person.team_id == team_id).where(Person.user_id == user_id)
+    return (await session.exec(query)).first()
+
+
+async def ensure_person(session: AsyncSession, *, team_id: str, user_id: str, now: datetime) -> Person:
+    """The person, created on first contact (their details arrive later from users.info)."""
+    person = await find_person(session, team_id=team_id, user_id=user_id)
+    if person is None:
+        person = Person(team_id=team_id, user_id=user_id, name="", created_at=now)
+        session.add(person)
+        await session.flush()
+    return person
+
+
+def valid_zone(name: str | None) -> str | None:
+    """The IANA zone name if Python knows it, else None (the org default applies)."""
+    if not name:
+        return None
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+    return name
+
+
+async def refresh_person(
+    session: AsyncSession, *, team_id: str, user: dict[str, Any], now: datetime
+) -> Person:
+    """Update a person from a users.info `user` object: name, IANA time zone, deleted flag."""
+    person = await ensure_person(session, team_id=team_id, user_id=str(user["id"]), now=now)
+    profile = user.get("profile") or {}
+    name = str(user.get("real_name") or profile.get("real_name") or user.get("name") or person.name)
+    person.name = name[:200]
+    person.tz = valid_zone(user.get("tz")) or person.tz
+    person.active = not bool(user.get("deleted"))
+    person.refreshed_at = now
+    return person
+
+
+async def set_pause(session: AsyncSession, *, actor: Actor, until: date | None, now: datetime) -> Person:
+    """Pause the actor's own reminders until a date (None resumes them)."""
+    person = await ensure_person(session, team_id=actor.team_id, user_id=actor.user_id, now=now)
+    if person.paused_until != until:
+        _audit(
+            session,
+            person=person,
+            actor=actor,
+            now=now,
+            field="paused_until",
+            old=person.paused_until,
+            new=until,
+        )
+        person.paused_until = until
+    return person
+
+
+async def set_role(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    user_id: str,
+    role: Role,
+    department_key: str | None,
+    now: datetime,
+) -> Person:
+    """Make someone a coordinator or member of a department (admins only)."""
+    ensure_admin(actor, action="change roles")
+    person = await ensure_person(session, team_id=actor.team_id, user_id=user_id, now=now)
+    if department_key is not None:
+        department = (
+            await session.exec(
+                select(Department)
+                .where(Department.team_id == actor.team_id)
+                .where(Department.key == department_key.upper())
+            )
+        ).first()
+        if department is None:
+            raise NotFound("department", department_key.upper())
+        if person.department_id != department.id:
+            _audit(
+                session,
+                person=person,
+                actor=actor,
+                now=now,
+                field="department_id",
+                old=person.department_id,
+                new=department.id,
+            )
+            person.department_id = department.id
+    if person.role != role.value:
+        _audit(session, person=person, actor=actor, now=now, field="role", old=person.role, new=role.value)
+        person.role = role.value
+    return person

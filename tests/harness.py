@@ -1,0 +1,227 @@
+"""End-to-end harness: the real app under uvicorn on loopback, localslack as Slack, signed requests."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import time
+import urllib.parse
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import uvicorn
+from sqlmodel import SQLModel
+
+from bot.app import ReapApp, create_app
+from bot.localslack import LocalSlack
+from bot.server import create_asgi
+from bot.settings import Settings
+from storage.engine import Sessions, create_engine, session_factory
+
+SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+TOKEN = "xoxb-test-token"
+TEAM = "T0REAP"
+
+
+def sign(body: bytes, *, timestamp: int | None = None, secret: str = SECRET) -> dict[str, str]:
+    """Slack's signature headers for exactly these bytes."""
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    digest = hmac.new(secret.encode(), b"v0:" + ts.encode() + b":" + body, hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
+
+
+@dataclass
+class Clock:
+    """A settable clock the app reads instead of the real one."""
+
+    now: datetime = field(default_factory=lambda: datetime(2026, 11, 30, 15, 0, tzinfo=UTC))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class Bot:
+    """A running REAP server and the Slack around it."""
+
+    slack: LocalSlack
+    app: ReapApp
+    url: str
+    http: httpx.AsyncClient
+    sessions: Sessions
+    clock: Clock
+    team_id: str = TEAM
+
+    async def post(
+        self, body: bytes, *, content_type: str, headers: dict[str, str] | None = None
+    ) -> httpx.Response:
+        """POST raw bytes to /slack/events, signed unless headers are given."""
+        sent = {"Content-Type": content_type, **(headers if headers is not None else sign(body))}
+        return await self.http.post(f"{self.url}/slack/events", content=body, headers=sent)
+
+    async def command(self, user: str, text: str, *, channel: str = "C0GENERAL") -> httpx.Response:
+        """Send `/reap <text>` as `user`, exactly as Slack would, and wait for follow-ups."""
+        fields = {
+            "token": "legacy",
+            "team_id": self.team_id,
+            "team_domain": "phila",
+            "channel_id": channel,
+            "channel_name": "general",
+            "user_id": user,
+            "user_name": user.lower(),
+            "command": "/reap",
+            "text": text,
+            "api_app_id": "A0REAPAPP",
+            "is_enterprise_install": "false",
+            "response_url": self.slack.response_url(),
+            "trigger_id": self.slack.new_trigger_id(),
+        }
+        response = await self.post(
+            urllib.parse.urlencode(fields).encode(), content_type="application/x-www-form-urlencoded"
+        )
+        await self.app.tasks.drain()
+        return response
+
+    async def interact(self, payload: dict[str, Any]) -> httpx.Response:
+        """Send an interactivity payload (button, modal, shortcut) and wait for follow-ups."""
+        body = ("payload=" + urllib.parse.quote(json.dumps(payload))).encode()
+        response = await self.post(body, content_type="application/x-www-form-urlencoded")
+        await self.app.tasks.drain()
+        return response
+
+    async def event(
+        self, event: dict[str, Any], *, event_id: str, retry: int | None = None
+    ) -> httpx.Response:
+        """Send an Events API callback (optionally marked as Slack's retry)."""
+        body = json.dumps(
+            {
+                "token": "legacy",
+                "team_id": self.team_id,
+                "api_app_id": "A0REAPAPP",
+                "type": "event_callback",
+                "event_id": event_id,
+                "event_time": int(time.time()),
+                "event": event,
+            }
+        ).encode()
+        headers = sign(body)
+        if retry:
+            headers |= {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"}
+        response = await self.post(body, content_type="application/json", headers=headers)
+        await self.app.tasks.drain()
+        return response
+
+    def block_action(
+        self,
+        user: str,
+        action_id: str,
+        *,
+        value: str | None = None,
+        selected: str | None = None,
+        message: dict[str, Any] | None = None,
+        channel: str | None = None,
+        ephemeral: bool = False,
+    ) -> dict[str, Any]:
+        """A block_actions payload for pressing a control on a message."""
+        action: dict[str, Any] = {"action_id": action_id, "block_id": "b", "type": "button", "action_ts": "1"}
+        if value is not None:
+            action["value"] = value
+        if selected is not None:
+            action["type"] = "static_select"
+            action["selected_option"] = {"text": {"type": "plain_text", "text": selected}, "value": selected}
+        payload: dict[str, Any] = {
+            "type": "block_actions",
+            "user": {"id": user, "username": user.lower(), "team_id": self.team_id},
+            "team": {"id": self.team_id, "domain": "phila"},
+            "api_app_id": "A0REAPAPP",
+            "trigger_id": self.slack.new_trigger_id(),
+            "response_url": self.slack.response_url(),
+            "actions": [action],
+            "state": {"values": {}},
+        }
+        if message is not None:
+            payload["container"] = {
+                "type": "message",
+                "message_ts": message["ts"],
+                "channel_id": channel,
+                "is_ephemeral": ephemeral,
+            }
+            payload["channel"] = {"id": channel}
+            payload["message"] = message
+        else:
+            payload["container"] = {
+                "type": "message",
+                "message_ts": "1.0",
+                "channel_id": channel or "C0GENERAL",
+                "is_ephemeral": True,
+            }
+            payload["channel"] = {"id": channel or "C0GENERAL"}
+        return payload
+
+    def view_submission(self, user: str, view: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+        """A view_submission payload for `view` (as opened) with the given state values."""
+        return {
+            "type": "view_submission",
+            "team": {"id": self.team_id, "domain": "phila"},
+            "user": {"id": user, "username": user.lower(), "team_id": self.team_id},
+            "api_app_id": "A0REAPAPP",
+            "trigger_id": self.slack.new_trigger_id(),
+            "view": {**view, "id": "V0MODAL", "state": {"values": values}, "team_id": self.team_id},
+            "response_urls": [],
+        }
+
+
+def bot_settings(slack: LocalSlack, database_url: str, **overrides: Any) -> Settings:
+    """Settings for a bot pointed at localslack."""
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "slack_bot_token": TOKEN,
+        "slack_signing_secret": SECRET,
+        "slack_api_url": slack.base_url,
+        "admins": ["U0ADMIN"],
+        "slack_timeout_seconds": 5,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@asynccontextmanager
+async def running_bot(database_url: str, **overrides: Any) -> AsyncIterator[Bot]:
+    """Start localslack, create the schema, and serve the real app under uvicorn on a free port."""
+    slack = LocalSlack(team_id=TEAM).start()
+    engine = create_engine(database_url)
+    async with engine.begin() as conn:
+        await conn.run_sync(SQLModel.metadata.create_all)
+    sessions = session_factory(engine)
+    clock = Clock()
+    app = create_app(bot_settings(slack, database_url, **overrides), sessions=sessions, clock=clock)
+    config = uvicorn.Config(
+        create_asgi(app), host="127.0.0.1", port=0, log_level="warning", lifespan="off", ws="none"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    for _ in range(1000):  # uvicorn offers no "started" event; poll briefly
+        if server.started or task.done():
+            break
+        await asyncio.sleep(0.01)
+    if not server.started:
+        raise RuntimeError("uvicorn did not start")
+    port = server.servers[0].sockets[0].getsockname()[1]
+    http = httpx.AsyncClient(timeout=10)
+    try:
+        yield Bot(
+            slack=slack, app=app, url=f"http://127.0.0.1:{port}", http=http, sessions=sessions, clock=clock
+        )
+    finally:
+        await http.aclose()
+        server.should_exit = True
+        await task
+        await app.close()
+        await engine.dispose()
+        slack.stop()
