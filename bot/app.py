@@ -74,6 +74,10 @@ class ReapApp:
     tasks: BackgroundTasks
     identity: Identity
     health_checks: dict[str, Callable[[], Coroutine[Any, Any, str | None]]] = field(default_factory=dict)
+    # One reminder tick at an instant (plan, then deliver); wired by the reminders package.
+    ticker: Callable[[datetime], Coroutine[Any, Any, Any]] | None = None
+    starters: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
+    stoppers: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
 
     async def learn_identity(self) -> None:
         """Ask auth.test once who the bot is; failures are logged and retried later, not per request."""
@@ -86,8 +90,16 @@ class ReapApp:
         self.identity.bot_user_id = answer.get("user_id")
         self.identity.bot_id = answer.get("bot_id")
 
+    async def start(self) -> None:
+        """Start what a serving process runs besides answering requests (identity, ticker)."""
+        await self.learn_identity()
+        for starter in self.starters:
+            await starter()
+
     async def close(self) -> None:
-        """Finish background work and release the database."""
+        """Stop background services, finish background work and release the database."""
+        for stopper in reversed(self.stoppers):
+            await stopper()
         await self.tasks.drain()
         if self.engine is not None:
             await self.engine.dispose()

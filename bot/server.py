@@ -9,7 +9,8 @@ import json
 import logging
 import time
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 from slack_bolt.context.async_context import AsyncBoltContext
@@ -71,8 +72,8 @@ def bolt_request_for(
     return request
 
 
-def create_asgi(app: ReapApp) -> Starlette:
-    """The Starlette application serving one ReapApp."""
+def create_asgi(app: ReapApp, *, manage_lifecycle: bool = True) -> Starlette:
+    """The Starlette application serving one ReapApp (starting and closing it with the server)."""
     secret = app.settings.secret("slack_signing_secret")
 
     async def slack_events(request: Request) -> Response:
@@ -133,7 +134,18 @@ def create_asgi(app: ReapApp) -> Starlette:
         report["ok"] = healthy
         return JSONResponse(report, status_code=200 if healthy else 503)
 
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        if manage_lifecycle:
+            await app.start()
+        try:
+            yield
+        finally:
+            if manage_lifecycle:
+                await app.close()
+
     return Starlette(
+        lifespan=lifespan,
         routes=[
             Route("/slack/events", slack_events, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),

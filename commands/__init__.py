@@ -7,20 +7,27 @@ from slack_bolt.async_app import AsyncApp
 from commands import blocks as bk
 from commands import handlers as h
 
-COMMAND = "/reap"
-SHORTCUT_CREATE = "create_action_item"
-EVENTS = ("app_home_opened",)
+COMMANDS = {"/reap": h.on_reap}
+SHORTCUTS = {"create_action_item": h.on_create_from_message}
+EVENTS = {"app_home_opened": h.on_home_opened}
+ACTIONS = {bk.DONE: h.on_done, bk.SNOOZE: h.on_snooze, bk.UPDATE: h.on_update}
+VIEWS = {
+    bk.ADD_MODAL: h.on_add_submit,
+    bk.UPDATE_MODAL: h.on_update_submit,
+    bk.SNOOZE_MODAL: h.on_snooze_submit,
+}
 
 
 def register(app: AsyncApp) -> None:
     """Wire /reap, the item buttons, the modals, App Home and the message shortcut into `app`."""
     app.middleware(h.skip_duplicate_events)
-    app.command(COMMAND)(h.on_reap)
-    app.action(bk.DONE)(h.on_done)
-    app.action(bk.SNOOZE)(h.on_snooze)
-    app.action(bk.UPDATE)(h.on_update)
-    app.view(bk.ADD_MODAL)(h.on_add_submit)
-    app.view(bk.UPDATE_MODAL)(h.on_update_submit)
-    app.view(bk.SNOOZE_MODAL)(h.on_snooze_submit)
-    app.event("app_home_opened")(h.on_home_opened)
-    app.message_shortcut(SHORTCUT_CREATE)(h.on_create_from_message)
+    for command, command_handler in COMMANDS.items():
+        app.command(command)(command_handler)
+    for callback_id, shortcut_handler in SHORTCUTS.items():
+        app.message_shortcut(callback_id)(shortcut_handler)
+    for event, event_handler in EVENTS.items():
+        app.event(event)(event_handler)
+    for action_id, action_handler in ACTIONS.items():
+        app.action(action_id)(action_handler)
+    for callback_id, view_handler in VIEWS.items():
+        app.view(callback_id)(view_handler)
