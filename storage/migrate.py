@@ -57,9 +57,7 @@ async def current_revision(database_url: str) -> str | None:
     engine = create_engine(database_url)
     try:
         async with engine.connect() as connection:
-            return await connection.run_sync(
-                lambda c: MigrationContext.configure(c).get_current_revision()
-            )
+            return await connection.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())
     finally:
         await engine.dispose()
 

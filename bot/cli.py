@@ -1,0 +1,240 @@
+"""The `reap` command line: database, plan import/export, and the bot's processes."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.settings import Settings, SettingsError, load_settings
+from storage.errors import ReapError
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from bot.app import ReapApp
+    from storage.engine import Sessions
+
+log = logging.getLogger("reap")
+
+Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
+
+
+class CliError(ReapError):
+    """A command-line problem worth one clear line."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+
+
+def utc_now() -> datetime:
+    """The current instant; the only clock the CLI reads."""
+    return datetime.now(UTC)
+
+
+def parse_instant(text: str, settings: Settings) -> datetime:
+    """An ISO datetime; without an offset it is read in REAP_TIMEZONE."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise CliError(f"'{text}' is not an ISO date-time such as 2027-03-30T09:00") from None
+    return value if value.tzinfo else value.replace(tzinfo=settings.zone)
+
+
+async def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    from storage.migrate import current_revision, upgrade_async
+
+    await upgrade_async(settings.database_url)
+    print(f"database at revision {await current_revision(settings.database_url)}")
+    return 0
+
+
+async def _open(settings: Settings) -> tuple[AsyncEngine, Sessions]:
+    from storage.engine import create_engine, session_factory
+    from storage.migrate import current_revision
+
+    if await current_revision(settings.database_url) is None:
+        raise CliError("the database has no tables yet; run `reap db upgrade` first")
+    engine = create_engine(settings.database_url)
+    return engine, session_factory(engine)
+
+
+async def _import(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.slack import make_client, workspace_id
+    from storage.plans import import_plan, parse_plan_file
+
+    path = Path(args.file)
+    try:
+        text = await asyncio.to_thread(path.read_text, encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"{path}: cannot read it ({exc.strerror})") from None
+    document = parse_plan_file(text, filename=str(path))
+    engine, sessions = await _open(settings)
+    try:
+        team_id = getattr(document, "workspace", None) or await workspace_id(
+            sessions, make_client(settings) if settings.slack_bot_token else None, now=utc_now()
+        )
+        async with sessions() as session, session.begin():
+            report = await import_plan(session, document=document, team_id=team_id, now=utc_now())
+            if args.dry_run:
+                await session.rollback()
+        for line in report.changes:
+            print(("would " if args.dry_run else "") + line)
+        verb = "would change" if args.dry_run else "changed"
+        print(
+            f"{path}: {verb} {sum(report.counts.values())} things in workspace {team_id}"
+            if report.changed
+            else f"{path}: nothing to change in workspace {team_id}"
+        )
+    finally:
+        await engine.dispose()
+    return 0
+
+
+async def _export(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.slack import workspace_id
+    from storage.plans import export_plan
+
+    engine, sessions = await _open(settings)
+    try:
+        team_id = await workspace_id(sessions, None, now=utc_now())
+        async with sessions() as session:
+            output = await export_plan(session, team_id=team_id, fmt=args.format)
+    finally:
+        await engine.dispose()
+    if args.output:
+        await asyncio.to_thread(Path(args.output).write_text, output, encoding="utf-8")
+    else:
+        sys.stdout.write(output)
+    return 0
+
+
+def _build_app(settings: Settings) -> ReapApp:
+    from bot.app import create_app
+
+    settings.require("slack_signing_secret", "slack_bot_token")
+    return create_app(settings)
+
+
+async def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from bot.server import create_asgi
+
+    app = _build_app(settings)
+    config = uvicorn.Config(
+        create_asgi(app),
+        host=args.host,
+        port=args.port,
+        log_level=settings.log_level.lower(),
+        proxy_headers=True,
+        ws="none",
+        timeout_graceful_shutdown=10,
+    )
+    await uvicorn.Server(config).serve()
+    return 0
+
+
+async def _socket(args: argparse.Namespace, settings: Settings) -> int:
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    app = _build_app(settings)
+    token = settings.secret("slack_app_token")
+    handler = AsyncSocketModeHandler(app.bolt, token)
+    await app.start()
+    try:
+        await handler.start_async()
+    finally:
+        await handler.close_async()
+        await app.close()
+    return 0
+
+
+async def _shell(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.console import run_shell
+
+    script: TextIO | None = None
+    if args.script:
+        script = await asyncio.to_thread(Path(args.script).open, encoding="utf-8")
+    elif not sys.stdin.isatty():
+        script = sys.stdin
+    try:
+        return await run_shell(settings, demo=args.demo, script=script, out=sys.stdout)
+    finally:
+        if script is not None and script is not sys.stdin:
+            script.close()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every `reap` subcommand."""
+    parser = argparse.ArgumentParser(prog="reap", description="REAP Tracker: Racial Equity Action Plan bot")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("upgrade", help="apply migrations (run once per deploy)").set_defaults(run=_db_upgrade)
+
+    imp = sub.add_parser("import", help="load or update a plan from a YAML file")
+    imp.add_argument("file")
+    imp.add_argument("--dry-run", action="store_true", help="print what would change and write nothing")
+    imp.set_defaults(run=_import)
+
+    exp = sub.add_parser("export", help="write the plan out")
+    exp.add_argument("--format", choices=("yaml", "json", "csv"), default="yaml")
+    exp.add_argument("--output", "-o", help="file to write (default: standard output)")
+    exp.set_defaults(run=_export)
+
+    serve = sub.add_parser("serve", help="answer Slack over HTTP (POST /slack/events, GET /healthz)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=3000)
+    serve.set_defaults(run=_serve)
+
+    sub.add_parser("socket", help="answer Slack over Socket Mode (needs SLACK_APP_TOKEN)").set_defaults(
+        run=_socket
+    )
+
+    shell = sub.add_parser("shell", help="try the real bot in a terminal against a local Slack emulator")
+    shell.add_argument("--demo", action="store_true", help="start from a fresh database with the demo plan")
+    shell.add_argument("--script", help="run the commands in this file and exit")
+    shell.set_defaults(run=_shell)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `reap` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        logging.basicConfig(
+            level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+        )
+        # Alembic narrates every plugin at INFO; operators only need its warnings.
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+        run: Handler = args.run
+        return asyncio.run(run(args, settings))
+    except SettingsError as exc:
+        print(f"reap: setting {exc}", file=sys.stderr)
+        return 2
+    except ReapError as exc:
+        print(f"reap: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, SQLAlchemyError) as exc:
+        # Never a traceback; the URL (and any password in it) stays out of the message.
+        reason = getattr(exc, "orig", None) or exc
+        print(
+            f"reap: database: {type(reason).__name__}: {str(reason).splitlines()[0][:200]}", file=sys.stderr
+        )
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,338 @@
+"""Quarterly check-in cycles, their responses, and measure readings; each change audited."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.errors import InvalidChange, NotFound, PermissionDenied
+from storage.items import add_note, audit, get_item, set_progress, set_status
+from storage.models import (
+    OPEN_STATUSES,
+    ActionItem,
+    AuditEvent,
+    CheckInCycle,
+    CheckInResponse,
+    Department,
+    ItemStatus,
+    Measure,
+    MeasureReading,
+    Person,
+    Role,
+)
+from storage.permissions import Actor, ensure_coordinator
+
+
+def _audit(
+    session: AsyncSession,
+    *,
+    team_id: str,
+    entity: str,
+    entity_id: int | None,
+    actor: Actor,
+    now: datetime,
+    action: str,
+    field: str | None = None,
+    old: object = None,
+    new: object = None,
+    note: str | None = None,
+) -> None:
+    session.add(
+        AuditEvent(
+            team_id=team_id,
+            entity=entity,
+            entity_id=entity_id,
+            actor=actor.user_id,
+            at=now,
+            action=action,
+            field=field,
+            old=None if old is None else str(old),
+            new=None if new is None else str(new),
+            note=note,
+        )
+    )
+
+
+async def get_cycle(session: AsyncSession, *, team_id: str, quarter: str) -> CheckInCycle | None:
+    """The check-in cycle of a quarter, if one is scheduled."""
+    query = select(CheckInCycle).where(CheckInCycle.team_id == team_id).where(CheckInCycle.quarter == quarter)
+    return (await session.exec(query)).first()
+
+
+async def schedule_cycle(
+    session: AsyncSession, *, actor: Actor, quarter: str, meeting: date, now: datetime
+) -> CheckInCycle:
+    """Set (or move) the quarter's DEI meeting date; the window is derived from it."""
+    await ensure_coordinator(session, actor=actor, department_id=None, action="schedule check-ins")
+    cycle = await get_cycle(session, team_id=actor.team_id, quarter=quarter)
+    if cycle is None:
+        cycle = CheckInCycle(team_id=actor.team_id, quarter=quarter, meeting_date=meeting)
+        session.add(cycle)
+        await session.flush()
+        _audit(
+            session,
+            team_id=actor.team_id,
+            entity="cycle",
+            entity_id=cycle.id,
+            actor=actor,
+            now=now,
+            action="schedule",
+            field="meeting_date",
+            new=meeting.isoformat(),
+        )
+    elif cycle.meeting_date != meeting:
+        if cycle.closed_at is not None:
+            raise InvalidChange(f"The {quarter} check-in is already closed.")
+        _audit(
+            session,
+            team_id=actor.team_id,
+            entity="cycle",
+            entity_id=cycle.id,
+            actor=actor,
+            now=now,
+            action="schedule",
+            field="meeting_date",
+            old=cycle.meeting_date.isoformat(),
+            new=meeting.isoformat(),
+        )
+        cycle.meeting_date = meeting
+        cycle.opens_on = None
+        cycle.due_on = None
+    return cycle
+
+
+async def open_cycle(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    quarter: str,
+    now: datetime,
+    opens_on: date,
+    due_on: date,
+    meeting: date | None = None,
+) -> CheckInCycle:
+    """Open a quarter's check-in now (idempotent: an open cycle stays as it is)."""
+    await ensure_coordinator(session, actor=actor, department_id=None, action="start check-ins")
+    cycle = await get_cycle(session, team_id=actor.team_id, quarter=quarter)
+    if cycle is None:
+        cycle = CheckInCycle(team_id=actor.team_id, quarter=quarter, meeting_date=meeting or due_on)
+        session.add(cycle)
+    if cycle.closed_at is not None:
+        raise InvalidChange(f"The {quarter} check-in is already closed.")
+    if cycle.opened_at is None:
+        cycle.opened_at = now
+        cycle.opened_by = actor.user_id
+        cycle.opens_on = opens_on
+        cycle.due_on = due_on
+        await session.flush()
+        _audit(
+            session,
+            team_id=actor.team_id,
+            entity="cycle",
+            entity_id=cycle.id,
+            actor=actor,
+            now=now,
+            action="open",
+            note=quarter,
+        )
+    return cycle
+
+
+async def close_cycle(session: AsyncSession, *, actor: Actor, quarter: str, now: datetime) -> CheckInCycle:
+    """Close a quarter's check-in (idempotent)."""
+    await ensure_coordinator(session, actor=actor, department_id=None, action="close check-ins")
+    cycle = await get_cycle(session, team_id=actor.team_id, quarter=quarter)
+    if cycle is None or cycle.opened_at is None:
+        raise InvalidChange(f"The {quarter} check-in has not been opened.")
+    if cycle.closed_at is None:
+        cycle.closed_at = now
+        _audit(
+            session,
+            team_id=actor.team_id,
+            entity="cycle",
+            entity_id=cycle.id,
+            actor=actor,
+            now=now,
+            action="close",
+            note=quarter,
+        )
+    return cycle
+
+
+@dataclass(frozen=True)
+class ItemAnswer:
+    """One item's answer in a check-in."""
+
+    ref: str
+    status: ItemStatus
+    progress: int
+    note: str | None = None
+
+
+async def record_response(
+    session: AsyncSession, *, actor: Actor, cycle: CheckInCycle, answers: list[ItemAnswer], now: datetime
+) -> list[CheckInResponse]:
+    """Record a check-in for several items at once, updating each item (all or nothing)."""
+    if cycle.opened_at is None or cycle.closed_at is not None:
+        raise InvalidChange(f"The {cycle.quarter} check-in is not open.")
+    responses: list[CheckInResponse] = []
+    for answer in answers:
+        item = await get_item(session, team_id=actor.team_id, ref=answer.ref)
+        note = answer.note or None
+        if answer.status.value != item.status:
+            await set_status(session, ref=item.ref, status=answer.status, actor=actor, now=now, note=note)
+        if answer.progress != item.progress and answer.status != ItemStatus.DONE:
+            await set_progress(session, ref=item.ref, percent=answer.progress, actor=actor, now=now)
+        if note and note != item.last_note:
+            await add_note(session, ref=item.ref, text=note, actor=actor, now=now)
+        # Even an unchanged answer is a check-in: it is audited and proves the item is not stale.
+        item.updated_at = now
+        audit(session, item=item, actor=actor, now=now, action="checkin", note=cycle.quarter)
+        existing = (
+            await session.exec(
+                select(CheckInResponse)
+                .where(CheckInResponse.cycle_id == cycle.id)
+                .where(CheckInResponse.item_id == item.id)
+            )
+        ).first()
+        response = existing or CheckInResponse(
+            team_id=actor.team_id,
+            cycle_id=cycle.id or 0,
+            item_id=item.id or 0,
+            responder=actor.user_id,
+            status=answer.status.value,
+            progress=answer.progress,
+            responded_at=now,
+        )
+        response.responder = actor.user_id
+        response.status = answer.status.value
+        response.progress = answer.progress if answer.status != ItemStatus.DONE else 100
+        response.note = note
+        response.responded_at = now
+        session.add(response)
+        responses.append(response)
+    return responses
+
+
+@dataclass
+class DepartmentProgress:
+    """Who has and has not checked in, for one department."""
+
+    key: str
+    responded: list[str] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float | None:
+        """Share of owners asked who responded."""
+        asked = len(self.responded) + len(self.waiting)
+        return len(self.responded) / asked if asked else None
+
+
+async def cycle_progress(
+    session: AsyncSession, *, team_id: str, cycle: CheckInCycle
+) -> list[DepartmentProgress]:
+    """Per department: owners of open items who responded, and those still waiting."""
+    items = list(
+        await session.exec(
+            select(ActionItem)
+            .where(ActionItem.team_id == team_id)
+            .where(col(ActionItem.status).in_(OPEN_STATUSES))
+        )
+    )
+    answered = set(
+        await session.exec(select(CheckInResponse.responder).where(CheckInResponse.cycle_id == cycle.id))
+    )
+    answered_items = set(
+        await session.exec(select(CheckInResponse.item_id).where(CheckInResponse.cycle_id == cycle.id))
+    )
+    departments = {
+        d.id: d.key for d in await session.exec(select(Department).where(Department.team_id == team_id))
+    }
+    progress: dict[int, DepartmentProgress] = {}
+    owners_with_answer: dict[tuple[int, str], bool] = {}
+    for item in items:
+        if not item.owner_id:
+            continue
+        key = (item.department_id, item.owner_id)
+        done = item.id in answered_items or item.owner_id in answered
+        owners_with_answer[key] = owners_with_answer.get(key, False) or done
+    for (department_id, owner), done in sorted(owners_with_answer.items()):
+        entry = progress.setdefault(
+            department_id, DepartmentProgress(key=departments.get(department_id, "?"))
+        )
+        (entry.responded if done else entry.waiting).append(owner)
+    return sorted(progress.values(), key=lambda p: p.key)
+
+
+async def record_reading(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    key: str,
+    quarter: str,
+    value: float,
+    note: str | None,
+    now: datetime,
+) -> MeasureReading:
+    """Record (or correct) a measure's reading for a quarter: the measure owner, coordinators, admins."""
+    measure = (
+        await session.exec(select(Measure).where(Measure.team_id == actor.team_id).where(Measure.key == key))
+    ).first()
+    if measure is None:
+        raise NotFound("measure", key)
+    if not (actor.is_admin or measure.owner_id == actor.user_id):
+        coordinator = (
+            await session.exec(
+                select(Person.id)
+                .where(Person.team_id == actor.team_id)
+                .where(Person.user_id == actor.user_id)
+                .where(Person.role == Role.COORDINATOR.value)
+            )
+        ).first()
+        if coordinator is None:
+            owner = f"<@{measure.owner_id}> (its owner)" if measure.owner_id else "its owner"
+            raise PermissionDenied(
+                f"record {key}", f"{key} can be recorded by {owner}, coordinators or a REAP admin."
+            )
+    reading = (
+        await session.exec(
+            select(MeasureReading)
+            .where(MeasureReading.measure_id == measure.id)
+            .where(MeasureReading.quarter == quarter)
+        )
+    ).first()
+    old = reading.value if reading else None
+    if reading is None:
+        reading = MeasureReading(
+            team_id=actor.team_id,
+            measure_id=measure.id or 0,
+            quarter=quarter,
+            value=value,
+            note=note,
+            recorded_by=actor.user_id,
+            recorded_at=now,
+        )
+        session.add(reading)
+    else:
+        reading.value = value
+        reading.note = note or reading.note
+        reading.recorded_by = actor.user_id
+        reading.recorded_at = now
+    _audit(
+        session,
+        team_id=actor.team_id,
+        entity="measure",
+        entity_id=measure.id,
+        actor=actor,
+        now=now,
+        action="reading",
+        field=quarter,
+        old=old,
+        new=value,
+        note=note,
+    )
+    return reading

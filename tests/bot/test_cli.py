@@ -1,0 +1,139 @@
+"""The `reap` command line, run as an operator would: one clear line on failure, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.localslack import LocalSlack
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "examples" / "oit-reap.yaml"
+
+
+def reap(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run `reap` in a subprocess with exactly the given REAP/Slack environment."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("REAP_", "SLACK_", "DATABASE_URL"))}
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        env={**base, "PYTHONPATH": str(ROOT), **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_db_upgrade_creates_an_empty_sqlite_database(tmp_path: Path):
+    result = reap(
+        "db", "upgrade", env={"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/reap.db"}, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert "database at revision" in result.stdout
+    assert (tmp_path / "reap.db").exists()
+
+
+def test_a_malformed_setting_is_one_line_naming_it(tmp_path: Path):
+    result = reap("db", "upgrade", env={"REAP_TIMEZONE": "Nowhere/Land"}, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "reap: setting REAP_TIMEZONE: 'Nowhere/Land' is not an IANA time zone such as America/New_York"
+    ]
+    assert not (tmp_path / "reap.db").exists()
+
+
+def test_an_unreachable_database_is_one_line_without_the_password(tmp_path: Path):
+    url = "postgresql+asyncpg://reap:hunter2@127.0.0.1:9/reap"
+    result = reap("db", "upgrade", env={"DATABASE_URL": url}, cwd=tmp_path)
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith("reap: database:")
+    assert "hunter2" not in result.stderr
+
+
+def test_import_before_upgrade_says_what_to_run(tmp_path: Path):
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("version: 1\n")
+    result = reap("export", env={"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/reap.db"}, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "run `reap db upgrade` first" in result.stderr
+
+
+@pytest.mark.parametrize("args", [["import", "missing.yaml"]])
+def test_an_unreadable_plan_file_is_one_line(tmp_path: Path, args: list[str]):
+    reap("db", "upgrade", env={"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/reap.db"}, cwd=tmp_path)
+    result = reap(*args, env={"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/reap.db"}, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "reap: missing.yaml: cannot read it (No such file or directory)"
+
+
+@pytest.fixture
+def slack_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """Environment for a CLI that learns its workspace from localslack's auth.test."""
+    with LocalSlack(team_id="T0CITY") as slack:
+        env = {
+            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/reap.db",
+            "SLACK_BOT_TOKEN": "xoxb-cli",
+            "SLACK_API_URL": slack.base_url,
+        }
+        assert reap("db", "upgrade", env=env, cwd=tmp_path).returncode == 0
+        yield env
+
+
+def counts(tmp_path: Path) -> dict[str, int]:
+    with sqlite3.connect(tmp_path / "reap.db") as db:
+        tables = [r[0] for r in db.execute("select name from sqlite_master where type='table'")]
+        return {t: db.execute(f'select count(*) from "{t}"').fetchone()[0] for t in tables}
+
+
+def test_importing_the_demo_plan_twice_leaves_identical_row_counts(tmp_path: Path, slack_env: dict[str, str]):
+    first = reap("import", str(DEMO), env=slack_env, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    after_first = counts(tmp_path)
+    assert after_first["action_item"] == 14
+    second = reap("import", str(DEMO), env=slack_env, cwd=tmp_path)
+    assert second.returncode == 0
+    assert "nothing to change in workspace T0CITY" in second.stdout
+    assert counts(tmp_path) == after_first
+
+
+def test_dry_run_prints_changes_and_writes_nothing(tmp_path: Path, slack_env: dict[str, str]):
+    before = counts(tmp_path)
+    result = reap("import", str(DEMO), "--dry-run", env=slack_env, cwd=tmp_path)
+    assert result.returncode == 0
+    assert "would create item OIT-1" in result.stdout
+    assert {k: v for k, v in counts(tmp_path).items() if k != "installation"} == {
+        k: v for k, v in before.items() if k != "installation"
+    }
+
+
+def test_yaml_export_then_import_is_a_no_op(tmp_path: Path, slack_env: dict[str, str]):
+    reap("import", str(DEMO), env=slack_env, cwd=tmp_path)
+    exported = tmp_path / "export.yaml"
+    assert (
+        reap("export", "--format", "yaml", "-o", str(exported), env=slack_env, cwd=tmp_path).returncode == 0
+    )
+    again = reap("import", str(exported), env=slack_env, cwd=tmp_path)
+    assert "nothing to change" in again.stdout
+
+
+def test_a_malformed_plan_is_one_line_with_the_path_and_changes_nothing(
+    tmp_path: Path, slack_env: dict[str, str]
+):
+    reap("import", str(DEMO), env=slack_env, cwd=tmp_path)
+    before = counts(tmp_path)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(DEMO.read_text().replace("due: 2026-12-18", "due: 2026-13-45", 1))
+    result = reap("import", str(broken), env=slack_env, cwd=tmp_path)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"reap: {broken}: plans[0].strategies[")
+    assert ".due:" in lines[0]
+    assert counts(tmp_path) == before
