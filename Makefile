@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+SOURCES := bot commands reminders storage tests $(wildcard bench)
 
 .PHONY: run test lint typecheck pytest bench soak clean
 
@@ -16,8 +17,8 @@ run: $(STAMP)
 	$(BIN)/reap shell --demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check bot commands reminders storage tests bench
-	$(BIN)/ruff format --check bot commands reminders storage tests bench
+	$(BIN)/ruff check $(SOURCES)
+	$(BIN)/ruff format --check $(SOURCES)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
