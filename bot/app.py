@@ -11,6 +11,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped, warning_token_skipped
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -105,6 +106,22 @@ class ReapApp:
             await self.engine.dispose()
 
 
+class _QuietTokenNotices(logging.Filter):
+    """Bolt warns that its own SLACK_BOT_TOKEN lookup is superseded; we pass the token on purpose."""
+
+    _notices = (warning_client_prioritized_and_token_skipped(), warning_token_skipped())
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() not in self._notices
+
+
+def _bolt_logger() -> logging.Logger:
+    logger = logging.getLogger("reap.bolt")
+    if not any(isinstance(f, _QuietTokenNotices) for f in logger.filters):
+        logger.addFilter(_QuietTokenNotices())
+    return logger
+
+
 def create_app(
     settings: Settings,
     *,
@@ -134,6 +151,7 @@ def create_app(
 
     bolt = AsyncApp(
         client=client,
+        logger=_bolt_logger(),
         signing_secret=settings.secret("slack_signing_secret"),
         authorize=authorize,
         # Handlers finish their database work in milliseconds and defer Slack calls to tasks,

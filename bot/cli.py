@@ -116,6 +116,39 @@ async def _export(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def _report(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.slack import workspace_id
+    from reminders.fiscal import FiscalQuarter, QuarterError
+    from reminders.rollup import build_rollup, render_html, render_json, render_markdown
+
+    today = utc_now().astimezone(settings.zone).date()
+    try:
+        quarter = FiscalQuarter.parse(args.quarter, today=today, start_month=settings.fiscal_year_start_month)
+    except QuarterError as exc:
+        raise CliError(str(exc)) from None
+    engine, sessions = await _open(settings)
+    try:
+        team_id = await workspace_id(sessions, None, now=utc_now())
+        async with sessions() as session:
+            rollup = await build_rollup(
+                session,
+                team_id=team_id,
+                quarter=quarter,
+                as_of=today,
+                department_key=args.department,
+                zone=settings.zone,
+            )
+    finally:
+        await engine.dispose()
+    render = {"md": render_markdown, "html": render_html, "json": render_json}[args.format]
+    output = render(rollup)
+    if args.output:
+        await asyncio.to_thread(Path(args.output).write_text, output, encoding="utf-8")
+    else:
+        sys.stdout.write(output)
+    return 0
+
+
 def _build_app(settings: Settings) -> ReapApp:
     from bot.app import create_app
 
@@ -190,6 +223,15 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--format", choices=("yaml", "json", "csv"), default="yaml")
     exp.add_argument("--output", "-o", help="file to write (default: standard output)")
     exp.set_defaults(run=_export)
+
+    report = sub.add_parser("report", help="the quarterly rollup for the DEI meeting packet")
+    report.add_argument(
+        "quarter", nargs="?", default="this", help="FY2027-Q2, Q2, this or last (default this)"
+    )
+    report.add_argument("--department", help="one department's key, e.g. OIT")
+    report.add_argument("--format", choices=("md", "html", "json"), default="md")
+    report.add_argument("--output", "-o", help="file to write (default: standard output)")
+    report.set_defaults(run=_report)
 
     serve = sub.add_parser("serve", help="answer Slack over HTTP (POST /slack/events, GET /healthz)")
     serve.add_argument("--host", default="127.0.0.1")

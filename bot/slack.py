@@ -16,7 +16,7 @@ from sqlmodel import select
 from bot.settings import Settings
 from storage.engine import Sessions, transaction
 from storage.errors import ReapError
-from storage.models import Installation
+from storage.models import Department, Installation
 
 
 class WorkspaceUnknown(ReapError):
@@ -81,6 +81,11 @@ async def workspace_id(sessions: Sessions, client: AsyncWebClient | None, *, now
     known = await installation(sessions)
     if known is not None:
         return known.team_id
+    async with sessions() as session:
+        # A plan imported with `workspace:` names its team before the bot has ever met Slack.
+        teams = list(await session.exec(select(Department.team_id).distinct()))
+    if len(teams) == 1:
+        return teams[0]
     if client is None:
         raise WorkspaceUnknown("no workspace recorded yet")
     return (await learn_workspace(sessions, client, now=now)).team_id

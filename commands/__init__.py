@@ -6,15 +6,22 @@ from slack_bolt.async_app import AsyncApp
 
 from commands import blocks as bk
 from commands import handlers as h
+from commands import quarterly as q
 
 COMMANDS = {"/reap": h.on_reap}
 SHORTCUTS = {"create_action_item": h.on_create_from_message}
 EVENTS = {"app_home_opened": h.on_home_opened}
-ACTIONS = {bk.DONE: h.on_done, bk.SNOOZE: h.on_snooze, bk.UPDATE: h.on_update}
+ACTIONS = {
+    bk.DONE: h.on_done,
+    bk.SNOOZE: h.on_snooze,
+    bk.UPDATE: h.on_update,
+    q.CHECKIN_OPEN: h.on_checkin_open,
+}
 VIEWS = {
     bk.ADD_MODAL: h.on_add_submit,
     bk.UPDATE_MODAL: h.on_update_submit,
     bk.SNOOZE_MODAL: h.on_snooze_submit,
+    q.CHECKIN_MODAL: h.on_checkin_submit,
 }
 
 

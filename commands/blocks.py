@@ -253,9 +253,9 @@ def build_history(ref: str, events: Iterable[AuditEvent], *, limit: int = 40) ->
     return blocks[:MAX_MESSAGE_BLOCKS]
 
 
-def build_error(problem: str, usage: str | None = None) -> list[Block]:
-    """A friendly refusal or usage hint."""
-    blocks = [section(f":warning: {escape(problem)}")]
+def build_error(problem: str, usage: str | None = None, *, trusted: bool = False) -> list[Block]:
+    """A friendly refusal or usage hint; `trusted` text (built by us, with live mentions) is not escaped."""
+    blocks = [section(f":warning: {problem if trusted else escape(problem)}")]
     if usage:
         blocks.append(context(f"Usage: `{escape(usage)}`"))
     return blocks
@@ -458,6 +458,7 @@ def build_home(
             shown += 2
     if not mine:
         blocks.append(context("Nothing open. :tada:"))
+    shown_refs = {c.item.ref for c in mine}
     for summary in summaries:
         blocks.append(divider())
         lines = [f"*{escape(summary.key)} department*"]
@@ -468,6 +469,8 @@ def build_home(
         blocks.append(
             context(f"{len(summary.overdue)} overdue · {len(summary.stale)} stale (no update in 60 days)")
         )
-        for card in summary.overdue[:5]:
+        # A card may appear once per view: Slack rejects duplicate block ids.
+        for card in [c for c in summary.overdue if c.item.ref not in shown_refs][:5]:
             blocks.extend(build_item_card(card))
+            shown_refs.add(card.item.ref)
     return {"type": "home", "blocks": blocks[:MAX_VIEW_BLOCKS]}

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from commands import blocks as bk
 from commands import grammar as g
+from commands import quarterly
 from commands import service as sv
 from storage.engine import transaction
 from storage.errors import PermissionDenied, ReapError
@@ -338,6 +339,57 @@ async def on_add_submit(
     reap.spawn(
         client.chat_postMessage(channel=caller.actor.user_id, text=f"Added {item.ref}.", blocks=blocks)
     )
+
+
+# --- quarterly check-in ------------------------------------------------------------------------
+
+
+async def on_checkin_open(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    context: AsyncBoltContext,
+    client: AsyncWebClient,
+    respond: AsyncRespond,
+) -> None:
+    """The Check in button on a prompt: one modal for every open item and owned measure."""
+    await ack()
+    reap = reap_of(context)
+    caller = await sv.caller_for(
+        reap, team_id=_team(body), user_id=_user(body), trigger_id=body.get("trigger_id")
+    )
+    quarter = str(body["actions"][0].get("value") or "")
+    subject = await quarterly.checkin_subject(
+        reap, team_id=caller.actor.team_id, user_id=caller.actor.user_id
+    )
+    await client.views_open(
+        trigger_id=caller.trigger_id, view=quarterly.build_checkin_modal(quarter, subject)
+    )
+
+
+async def on_checkin_submit(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    view: dict[str, Any],
+    context: AsyncBoltContext,
+    client: AsyncWebClient,
+) -> None:
+    """The check-in modal's Submit: every item and measure at once, or inline errors."""
+    reap = reap_of(context)
+    form = quarterly.parse_checkin_form(view.get("state", {}).get("values", {}))
+    if isinstance(form, dict):
+        await ack(response_action="errors", errors=form)
+        return
+    caller = await sv.caller_for(reap, team_id=_team(body), user_id=_user(body))
+    quarter = str(view.get("private_metadata") or "")
+    try:
+        count = await quarterly.submit_checkin(reap, caller=caller, quarter=quarter, form=form)
+    except ReapError as exc:
+        first = next(iter(view.get("state", {}).get("values", {})), "status")
+        await ack(response_action="errors", errors={first: bk.clip(str(exc), 150)})
+        return
+    await ack()
+    text = f":white_check_mark: Thank you! Your {quarter} check-in covers {count} item(s)."
+    reap.spawn(client.chat_postMessage(channel=caller.actor.user_id, text=text, blocks=[bk.section(text)]))
 
 
 # --- App Home and shortcut ---------------------------------------------------------------------

@@ -15,8 +15,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from commands import blocks as bk
 from commands import grammar as g
+from commands import quarterly
 from storage.engine import Sessions, transaction
-from storage.errors import InvalidChange, NotFound, ReapError
+from storage.errors import InvalidChange, NotFound, PermissionDenied, ReapError
 from storage.items import (
     add_note,
     complete_item,
@@ -92,7 +93,9 @@ def error_reply(exc: Exception) -> Reply:
     if isinstance(exc, g.UsageError):
         usage = g.USAGE.get(exc.subcommand or "", None)
         return Reply(text=str(exc), blocks=bk.build_error(exc.problem, usage))
-    return Reply(text=str(exc), blocks=bk.build_error(str(exc)))
+    # A refusal's text is ours (refs and mentions of who may act), so its mentions must stay live;
+    # every other message may quote what the person typed, so it is escaped.
+    return Reply(text=str(exc), blocks=bk.build_error(str(exc), trusted=isinstance(exc, PermissionDenied)))
 
 
 PROFILE_MAX_AGE = timedelta(days=1)
@@ -237,11 +240,13 @@ async def run_command(reap: Reap, *, caller: Caller, command: g.Command) -> Repl
                 text=f"<@{user}> is now a {role}{where}.",
                 blocks=[bk.section(f"<@{user}> is now a {role}{where}.")],
             )
-    handler = reap.extensions.get(type(command).__name__)
-    if handler is not None:
-        reply: Reply = await handler(reap, caller=caller, command=command)
-        return reply
-    raise InvalidChange(f"`{type(command).__name__}` is not available yet.")
+        case g.CheckIn():
+            return await quarterly.run_checkin(reap, caller=caller, command=command)
+        case g.RecordMeasure():
+            return await quarterly.run_measure(reap, caller=caller, command=command)
+        case g.Rollup():
+            return await quarterly.run_rollup(reap, caller=caller, command=command)
+    raise InvalidChange(f"`{type(command).__name__}` is not something I can do.")
 
 
 async def _reassign(session: AsyncSession, caller: Caller, ref: str, owner: str) -> ActionItem:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -137,3 +138,16 @@ def test_a_malformed_plan_is_one_line_with_the_path_and_changes_nothing(
     assert len(lines) == 1 and lines[0].startswith(f"reap: {broken}: plans[0].strategies[")
     assert ".due:" in lines[0]
     assert counts(tmp_path) == before
+
+
+def test_report_prints_the_quarter_as_markdown_html_and_json(tmp_path: Path, slack_env: dict[str, str]):
+    reap("import", str(DEMO), env=slack_env, cwd=tmp_path)
+    markdown = reap("report", "FY2027-Q2", "--format", "md", env=slack_env, cwd=tmp_path)
+    assert markdown.returncode == 0, markdown.stderr
+    assert markdown.stdout.startswith("# REAP rollup FY2027-Q2")
+    assert "Hire an equity data analyst" in markdown.stdout
+    html = reap("report", "FY2027-Q2", "--format", "html", "--department", "OIT", env=slack_env, cwd=tmp_path)
+    assert "<html" in html.stdout.lower()
+    data = json.loads(reap("report", "FY2027-Q2", "--format", "json", env=slack_env, cwd=tmp_path).stdout)
+    assert data["quarter"] == "FY2027-Q2"
+    assert reap("report", "someday", env=slack_env, cwd=tmp_path).returncode == 1

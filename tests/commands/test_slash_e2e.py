@@ -317,3 +317,19 @@ async def test_message_shortcut_opens_a_prefilled_add_modal(bot: Bot):
     view = list(bot.slack.views().values())[-1]
     assert view["blocks"][0]["element"]["initial_value"] == "Can we map Wi-Fi gaps by tract?"
     assert "https://slack.com/archives/C0GENERAL/p1767225950000300" in str(view["blocks"])
+
+
+async def test_app_home_for_a_coordinator_who_owns_an_overdue_item_is_accepted(bot: Bot):
+    await bot.command(COORDINATOR, f"assign OIT-2 <@{COORDINATOR}>")
+    await bot.event(
+        {"type": "app_home_opened", "user": COORDINATOR, "channel": "D0X", "tab": "home"}, event_id="Ev7"
+    )
+    home = bot.slack.home_view(COORDINATOR)
+    assert home is not None
+    ids = [b["block_id"] for b in home["blocks"] if "block_id" in b]
+    assert len(ids) == len(set(ids))
+
+
+async def test_a_refusal_mentions_who_may_act_as_live_mentions(bot: Bot):
+    response = await bot.command(OTHER, "done OIT-1")
+    assert f"<@{COORDINATOR}>" in str(response.json()["blocks"])

@@ -1,0 +1,119 @@
+"""The quarterly cycle from Slack: scheduling and running check-ins, readings, and rollups into channels."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import date
+
+import pytest
+from sqlmodel import select
+
+from storage.engine import transaction
+from storage.items import get_item
+from storage.models import CheckInCycle, CheckInResponse, Measure, MeasureReading
+from tests.factories import COORDINATOR, OTHER, OWNER, make_item, make_plan
+from tests.harness import Bot, running_bot
+
+DEI = "C0DEI"
+
+
+@pytest.fixture
+async def bot(database_url: str) -> AsyncIterator[Bot]:
+    """A running bot with the OIT plan, a measure owned by OWNER, and a DEI channel."""
+    async with running_bot(database_url, dei_channel=DEI) as bot:
+        for user in (OWNER, OTHER, COORDINATOR):
+            bot.slack.add_user(user, user.lower())
+        bot.slack.add_channel(DEI, "dei-reap")
+        bot.slack.add_channel("C0OIT", "oit-reap")
+        async with transaction(bot.sessions) as session:
+            plan = await make_plan(session)
+            await make_item(session, plan)
+            await make_item(session, plan, title="Hire an equity data analyst", due=date(2026, 11, 20))
+            session.add(
+                Measure(
+                    team_id=bot.team_id,
+                    strategy_id=plan.strategies["digital-equity"].id or 0,
+                    key="devices",
+                    name="Devices distributed in high-need tracts",
+                    unit="devices",
+                    baseline=0,
+                    target=4000,
+                    target_date=date(2027, 6, 30),
+                    owner_id=OWNER,
+                )
+            )
+        yield bot
+
+
+async def test_schedule_start_status_and_close_a_checkin(bot: Bot):
+    scheduled = await bot.command(COORDINATOR, "checkin schedule FY2027-Q2 2027-01-21")
+    assert "DEI meeting" in scheduled.json()["text"]
+    started = await bot.command(COORDINATOR, "checkin start FY2027-Q2")
+    assert "check-in is open" in started.json()["text"]
+    status = await bot.command(COORDINATOR, "checkin status FY2027-Q2")
+    assert f"waiting on <@{OWNER}>" in status.json()["text"]
+    closed = await bot.command(COORDINATOR, "checkin close FY2027-Q2")
+    assert "closed" in closed.json()["text"]
+    async with bot.sessions() as session:
+        cycle = (await session.exec(select(CheckInCycle))).one()
+    assert cycle.meeting_date == date(2027, 1, 21) and cycle.opened_at and cycle.closed_at
+    assert bot.slack.messages(DEI), "closing posts the rollup"
+
+
+async def test_a_member_cannot_start_a_checkin(bot: Bot):
+    response = await bot.command(OWNER, "checkin start")
+    assert "Only department coordinators" in response.json()["text"]
+    async with bot.sessions() as session:
+        assert (await session.exec(select(CheckInCycle))).first() is None
+
+
+async def test_checkin_button_and_modal_update_several_items_at_once(bot: Bot):
+    await bot.command(COORDINATOR, "checkin start FY2027-Q2")
+    await bot.interact(bot.block_action(OWNER, "checkin_open", value="FY2027-Q2"))
+    view = list(bot.slack.views().values())[-1]
+    assert view["callback_id"] == "checkin_modal"
+    values = {
+        "status:OIT-1": {"value": {"type": "static_select", "selected_option": {"value": "on_track"}}},
+        "progress:OIT-1": {"value": {"type": "number_input", "value": "50"}},
+        "note:OIT-1": {"value": {"type": "plain_text_input", "value": "Draft with DEI"}},
+        "status:OIT-2": {"value": {"type": "static_select", "selected_option": {"value": "blocked"}}},
+        "progress:OIT-2": {"value": {"type": "number_input", "value": "10"}},
+        "note:OIT-2": {"value": {"type": "plain_text_input", "value": "Waiting on HR posting"}},
+        "measure:devices": {"value": {"type": "number_input", "value": "1250"}},
+    }
+    response = await bot.interact(bot.view_submission(OWNER, view, values))
+    assert response.status_code == 200
+    async with bot.sessions() as session:
+        first = await get_item(session, team_id=bot.team_id, ref="OIT-1")
+        second = await get_item(session, team_id=bot.team_id, ref="OIT-2")
+        responses = list(await session.exec(select(CheckInResponse)))
+        reading = (await session.exec(select(MeasureReading))).one()
+    assert (first.status, first.progress, first.last_note) == ("on_track", 50, "Draft with DEI")
+    assert (second.status, second.last_note) == ("blocked", "Waiting on HR posting")
+    assert len(responses) == 2
+    assert (reading.quarter, reading.value) == ("FY2027-Q2", 1250)
+
+
+async def test_measure_reading_by_its_owner(bot: Bot):
+    response = await bot.command(OWNER, 'measure devices 900 Q2 "first distribution events"')
+    assert "Recorded devices = 900 for FY2027-Q2" in response.json()["text"]
+    refused = await bot.command(OTHER, "measure devices 1")
+    assert "You can't" in refused.json()["text"]
+
+
+async def test_rollup_from_a_coordinator_posts_summary_thread_and_chart(bot: Bot):
+    response = await bot.command(COORDINATOR, "rollup FY2027-Q2")
+    assert f"<#{DEI}>" in response.json()["text"]
+    for channel in (DEI, "C0OIT"):
+        messages = bot.slack.messages(channel)
+        assert messages, f"nothing posted in {channel}"
+        head = messages[0]
+        assert len(head.blocks) <= 50
+        assert any(m.thread_ts == head.ts for m in messages[1:])
+    assert any(f["filename"].endswith(".png") for f in bot.slack.files())
+
+
+async def test_rollup_is_refused_for_a_member(bot: Bot):
+    response = await bot.command(OWNER, "rollup")
+    assert "Only department coordinators and REAP admins" in response.json()["text"]
+    assert not bot.slack.messages(DEI)
