@@ -153,6 +153,9 @@ def create_app(
         client=client,
         logger=_bolt_logger(),
         signing_secret=settings.secret("slack_signing_secret"),
+        # bot/server.py verifies every HTTP request (against the current and, during a rotation, the
+        # previous secret) before Bolt sees it; Socket Mode needs no signature.
+        request_verification_enabled=False,
         authorize=authorize,
         # Handlers finish their database work in milliseconds and defer Slack calls to tasks,
         # so answering after the listener avoids Bolt's 10 ms ack-polling loop.

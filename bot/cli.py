@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.logs import configure_logging
 from bot.settings import Settings, SettingsError, load_settings
 from storage.errors import ReapError
 
@@ -254,11 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()
-        logging.basicConfig(
-            level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-        )
-        # Alembic narrates every plugin at INFO; operators only need its warnings.
-        logging.getLogger("alembic").setLevel(logging.WARNING)
+        configure_logging(settings)
         run: Handler = args.run
         return asyncio.run(run(args, settings))
     except SettingsError as exc:

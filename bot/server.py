@@ -30,15 +30,21 @@ MAX_BODY_BYTES = 1_000_000
 SIGNATURE_WINDOW_SECONDS = 300
 
 
-def signature_valid(secret: str, headers: dict[str, str], body: bytes, *, now: float) -> bool:
-    """Slack's v0 HMAC over the raw bytes, within the five-minute window, compared in constant time."""
+def signature_valid(secrets: Sequence[str], headers: dict[str, str], body: bytes, *, now: float) -> bool:
+    """Slack's v0 HMAC over the raw bytes, within the five-minute window, compared in constant time.
+
+    Several secrets are accepted so a rotation can overlap: the new one and, briefly, the previous.
+    """
     timestamp = headers.get("x-slack-request-timestamp", "")
     signature = headers.get("x-slack-signature", "")
     if not timestamp.isdigit() or abs(now - int(timestamp)) > SIGNATURE_WINDOW_SECONDS:
         return False
     base = b"v0:" + timestamp.encode() + b":" + body
-    expected = "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, signature)
+    matches = [
+        hmac.compare_digest("v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest(), signature)
+        for secret in secrets
+    ]
+    return any(matches)
 
 
 def parse_slack_body(decoded: str, content_type: str) -> dict[str, Any] | None:
@@ -74,7 +80,9 @@ def bolt_request_for(
 
 def create_asgi(app: ReapApp, *, manage_lifecycle: bool = True) -> Starlette:
     """The Starlette application serving one ReapApp (starting and closing it with the server)."""
-    secret = app.settings.secret("slack_signing_secret")
+    secrets = [app.settings.secret("slack_signing_secret")]
+    if app.settings.slack_signing_secret_previous:
+        secrets.append(app.settings.slack_signing_secret_previous.get_secret_value())
 
     async def slack_events(request: Request) -> Response:
         declared = request.headers.get("content-length", "0")
@@ -86,7 +94,7 @@ def create_asgi(app: ReapApp, *, manage_lifecycle: bool = True) -> Starlette:
         headers = {k.lower(): v for k, v in request.headers.items()}
         # Verify before parsing anything: Bolt would answer 500 to a signed body that is not UTF-8,
         # and nothing about an unsigned request deserves a parse.
-        if not signature_valid(secret, headers, body, now=time.time()):
+        if not signature_valid(secrets, headers, body, now=time.time()):
             log.warning(
                 "refused an unsigned or stale request from %s", request.client.host if request.client else "?"
             )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     database_url: str = Field(default="sqlite+aiosqlite:///./reap.db", validation_alias="DATABASE_URL")
     slack_bot_token: SecretStr | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")
     slack_signing_secret: SecretStr | None = Field(default=None, validation_alias="SLACK_SIGNING_SECRET")
+    slack_signing_secret_previous: SecretStr | None = Field(
+        default=None, validation_alias="SLACK_SIGNING_SECRET_PREVIOUS"
+    )
     slack_app_token: SecretStr | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
     slack_api_url: str = Field(default=DEFAULT_SLACK_API_URL, validation_alias="SLACK_API_URL")
     slack_timeout_seconds: float = Field(default=10.0, gt=0, le=120, validation_alias="SLACK_TIMEOUT_SECONDS")
@@ -51,6 +54,14 @@ class Settings(BaseSettings):
     admins: Annotated[list[str], NoDecode] = Field(default_factory=list, validation_alias="REAP_ADMINS")
     dei_channel: str | None = Field(default=None, validation_alias="REAP_DEI_CHANNEL")
     log_level: str = Field(default="INFO", validation_alias="REAP_LOG_LEVEL")
+    log_format: Literal["text", "json"] = Field(default="text", validation_alias="REAP_LOG_FORMAT")
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError(f"'{value}' is not a log level such as INFO or DEBUG")
+        return value.upper()
 
     @field_validator("holidays", "admins", mode="before")
     @classmethod
