@@ -17,6 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import commands
+import reminders.wiring
 from bot.settings import Settings
 from bot.slack import make_client
 from commands.service import Reap
@@ -174,7 +175,7 @@ def create_app(
         return await next()
 
     commands.register(bolt)
-    return ReapApp(
+    app = ReapApp(
         settings=settings,
         bolt=bolt,
         reap=reap,
@@ -184,3 +185,5 @@ def create_app(
         tasks=tasks,
         identity=identity,
     )
+    reminders.wiring.install(app)
+    return app

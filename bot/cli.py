@@ -150,6 +150,13 @@ async def _report(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def _remind(args: argparse.Namespace, settings: Settings) -> int:
+    from reminders.wiring import remind_once
+
+    at = parse_instant(args.at, settings) if args.at else utc_now()
+    return await remind_once(settings, at=at, dry_run=args.dry_run, out=sys.stdout)
+
+
 def _build_app(settings: Settings) -> ReapApp:
     from bot.app import create_app
 
@@ -233,6 +240,13 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--format", choices=("md", "html", "json"), default="md")
     report.add_argument("--output", "-o", help="file to write (default: standard output)")
     report.set_defaults(run=_report)
+
+    remind = sub.add_parser("remind", help="run exactly one reminder tick (plan, then deliver) and exit")
+    remind.add_argument(
+        "--at", help="the instant to act at, ISO (e.g. 2027-03-30T09:00; REAP_TIMEZONE if no offset)"
+    )
+    remind.add_argument("--dry-run", action="store_true", help="print what would be sent and write nothing")
+    remind.set_defaults(run=_remind)
 
     serve = sub.add_parser("serve", help="answer Slack over HTTP (POST /slack/events, GET /healthz)")
     serve.add_argument("--host", default="127.0.0.1")

@@ -89,6 +89,7 @@ def test_the_bot_asks_only_for_scopes_its_code_uses(manifest: dict[str, Any]):
         "chat:write.public": "chat_postMessage",
         "commands": "COMMAND",
         "files:write": "files_upload_v2",
+        "im:history": "conversations_history",
         "im:write": "conversations_open",
         "users:read": "users_info",
     }

@@ -154,13 +154,14 @@ async def test_home_publishes_the_callers_app_home(settings: Settings):
     assert "💤 until 2026-12-07" in pressed
 
 
-async def test_clock_without_reminders_says_so(settings: Settings):
-    code, output = await shell(settings, ":clock 2027-03-30 09:00\n:clock\n")
+async def test_clock_travels_and_the_real_reminders_arrive_once(settings: Settings):
+    code, output = await shell(settings, ":clock 2027-03-30 09:00\n:clock\n:clock 2027-03-30 09:00\n")
     assert code == 0
     moved = section(output, ":clock 2027-03-30 09:00")
     assert "clock: Tuesday 2027-03-30 09:00 EDT" in moved
-    assert "reminders are not wired in this build" in moved
+    assert "── DM to @" in moved, "the tick at the new time delivers the digests owed"
     assert "clock: Tuesday 2027-03-30 09:00 EDT" in section(output, ":clock")
+    assert output.count("── DM to @") == moved.count("── DM to @"), "the same instant again sends nothing more"
 
 
 async def test_clock_runs_the_ticker_at_the_new_time_and_shows_what_arrives(

@@ -1,0 +1,463 @@
+"""The quarterly check-in on schedule: open, prompt, follow up, list non-responders, close, post the rollup.
+
+Every message is an outbox row with a unique key, so any number of tickers can plan the same cycle
+and each owner still gets exactly one prompt and at most the two follow-ups, in their own time
+zone, on business days, never two check-in messages on one day.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from commands import blocks as bk
+from commands.quarterly import CheckInSubject, build_checkin_prompt, checkin_window
+from reminders.calendar import BusinessCalendar
+from reminders.digest import NotificationKind, RenderContext, Rendered, Skip
+from reminders.fiscal import FiscalQuarter
+from reminders.planner import PlanConfig
+from storage.checkins import close_cycle, cycle_progress, open_cycle
+from storage.engine import Sessions
+from storage.models import (
+    OPEN_STATUSES,
+    ActionItem,
+    CheckInCycle,
+    CheckInResponse,
+    Department,
+    Measure,
+    Notification,
+    Person,
+    Role,
+)
+from storage.outbox import enqueue
+from storage.permissions import Actor
+
+log = logging.getLogger(__name__)
+
+PROMPT = "checkin_prompt"
+FOLLOWUP = "checkin_followup"
+NONRESPONDERS = "checkin_nonresponders"
+ROLLUP = "rollup"
+CHECKIN_KINDS = (PROMPT, FOLLOWUP)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A cycle's business days: open, first follow-up (halfway), second (day before due), due."""
+
+    opens_on: date
+    halfway: date
+    day_before: date
+    due_on: date
+
+    @classmethod
+    def of(cls, cycle: CheckInCycle, calendar: BusinessCalendar) -> Schedule:
+        """The schedule from the cycle's stored window, or derived from its meeting date."""
+        window = checkin_window(cycle.meeting_date, calendar)
+        opens_on = cycle.opens_on or window.opens_on
+        due_on = cycle.due_on or window.due_on
+        span = calendar.business_days_between(opens_on, due_on)
+        halfway = calendar.add_business_days(opens_on, max(1, span // 2))
+        return cls(opens_on, halfway, calendar.add_business_days(due_on, -1), due_on)
+
+
+@dataclass
+class CheckInReport:
+    """What one planning pass did to the check-in cycles of a workspace."""
+
+    opened: list[str]
+    closed: list[str]
+    inserted: int = 0
+
+
+def _key(team_id: str, kind: str, quarter: str, recipient: str, extra: str = "") -> str:
+    return f"{team_id}:{kind}:{quarter}:{recipient}" + (f":{extra}" if extra else "")
+
+
+def _row(
+    team_id: str,
+    kind: str,
+    key: str,
+    recipient: str,
+    day: date | None,
+    payload: dict[str, Any],
+    now: datetime,
+) -> Notification:
+    return Notification(
+        team_id=team_id,
+        key=key,
+        kind=kind,
+        recipient=recipient,
+        local_date=day,
+        payload=payload,
+        send_after=now,
+        created_at=now,
+    )
+
+
+async def _owners(session: AsyncSession, team_id: str) -> dict[str, Person]:
+    """Active people who own an open item or a measure: the ones a check-in asks."""
+    owners = set(
+        await session.exec(
+            select(ActionItem.owner_id)
+            .where(ActionItem.team_id == team_id)
+            .where(col(ActionItem.status).in_(OPEN_STATUSES))
+            .where(col(ActionItem.owner_id).is_not(None))
+            .distinct()
+        )
+    )
+    owners |= set(
+        await session.exec(
+            select(Measure.owner_id)
+            .where(Measure.team_id == team_id)
+            .where(col(Measure.owner_id).is_not(None))
+            .distinct()
+        )
+    )
+    people = await session.exec(
+        select(Person)
+        .where(Person.team_id == team_id)
+        .where(col(Person.user_id).in_([o for o in owners if o]))
+    )
+    return {p.user_id: p for p in people if p.active}
+
+
+async def _responders(session: AsyncSession, cycle: CheckInCycle) -> set[str]:
+    return set(
+        await session.exec(select(CheckInResponse.responder).where(CheckInResponse.cycle_id == cycle.id))
+    )
+
+
+async def _sent_days(session: AsyncSession, team_id: str, quarter: str) -> dict[str, set[date]]:
+    """For each recipient, the local days that already carry a check-in message of this cycle."""
+    prefix = [f"{team_id}:{kind}:{quarter}:" for kind in CHECKIN_KINDS]
+    rows = await session.exec(
+        select(Notification.recipient, col(Notification.local_date), Notification.key)
+        .where(Notification.team_id == team_id)
+        .where(col(Notification.kind).in_(CHECKIN_KINDS))
+    )
+    days: dict[str, set[date]] = {}
+    for recipient, day, key in rows:
+        if any(key.startswith(p) for p in prefix) and day is not None:
+            days.setdefault(recipient, set()).add(day)
+    return days
+
+
+def _zone(person: Person, default: ZoneInfo) -> ZoneInfo:
+    try:
+        return ZoneInfo(person.tz) if person.tz else default
+    except (KeyError, ValueError):
+        return default
+
+
+async def plan_checkins(
+    sessions: Sessions,
+    *,
+    team_id: str,
+    now: datetime,
+    config: PlanConfig,
+    dei_channel: str | None = None,
+    fiscal_start_month: int = 7,
+) -> CheckInReport:
+    """Open cycles whose day has come, owe prompts and follow-ups, and close cycles that are due."""
+    async with sessions() as session, session.begin():
+        return await plan_checkins_in(
+            session,
+            team_id=team_id,
+            now=now,
+            config=config,
+            dei_channel=dei_channel,
+            fiscal_start_month=fiscal_start_month,
+        )
+
+
+async def plan_checkins_in(
+    session: AsyncSession,
+    *,
+    team_id: str,
+    now: datetime,
+    config: PlanConfig,
+    dei_channel: str | None = None,
+    fiscal_start_month: int = 7,
+) -> CheckInReport:
+    """plan_checkins inside the caller's transaction (a dry run rolls it back)."""
+    report = CheckInReport(opened=[], closed=[])
+    org_today = now.astimezone(config.zone).date()
+    system = Actor.system(team_id)
+    cycles = list(
+        await session.exec(
+            select(CheckInCycle)
+            .where(CheckInCycle.team_id == team_id)
+            .where(col(CheckInCycle.closed_at).is_(None))
+        )
+    )
+    rows: list[Notification] = []
+    for cycle in cycles:
+        schedule = Schedule.of(cycle, config.calendar)
+        if cycle.opened_at is None:
+            if not schedule.opens_on <= org_today < schedule.due_on:
+                continue
+            await open_cycle(
+                session,
+                actor=system,
+                quarter=cycle.quarter,
+                now=now,
+                opens_on=schedule.opens_on,
+                due_on=schedule.due_on,
+            )
+            report.opened.append(cycle.quarter)
+        if org_today >= schedule.due_on and config.slot(now, config.zone) is not None:
+            rows += await _close(
+                session,
+                cycle,
+                now=now,
+                system=system,
+                dei_channel=dei_channel,
+                start_month=fiscal_start_month,
+            )
+            report.closed.append(cycle.quarter)
+            continue
+        rows += await _prompts(session, cycle, schedule, now=now, config=config)
+    report.inserted = await enqueue(session, rows=rows)
+    return report
+
+
+async def _prompts(
+    session: AsyncSession, cycle: CheckInCycle, schedule: Schedule, *, now: datetime, config: PlanConfig
+) -> list[Notification]:
+    team_id, quarter = cycle.team_id, cycle.quarter
+    owners = await _owners(session, team_id)
+    answered = await _responders(session, cycle)
+    sent = await _sent_days(session, team_id, quarter)
+    rows: list[Notification] = []
+    for user_id, person in owners.items():
+        zone = _zone(person, config.zone)
+        day = config.slot(now, zone)
+        if day is None or not schedule.opens_on <= day < schedule.due_on:
+            continue
+        if person.paused_until is not None and day < person.paused_until:
+            continue
+        days = sent.get(user_id, set())
+        if day in days:
+            continue  # one check-in message a day
+        payload = {"quarter": quarter, "zone": zone.key, "local_date": day.isoformat()}
+        if not days:
+            rows.append(
+                _row(team_id, PROMPT, _key(team_id, PROMPT, quarter, user_id), user_id, day, payload, now)
+            )
+        elif user_id not in answered and day in (schedule.halfway, schedule.day_before):
+            which = "halfway" if day == schedule.halfway else "day_before"
+            key = _key(team_id, FOLLOWUP, quarter, user_id, which)
+            rows.append(_row(team_id, FOLLOWUP, key, user_id, day, {**payload, "which": which}, now))
+    return rows
+
+
+async def _close(
+    session: AsyncSession,
+    cycle: CheckInCycle,
+    *,
+    now: datetime,
+    system: Actor,
+    dei_channel: str | None,
+    start_month: int,
+) -> list[Notification]:
+    team_id, quarter = cycle.team_id, cycle.quarter
+    await close_cycle(session, actor=system, quarter=quarter, now=now)
+    rows: list[Notification] = []
+    progress = await cycle_progress(session, team_id=team_id, cycle=cycle)
+    departments = {
+        d.key: d for d in await session.exec(select(Department).where(Department.team_id == team_id))
+    }
+    for entry in progress:
+        department = departments.get(entry.key)
+        if department is None or not entry.waiting:
+            continue
+        coordinators = await session.exec(
+            select(Person.user_id)
+            .where(Person.department_id == department.id)
+            .where(Person.role == Role.COORDINATOR.value)
+            .where(Person.active == True)  # noqa: E712
+        )
+        for coordinator in coordinators:
+            key = _key(team_id, NONRESPONDERS, quarter, coordinator, entry.key)
+            payload = {
+                "quarter": quarter,
+                "department": entry.key,
+                "waiting": entry.waiting,
+                "responded": len(entry.responded),
+            }
+            rows.append(_row(team_id, NONRESPONDERS, key, coordinator, None, payload, now))
+    channels = [dei_channel] if dei_channel else []
+    channels += [d.report_channel for d in departments.values() if d.report_channel]
+    for channel in dict.fromkeys(channels):
+        rows.append(
+            _row(
+                team_id,
+                ROLLUP,
+                _key(team_id, ROLLUP, quarter, channel),
+                channel,
+                None,
+                {"quarter": quarter, "start_month": start_month},
+                now,
+            )
+        )
+    return rows
+
+
+# --- rendering at send time ----------------------------------------------------------------------
+
+
+async def render_prompt(
+    session: AsyncSession, rows: Sequence[Notification], ctx: RenderContext
+) -> Rendered | Skip:
+    """A check-in prompt or follow-up: the owner's open items and measures, one button."""
+    row = rows[0]
+    payload = row.payload or {}
+    quarter = str(payload.get("quarter") or "")
+    cycle = (
+        await session.exec(
+            select(CheckInCycle)
+            .where(CheckInCycle.team_id == row.team_id)
+            .where(CheckInCycle.quarter == quarter)
+        )
+    ).first()
+    if cycle is None or cycle.closed_at is not None:
+        return Skip(f"the {quarter} check-in is closed")
+    if row.kind == FOLLOWUP and row.recipient in await _responders(session, cycle):
+        return Skip("already checked in")
+    items = list(
+        await session.exec(
+            select(ActionItem)
+            .where(ActionItem.team_id == row.team_id)
+            .where(ActionItem.owner_id == row.recipient)
+            .where(col(ActionItem.status).in_(OPEN_STATUSES))
+            .order_by(col(ActionItem.due), col(ActionItem.id))
+        )
+    )
+    measures = list(
+        await session.exec(
+            select(Measure).where(Measure.team_id == row.team_id).where(Measure.owner_id == row.recipient)
+        )
+    )
+    if not items and not measures:
+        return Skip("nothing open to check in on")
+    zone = ZoneInfo(str(payload.get("zone") or ctx.default_zone.key))
+    blocks = build_checkin_prompt(
+        quarter,
+        CheckInSubject(items=items, measures=measures),
+        zone=zone,
+        today=ctx.now.astimezone(zone).date(),
+    )
+    if row.kind == FOLLOWUP:
+        due = f" It is due {bk.date_token(cycle.due_on, zone)}." if cycle.due_on else ""
+        blocks.insert(0, bk.context(f":bell: A reminder: your {quarter} check-in is still open.{due}"))
+    text = f"Your {quarter} REAP check-in" + (" (reminder)" if row.kind == FOLLOWUP else "")
+    return Rendered(text=text, blocks=blocks, lines=(text,), row_ids=frozenset(r.id for r in rows if r.id))
+
+
+async def render_nonresponders(
+    session: AsyncSession, rows: Sequence[Notification], ctx: RenderContext
+) -> Rendered | Skip:
+    """The coordinator's list of owners who did not check in."""
+    payload = rows[0].payload or {}
+    waiting = [str(u) for u in payload.get("waiting") or []]
+    if not waiting:
+        return Skip("everyone checked in")
+    quarter, department = payload.get("quarter"), payload.get("department")
+    text = (
+        f"The {quarter} check-in closed. In {department}, {len(waiting)} owner(s) did not respond: "
+        + ", ".join(f"<@{u}>" for u in waiting[:100])
+    )
+    return Rendered(
+        text=bk.clip(text, 3000),
+        blocks=[bk.section(text)],
+        lines=(text,),
+        row_ids=frozenset(r.id for r in rows if r.id),
+    )
+
+
+async def render_rollup(
+    session: AsyncSession, rows: Sequence[Notification], ctx: RenderContext
+) -> Rendered | Skip:
+    """The rollup's summary message; the thread and the chart follow once it is posted."""
+    from reminders.rollup import build_rollup, slack_messages
+
+    row = rows[0]
+    quarter = FiscalQuarter.parse(
+        str((row.payload or {}).get("quarter")), today=ctx.now.date(), start_month=_start_month(row)
+    )
+    rollup = await build_rollup(
+        session,
+        team_id=row.team_id,
+        quarter=quarter,
+        as_of=ctx.now.astimezone(ctx.default_zone).date(),
+        zone=ctx.default_zone,
+    )
+    summary, _ = slack_messages(rollup)
+    return Rendered(
+        text=summary["text"],
+        blocks=summary["blocks"],
+        lines=(summary["text"],),
+        row_ids=frozenset(r.id for r in rows if r.id),
+    )
+
+
+def _start_month(row: Notification) -> int:
+    return int((row.payload or {}).get("start_month") or 7)
+
+
+async def after_rollup(
+    sessions: Sessions,
+    client: AsyncWebClient,
+    row: Notification,
+    *,
+    channel: str,
+    ts: str,
+    now: datetime,
+    zone: ZoneInfo,
+) -> None:
+    """Post the rollup's per-department detail in the summary's thread, then the chart."""
+    from reminders.chart import rollup_chart_png
+    from reminders.rollup import build_rollup, slack_messages
+
+    quarter = FiscalQuarter.parse(
+        str((row.payload or {}).get("quarter")), today=now.date(), start_month=_start_month(row)
+    )
+    async with sessions() as session:
+        rollup = await build_rollup(
+            session, team_id=row.team_id, quarter=quarter, as_of=now.astimezone(zone).date(), zone=zone
+        )
+    _, replies = slack_messages(rollup)
+    for reply in replies:
+        await client.chat_postMessage(channel=channel, thread_ts=ts, **reply)
+    await client.files_upload_v2(
+        channel=channel,
+        thread_ts=ts,
+        content=rollup_chart_png(rollup),
+        filename=f"reap-{quarter.label}.png",
+        title=f"REAP {quarter.label}: status by strategy and measure progress",
+    )
+
+
+def checkin_kinds(
+    sessions: Sessions, client: AsyncWebClient, *, clock: Callable[[], datetime], zone: ZoneInfo
+) -> dict[str, NotificationKind]:
+    """The outbox kinds of the quarterly cycle; `client` (with retry handlers) posts rollup threads."""
+
+    async def thread(row: Notification, channel: str, ts: str) -> None:
+        await after_rollup(sessions, client, row, channel=channel, ts=ts, now=clock(), zone=zone)
+
+    return {
+        PROMPT: NotificationKind(PROMPT, render_prompt),
+        FOLLOWUP: NotificationKind(FOLLOWUP, render_prompt),
+        NONRESPONDERS: NotificationKind(NONRESPONDERS, render_nonresponders),
+        ROLLUP: NotificationKind(ROLLUP, render_rollup, after_send=thread),
+    }

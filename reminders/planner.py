@@ -1,0 +1,397 @@
+"""Planning: turn what the policy says is owed at `now` into outbox rows, once per key.
+
+A tick first works out which local business days are being served right now (each zone in its
+sending window), so outside every window it costs one small query. For each such day it fetches
+only the items owed something that day, by the due dates the policy's inverse functions name
+(using the team/status/due and team/snoozed indexes), never the whole plan; `plan_digests`
+then re-checks every candidate per recipient. Rows go in with `ON CONFLICT (key) DO NOTHING`,
+so any number of instances may plan the same instant and each message is stored once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, or_
+from sqlalchemy import select as sa_select
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from reminders.calendar import BusinessCalendar
+from reminders.digest import orphan_row, planned_row
+from reminders.policy import (
+    OPEN_STATUSES,
+    Cadence,
+    CadenceError,
+    ItemView,
+    PlannedDigest,
+    Recipient,
+    due_dates_owed_on,
+    escalation_due,
+    escalation_due_dates,
+    nudge_kind,
+    plan_digests,
+    sending_slot,
+    snooze_end_dates,
+)
+from storage import outbox
+from storage.engine import Sessions, transaction
+from storage.models import ActionItem, Department, Installation, Notification, Person, Plan, Role, Strategy
+from storage.people import valid_zone
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PlanConfig:
+    """What planning needs besides the data: the org zone, calendar, default cadence and hours."""
+
+    zone: ZoneInfo
+    calendar: BusinessCalendar
+    cadence: Cadence = field(default_factory=Cadence)
+    reminder_hour: int = 9
+    reminder_minute: int = 0
+    quiet_hour: int = 18
+
+    def slot(self, now: datetime, zone: ZoneInfo) -> date | None:
+        """The local business day being served in `zone` at `now`, if its window is open."""
+        return sending_slot(
+            now,
+            zone,
+            self.calendar,
+            reminder_hour=self.reminder_hour,
+            quiet_hour=self.quiet_hour,
+            reminder_minute=self.reminder_minute,
+        )
+
+
+@dataclass
+class PlanReport:
+    """What one planning pass for one workspace found and stored."""
+
+    team_id: str
+    now: datetime
+    local_dates: tuple[date, ...] = ()
+    candidates: int = 0
+    planned: int = 0
+    existing: int = 0
+    inserted: int = 0
+    conflicts: int = 0
+    orphans: int = 0
+    keys: tuple[str, ...] = ()
+
+    def summary(self) -> str:
+        """One line for logs and the CLI."""
+        days = ", ".join(d.isoformat() for d in self.local_dates) or "none"
+        return (
+            f"{self.team_id}: serving {days}; {self.candidates} candidate items,"
+            f" {self.planned} messages owed, {self.existing} already planned, {self.inserted} new,"
+            f" {self.conflicts} lost to another ticker"
+        )
+
+
+@dataclass(frozen=True)
+class _Group:
+    """Plans sharing one cadence (plan_ids None: every plan of the team)."""
+
+    cadence: Cadence
+    plan_ids: tuple[int, ...] | None
+
+
+def _zone(name: str | None, default: ZoneInfo) -> ZoneInfo:
+    checked = valid_zone(name)
+    return ZoneInfo(checked) if checked else default
+
+
+async def _serving_dates(
+    session: AsyncSession, *, team_id: str, now: datetime, config: PlanConfig
+) -> tuple[date, ...]:
+    names = await session.exec(select(Person.tz).where(Person.team_id == team_id).distinct())
+    zones = {config.zone.key: config.zone}
+    for name in names:
+        zone = _zone(name, config.zone)
+        zones[zone.key] = zone
+    days = {config.slot(now, zone) for zone in zones.values()}
+    return tuple(sorted(day for day in days if day is not None))
+
+
+async def _cadence_groups(session: AsyncSession, *, team_id: str, config: PlanConfig) -> list[_Group]:
+    plans = await session.exec(select(Plan.id, Plan.cadence).where(Plan.team_id == team_id))
+    by_cadence: dict[Cadence, list[int]] = {}
+    for plan_id, overrides in plans:
+        cadence = config.cadence
+        if overrides:
+            try:
+                cadence = Cadence.from_mapping({**asdict(config.cadence), **overrides})
+            except CadenceError as exc:
+                # One bad plan setting must not stop everyone's reminders.
+                log.warning("plan %s: %s; using the default cadence", plan_id, exc)
+        by_cadence.setdefault(cadence, []).append(plan_id or 0)
+    if len(by_cadence) <= 1:
+        only = next(iter(by_cadence), config.cadence)
+        return [_Group(only, None)]
+    return [_Group(cadence, tuple(ids)) for cadence, ids in by_cadence.items()]
+
+
+async def _candidates(
+    session: AsyncSession, *, team_id: str, day: date, group: _Group, calendar: BusinessCalendar
+) -> list[ItemView]:
+    cadence = group.cadence
+    owed = set(due_dates_owed_on(day, calendar, cadence)) | set(escalation_due_dates(day, calendar, cadence))
+    ends = snooze_end_dates(day, calendar)
+    if not owed and not ends:
+        return []
+    item = ActionItem
+    unsnoozed = or_(col(item.snoozed_until).is_(None), col(item.snoozed_until) <= day)
+    conditions = []
+    if owed:
+        conditions.append(and_(col(item.due).in_(sorted(owed)), unsnoozed))
+    if ends:
+        waking = col(item.snoozed_until).in_(sorted(ends))
+        conditions.append(and_(waking, col(item.due) <= day + timedelta(days=cadence.first_days_before)))
+    columns = (
+        item.id,
+        item.ref,
+        item.owner_id,
+        item.due,
+        item.status,
+        item.snoozed_until,
+        item.department_id,
+    )
+    query = (
+        sa_select(*(col(c) for c in columns))
+        .where(col(item.team_id) == team_id)
+        .where(col(item.status).in_(sorted(OPEN_STATUSES)))
+        .where(or_(*conditions))
+    )
+    if group.plan_ids is not None:
+        query = query.join(Strategy, col(Strategy.id) == col(item.strategy_id)).where(
+            col(Strategy.plan_id).in_(group.plan_ids)
+        )
+    connection = await session.connection()
+    rows: Sequence[Any] = (await connection.execute(query)).all()
+    return [
+        ItemView(
+            item_id=item_id or 0,
+            ref=ref,
+            owner_id=owner,
+            due=due,
+            status=status,
+            snoozed_until=snoozed,
+            department_id=department,
+        )
+        for item_id, ref, owner, due, status, snoozed, department in rows
+    ]
+
+
+async def _people(
+    session: AsyncSession,
+    *,
+    team_id: str,
+    owners: Iterable[str],
+    departments: Iterable[int],
+    config: PlanConfig,
+) -> tuple[dict[str, Recipient], dict[int, list[str]], dict[str, bool]]:
+    wanted_departments = sorted(set(departments))
+    coordinators: dict[int, list[str]] = {}
+    people: dict[str, Recipient] = {}
+    active: dict[str, bool] = {}
+    if wanted_departments:
+        found = await session.exec(
+            select(Person)
+            .where(Person.team_id == team_id, col(Person.department_id).in_(wanted_departments))
+            .where(Person.role == Role.COORDINATOR.value, Person.active == True)  # noqa: E712
+            .order_by(Person.user_id)
+        )
+        for person in found:
+            coordinators.setdefault(person.department_id or 0, []).append(person.user_id)
+            people[person.user_id] = _recipient(person, config)
+            active[person.user_id] = True
+    wanted_owners = sorted(set(owners) - set(people))
+    for start in range(0, len(wanted_owners), 500):
+        chunk = wanted_owners[start : start + 500]
+        found = await session.exec(
+            select(Person).where(Person.team_id == team_id, col(Person.user_id).in_(chunk))
+        )
+        for person in found:
+            people[person.user_id] = _recipient(person, config)
+            active[person.user_id] = person.active
+    return people, coordinators, active
+
+
+def _recipient(person: Person, config: PlanConfig) -> Recipient:
+    return Recipient(
+        user_id=person.user_id,
+        zone=_zone(person.tz, config.zone),
+        paused_until=person.paused_until,
+        active=person.active,
+    )
+
+
+def _merge(digests: Iterable[PlannedDigest]) -> list[PlannedDigest]:
+    merged: dict[str, PlannedDigest] = {}
+    for digest in digests:
+        known = merged.get(digest.key)
+        if known is None:
+            merged[digest.key] = digest
+        else:
+            items = dict(known.items) | dict(digest.items)
+            merged[digest.key] = PlannedDigest(
+                key=known.key,
+                team_id=known.team_id,
+                kind=known.kind,
+                recipient=known.recipient,
+                local_date=known.local_date,
+                items=tuple(sorted(items.items())),
+            )
+    return [merged[key] for key in sorted(merged)]
+
+
+def _orphan_rows(
+    *,
+    team_id: str,
+    now: datetime,
+    items: Sequence[tuple[ItemView, Cadence]],
+    people: Mapping[str, Recipient],
+    coordinators: Mapping[int, Sequence[str]],
+    active: Mapping[str, bool],
+    config: PlanConfig,
+) -> list[Notification]:
+    # An owner the bot knows has left (Person.active False) hears nothing; their coordinators are
+    # told once per item, on a day the item is owed something, in the coordinator's own window.
+    rows: list[Notification] = []
+    for item, cadence in items:
+        owner = item.owner_id
+        if owner is None or active.get(owner, True):
+            continue
+        for coordinator in coordinators.get(item.department_id, ()):
+            who = people[coordinator]
+            day = config.slot(now, who.zone)
+            if day is None or not who.hears_on(day) or coordinator == owner:
+                continue
+            owed = nudge_kind(item, day, config.calendar, cadence) is not None or escalation_due(
+                item, day, config.calendar, cadence
+            )
+            if owed:
+                rows.append(
+                    orphan_row(
+                        team_id=team_id,
+                        coordinator=coordinator,
+                        item_id=item.item_id,
+                        ref=item.ref,
+                        owner=owner,
+                        reason="owner is no longer active",
+                        now=now,
+                        local_date=day,
+                    )
+                )
+    return rows
+
+
+async def owed_rows(
+    session: AsyncSession, *, team_id: str, now: datetime, config: PlanConfig
+) -> tuple[list[Notification], PlanReport]:
+    """The outbox rows owed at `now` for one workspace (read-only; nothing is inserted)."""
+    report = PlanReport(team_id=team_id, now=now)
+    report.local_dates = await _serving_dates(session, team_id=team_id, now=now, config=config)
+    if not report.local_dates:
+        return [], report
+    groups = await _cadence_groups(session, team_id=team_id, config=config)
+    found: dict[int, tuple[ItemView, Cadence]] = {}
+    for group in groups:
+        for day in report.local_dates:
+            for item in await _candidates(
+                session, team_id=team_id, day=day, group=group, calendar=config.calendar
+            ):
+                found[item.item_id] = (item, group.cadence)
+    report.candidates = len(found)
+    if not found:
+        return [], report
+    people, coordinators, active = await _people(
+        session,
+        team_id=team_id,
+        owners=[item.owner_id for item, _ in found.values() if item.owner_id],
+        departments=[item.department_id for item, _ in found.values()],
+        config=config,
+    )
+    planned: list[PlannedDigest] = []
+    for group in groups:
+        items = [item for item, cadence in found.values() if cadence == group.cadence]
+        planned += plan_digests(
+            team_id=team_id,
+            now=now,
+            items=items,
+            people=people,
+            coordinators=coordinators,
+            default_zone=config.zone,
+            calendar=config.calendar,
+            cadence=group.cadence,
+            reminder_hour=config.reminder_hour,
+            quiet_hour=config.quiet_hour,
+            reminder_minute=config.reminder_minute,
+        )
+    refs = {item.item_id: item.ref for item, _ in found.values()}
+    rows = [
+        planned_row(
+            digest,
+            zone=(people.get(digest.recipient) or Recipient(digest.recipient, config.zone)).zone,
+            refs=refs,
+            now=now,
+        )
+        for digest in _merge(planned)
+    ]
+    orphans = _orphan_rows(
+        team_id=team_id,
+        now=now,
+        items=list(found.values()),
+        people=people,
+        coordinators=coordinators,
+        active=active,
+        config=config,
+    )
+    report.orphans = len(orphans)
+    rows += orphans
+    report.planned = len(rows)
+    report.keys = tuple(row.key for row in rows)
+    return rows, report
+
+
+async def plan_in(session: AsyncSession, *, team_id: str, now: datetime, config: PlanConfig) -> PlanReport:
+    """Plan and enqueue in the caller's transaction (dry runs roll it back)."""
+    rows, report = await owed_rows(session, team_id=team_id, now=now, config=config)
+    if rows:
+        report.existing = len(await outbox.existing_keys(session, keys=[row.key for row in rows]))
+        report.inserted = await outbox.enqueue(session, rows=rows)
+    return report
+
+
+async def plan_tick(sessions: Sessions, *, team_id: str, now: datetime, config: PlanConfig) -> PlanReport:
+    """Plan what is owed at `now` for one workspace and store each owed message once.
+
+    Reading and writing are separate transactions, so the write lock (SQLite) is held only for
+    the insert; a key another ticker stores in between is counted in `conflicts`.
+    """
+    async with sessions() as session:
+        rows, report = await owed_rows(session, team_id=team_id, now=now, config=config)
+        if rows:
+            stored = await outbox.existing_keys(session, keys=[row.key for row in rows])
+            report.existing = len(stored)
+            rows = [row for row in rows if row.key not in stored]
+    if rows:
+        async with transaction(sessions) as session:
+            report.inserted = await outbox.enqueue(session, rows=rows)
+        report.conflicts = len(rows) - report.inserted
+    return report
+
+
+async def team_ids(sessions: Sessions) -> list[str]:
+    """Every workspace with an installation or a department: the teams a tick serves."""
+    async with sessions() as session:
+        installed = await session.exec(select(Installation.team_id))
+        departments = await session.exec(select(Department.team_id).distinct())
+        return sorted({*installed, *departments})

@@ -1,0 +1,269 @@
+"""The outbox: owed messages inserted once by key, claimed under a lease, and marked with fencing.
+
+Any number of instances may plan and deliver at once. `enqueue` is `INSERT ... ON CONFLICT (key)
+DO NOTHING`, so the same owed message is stored once. `claim` hands each due row to exactly one
+worker: `FOR UPDATE SKIP LOCKED` on PostgreSQL, and on SQLite the same `UPDATE ... RETURNING`
+inside the engine's `BEGIN IMMEDIATE`, which already makes it atomic. Every later change names
+the lease token it claimed with and only succeeds while that token still holds the row, so a
+worker whose lease expired (and whose row someone else reclaimed) cannot overwrite the outcome.
+
+A row's `channel` with no `ts` is a send intent: it is written just before the Slack call, so a
+reclaimed row carrying one may already have been posted and must be reconciled, not resent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import Table, and_, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import Heartbeat, Notification, NotificationState
+
+NOTIFICATIONS = cast(Table, Notification.__table__)  # type: ignore[attr-defined]
+HEARTBEATS = cast(Table, Heartbeat.__table__)  # type: ignore[attr-defined]
+_COLUMNS = [c.name for c in NOTIFICATIONS.columns if c.name != "id"]
+# SQLite allows 32,766 bound parameters per statement; 200 rows of ~18 columns stays far below.
+_INSERT_CHUNK = 200
+_ERROR_LIMIT = 500
+
+PENDING = NotificationState.PENDING.value
+SENDING = NotificationState.SENDING.value
+
+
+async def _dialect(session: AsyncSession) -> str:
+    return (await session.connection()).dialect.name
+
+
+def _insert(dialect: str, table: Table) -> Any:
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"the outbox supports PostgreSQL and SQLite, not {dialect}")
+
+
+async def _run(session: AsyncSession, statement: Executable) -> CursorResult[Any]:
+    # Core statements run on the session's connection, inside the session's transaction.
+    connection = await session.connection()
+    return await connection.execute(statement)
+
+
+def _clip(text: str | None) -> str | None:
+    return None if text is None else text[:_ERROR_LIMIT]
+
+
+def _as_row(mapping: Any) -> Notification:
+    return Notification(**dict(mapping))
+
+
+async def enqueue(session: AsyncSession, *, rows: Sequence[Notification]) -> int:
+    """Insert owed messages, skipping any whose key is already stored; returns how many were new."""
+    if not rows:
+        return 0
+    dialect = await _dialect(session)
+    # Inserting in key order means two tickers racing over the same keys wait on each other in
+    # the same order, so PostgreSQL never sees them deadlock.
+    ordered = sorted({row.key: row for row in rows}.values(), key=lambda row: row.key)
+    inserted = 0
+    for start in range(0, len(ordered), _INSERT_CHUNK):
+        chunk = ordered[start : start + _INSERT_CHUNK]
+        values = [{name: getattr(row, name) for name in _COLUMNS} for row in chunk]
+        statement = (
+            _insert(dialect, NOTIFICATIONS)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=["key"])
+            .returning(NOTIFICATIONS.c.id)
+        )
+        result = await _run(session, statement)
+        inserted += len(result.all())
+    return inserted
+
+
+async def existing_keys(session: AsyncSession, *, keys: Sequence[str]) -> set[str]:
+    """Which of `keys` the outbox already holds."""
+    found: set[str] = set()
+    unique = sorted(set(keys))
+    for start in range(0, len(unique), 500):
+        chunk = unique[start : start + 500]
+        result = await _run(session, select(NOTIFICATIONS.c.key).where(NOTIFICATIONS.c.key.in_(chunk)))
+        found.update(str(key) for (key,) in result.all())
+    return found
+
+
+def _claimable(now: datetime) -> ColumnElement[bool]:
+    c = NOTIFICATIONS.c
+    return or_(
+        and_(c.state == PENDING, c.send_after <= now),
+        and_(c.state == SENDING, c.lease_until < now),
+    )
+
+
+async def claim(
+    session: AsyncSession, *, owner: str, now: datetime, lease: timedelta, limit: int
+) -> list[Notification]:
+    """Lease up to `limit` due rows (pending, or sending with an expired lease) to `owner`."""
+    c = NOTIFICATIONS.c
+    pick = (
+        select(c.id)
+        .where(_claimable(now))
+        .order_by(c.send_after, c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)  # rendered on PostgreSQL; SQLite holds the write lock
+    )
+    statement = (
+        update(NOTIFICATIONS)
+        .where(c.id.in_(pick.scalar_subquery()))
+        .values(state=SENDING, lease_owner=owner, lease_until=now + lease, attempts=c.attempts + 1)
+        .returning(*NOTIFICATIONS.columns)
+    )
+    result = await _run(session, statement)
+    rows = [_as_row(mapping) for mapping in result.mappings().all()]
+    return sorted(rows, key=lambda row: (row.send_after, row.id or 0))
+
+
+async def claimable(session: AsyncSession, *, now: datetime, limit: int) -> list[Notification]:
+    """The rows a claim at `now` would take, without taking them (for dry runs)."""
+    c = NOTIFICATIONS.c
+    query = select(NOTIFICATIONS).where(_claimable(now)).order_by(c.send_after, c.id).limit(limit)
+    result = await _run(session, query)
+    return [_as_row(mapping) for mapping in result.mappings().all()]
+
+
+async def _fenced(session: AsyncSession, *, id: int, owner: str, values: dict[str, Any]) -> bool:
+    c = NOTIFICATIONS.c
+    statement = (
+        update(NOTIFICATIONS).where(c.id == id, c.lease_owner == owner, c.state == SENDING).values(**values)
+    )
+    result = await _run(session, statement)
+    return bool(result.rowcount == 1)
+
+
+async def renew(
+    session: AsyncSession,
+    *,
+    id: int,
+    owner: str,
+    now: datetime,
+    lease: timedelta,
+    channel: str | None = None,
+) -> bool:
+    """Extend `owner`'s lease; with `channel`, also record the intent to post there now."""
+    values: dict[str, Any] = {"lease_until": now + lease}
+    if channel is not None:
+        values |= {"channel": channel, "ts": None}
+    return await _fenced(session, id=id, owner=owner, values=values)
+
+
+async def mark_sent(
+    session: AsyncSession, *, id: int, owner: str, channel: str, ts: str, now: datetime
+) -> bool:
+    """Record the Slack message (channel, ts) the row became; False if the lease was lost."""
+    values = {
+        "state": NotificationState.SENT.value,
+        "channel": channel,
+        "ts": ts,
+        "sent_at": now,
+        "lease_until": None,
+        "last_error": None,
+    }
+    return await _fenced(session, id=id, owner=owner, values=values)
+
+
+async def mark_retry(
+    session: AsyncSession,
+    *,
+    id: int,
+    owner: str,
+    send_after: datetime,
+    error: str | None,
+    keep_intent: bool = False,
+    refund: bool = False,
+) -> bool:
+    """Put the row back to pending until `send_after`.
+
+    keep_intent leaves the send intent in place (the post may have reached Slack, so the next
+    attempt reconciles first); refund gives back the attempt (the row was released unsent).
+    """
+    c = NOTIFICATIONS.c
+    values: dict[str, Any] = {
+        "state": PENDING,
+        "send_after": send_after,
+        "lease_until": None,
+        "last_error": _clip(error),
+    }
+    if not keep_intent:
+        values["channel"] = None
+    if refund:
+        values["attempts"] = c.attempts - 1
+    return await _fenced(session, id=id, owner=owner, values=values)
+
+
+async def mark_failed(session: AsyncSession, *, id: int, owner: str, error: str) -> bool:
+    """Give up on the row for good, keeping the reason."""
+    values = {"state": NotificationState.FAILED.value, "lease_until": None, "last_error": _clip(error)}
+    return await _fenced(session, id=id, owner=owner, values=values)
+
+
+async def mark_skipped(session: AsyncSession, *, id: int, owner: str, reason: str) -> bool:
+    """Nothing is left to say (items done, snoozed, stale): the row is settled without a send."""
+    values = {"state": NotificationState.SKIPPED.value, "lease_until": None, "last_error": _clip(reason)}
+    return await _fenced(session, id=id, owner=owner, values=values)
+
+
+async def mark_ambiguous(session: AsyncSession, *, id: int, owner: str, error: str) -> bool:
+    """The post may or may not have reached Slack and cannot be checked: never resend it."""
+    values = {
+        "state": NotificationState.AMBIGUOUS.value,
+        "lease_until": None,
+        "last_error": _clip(error),
+    }
+    return await _fenced(session, id=id, owner=owner, values=values)
+
+
+async def find_by_message(
+    session: AsyncSession, *, channel: str, ts: str, sent_between: tuple[datetime, datetime]
+) -> list[Notification]:
+    """The sent rows that became Slack message (channel, ts).
+
+    `sent_between` bounds send_after (a row is sent after it becomes due), which lets the
+    (state, send_after) index find the rows without scanning the whole outbox.
+    """
+    c = NOTIFICATIONS.c
+    low, high = sent_between
+    query = (
+        select(NOTIFICATIONS)
+        .where(c.state == NotificationState.SENT.value)
+        .where(c.send_after >= low, c.send_after <= high)
+        .where(c.channel == channel, c.ts == ts)
+        .order_by(c.id)
+    )
+    result = await _run(session, query)
+    return [_as_row(mapping) for mapping in result.mappings().all()]
+
+
+async def beat(session: AsyncSession, *, instance_id: str, at: datetime, error: str | None) -> None:
+    """Record that `instance_id`'s ticker ran at `at` (and how the tick ended)."""
+    dialect = await _dialect(session)
+    values = {"instance_id": instance_id, "last_tick_at": at, "last_error": _clip(error)}
+    statement = (
+        _insert(dialect, HEARTBEATS)
+        .values(values)
+        .on_conflict_do_update(
+            index_elements=["instance_id"], set_={"last_tick_at": at, "last_error": _clip(error)}
+        )
+    )
+    await _run(session, statement)
+
+
+async def last_beat(session: AsyncSession, *, instance_id: str) -> Heartbeat | None:
+    """The last heartbeat `instance_id` recorded, if any."""
+    result = await _run(session, select(HEARTBEATS).where(HEARTBEATS.c.instance_id == instance_id))
+    mapping = result.mappings().first()
+    return None if mapping is None else Heartbeat(**dict(mapping))
