@@ -64,7 +64,9 @@ def configure_logging(settings: Settings) -> None:
         settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else "",
         settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else "",
         settings.slack_app_token.get_secret_value() if settings.slack_app_token else "",
-        settings.slack_signing_secret_previous.get_secret_value() if settings.slack_signing_secret_previous else "",
+        settings.slack_signing_secret_previous.get_secret_value()
+        if settings.slack_signing_secret_previous
+        else "",
     ]
     handler.addFilter(RedactSecrets(secrets))
     root = logging.getLogger()

@@ -161,7 +161,9 @@ async def test_clock_travels_and_the_real_reminders_arrive_once(settings: Settin
     assert "clock: Tuesday 2027-03-30 09:00 EDT" in moved
     assert "── DM to @" in moved, "the tick at the new time delivers the digests owed"
     assert "clock: Tuesday 2027-03-30 09:00 EDT" in section(output, ":clock")
-    assert output.count("── DM to @") == moved.count("── DM to @"), "the same instant again sends nothing more"
+    assert output.count("── DM to @") == moved.count("── DM to @"), (
+        "the same instant again sends nothing more"
+    )
 
 
 async def test_clock_runs_the_ticker_at_the_new_time_and_shows_what_arrives(
