@@ -35,8 +35,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from reminders.digest import NotificationKind, RenderContext, Skip, default_kinds
 from reminders.ratelimit import SendLimiter
 from storage import outbox
+from storage.audit import record
 from storage.engine import Sessions, transaction
-from storage.models import AuditEvent, Notification
+from storage.models import Notification
 from storage.people import ensure_person
 from storage.permissions import SYSTEM_ACTOR
 
@@ -198,19 +199,18 @@ async def deactivate(session: Any, *, team_id: str, user_id: str, reason: str, n
     person = await ensure_person(session, team_id=team_id, user_id=user_id, now=now)
     if person.active:
         person.active = False
-        session.add(
-            AuditEvent(
-                team_id=team_id,
-                entity="person",
-                entity_id=person.id,
-                actor=SYSTEM_ACTOR,
-                at=now,
-                action="update",
-                field="active",
-                old="True",
-                new="False",
-                note=f"Slack said {reason} when REAP tried to message them",
-            )
+        record(
+            session,
+            team_id=team_id,
+            entity="person",
+            entity_id=person.id,
+            actor=SYSTEM_ACTOR,
+            at=now,
+            action="update",
+            field="active",
+            old=True,
+            new=False,
+            note=f"Slack said {reason} when REAP tried to message them",
         )
 
 

@@ -8,12 +8,12 @@ from datetime import date, datetime
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.audit import record
 from storage.errors import InvalidChange, NotFound, PermissionDenied
 from storage.items import add_note, audit, get_item, set_progress, set_status
 from storage.models import (
     OPEN_STATUSES,
     ActionItem,
-    AuditEvent,
     CheckInCycle,
     CheckInResponse,
     Department,
@@ -40,19 +40,18 @@ def _audit(
     new: object = None,
     note: str | None = None,
 ) -> None:
-    session.add(
-        AuditEvent(
-            team_id=team_id,
-            entity=entity,
-            entity_id=entity_id,
-            actor=actor.user_id,
-            at=now,
-            action=action,
-            field=field,
-            old=None if old is None else str(old),
-            new=None if new is None else str(new),
-            note=note,
-        )
+    record(
+        session,
+        team_id=team_id,
+        entity=entity,
+        entity_id=entity_id,
+        actor=actor.user_id,
+        at=now,
+        action=action,
+        field=field,
+        old=old,
+        new=new,
+        note=note,
     )
 
 

@@ -8,6 +8,7 @@ from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.audit import record
 from storage.errors import InvalidChange, NotFound
 from storage.models import (
     ActionItem,
@@ -24,14 +25,6 @@ from storage.permissions import Actor, ensure_can_edit, ensure_coordinator
 MAX_NOTE = 2000
 
 
-def _text(value: object) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, date):
-        return value.isoformat()
-    return str(value)
-
-
 def audit(
     session: AsyncSession,
     *,
@@ -45,7 +38,8 @@ def audit(
     note: str | None = None,
 ) -> AuditEvent:
     """Append one AuditEvent about an item to the session."""
-    event = AuditEvent(
+    return record(
+        session,
         team_id=item.team_id,
         entity="item",
         entity_id=item.id,
@@ -54,12 +48,10 @@ def audit(
         at=now,
         action=action,
         field=field,
-        old=_text(old),
-        new=_text(new),
+        old=old,
+        new=new,
         note=note,
     )
-    session.add(event)
-    return event
 
 
 async def get_item(session: AsyncSession, *, team_id: str, ref: str, lock: bool = False) -> ActionItem:

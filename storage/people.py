@@ -9,8 +9,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.audit import record
 from storage.errors import NotFound
-from storage.models import AuditEvent, Department, Person, Role
+from storage.models import Department, Person, Role
 from storage.permissions import Actor, ensure_admin
 
 
@@ -24,18 +25,17 @@ def _audit(
     old: object,
     new: object,
 ) -> None:
-    session.add(
-        AuditEvent(
-            team_id=person.team_id,
-            entity="person",
-            entity_id=person.id,
-            actor=actor.user_id,
-            at=now,
-            action="update",
-            field=field,
-            old=None if old is None else str(old),
-            new=None if new is None else str(new),
-        )
+    record(
+        session,
+        team_id=person.team_id,
+        entity="person",
+        entity_id=person.id,
+        actor=actor.user_id,
+        at=now,
+        action="update",
+        field=field,
+        old=old,
+        new=new,
     )
 
 

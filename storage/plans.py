@@ -25,6 +25,7 @@ from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
+from storage.audit import record
 from storage.errors import ReapError
 from storage.items import (
     add_note,
@@ -39,7 +40,6 @@ from storage.models import (
     ActionItem,
     ActionItemCreate,
     ActionItemUpdate,
-    AuditEvent,
     CheckInCycle,
     Department,
     Direction,
@@ -595,16 +595,6 @@ def _number_text(value: float) -> str:
     return str(int(value)) if value.is_integer() else str(value)
 
 
-def _audit_text(value: object) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, float):
-        return _number_text(value)
-    return str(value)
-
-
 class _Importer:
     """One import run: bulk-loaded existing rows, and the report being written."""
 
@@ -627,18 +617,17 @@ class _Importer:
         return select(model).where(model.team_id == self.team_id)  # type: ignore[attr-defined]
 
     def _audit(self, kind: str, row_id: int | None, **fields: Any) -> None:
-        self.session.add(
-            AuditEvent(
-                team_id=self.team_id,
-                entity=kind,
-                entity_id=row_id,
-                actor=self.actor.user_id,
-                at=self.now,
-                action=fields.pop("action"),
-                field=fields.pop("field", None),
-                old=_audit_text(fields.pop("old", None)),
-                new=_audit_text(fields.pop("new", None)),
-            )
+        record(
+            self.session,
+            team_id=self.team_id,
+            entity=kind,
+            entity_id=row_id,
+            actor=self.actor.user_id,
+            at=self.now,
+            action=fields.pop("action"),
+            field=fields.pop("field", None),
+            old=fields.pop("old", None),
+            new=fields.pop("new", None),
         )
 
     async def _created(self, kind: str, rows: list[tuple[Any, str]]) -> None:
