@@ -20,6 +20,7 @@ import commands
 import reminders.wiring
 from bot.settings import Settings
 from bot.slack import make_client
+from commands.handlers import team_of
 from commands.service import Reap
 from storage.engine import Sessions, create_engine, session_factory
 
@@ -167,8 +168,8 @@ def create_app(
 
     @bolt.middleware
     async def provide_services(context: AsyncBoltContext, body: dict[str, Any], next: Any) -> Any:
-        team = body.get("team_id") or (body.get("team") or {}).get("id")
-        if identity.team_id and team and team != identity.team_id:
+        team = team_of(body)
+        if identity.team_id and team != "None" and team != identity.team_id:
             log.warning("refused a request from another workspace (%s)", team)
             return BoltResponse(status=403, body="")
         context["reap"] = reap

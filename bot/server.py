@@ -67,6 +67,155 @@ def parse_slack_body(decoded: str, content_type: str) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
+# Slack sends these as objects (or null); Bolt and the listeners call .get() on them.
+_OBJECTS = ("team", "user", "channel", "container", "message", "view", "event", "state", "previous_message")
+# Bolt reads these with body.get(name, {}), which a null defeats.
+_NEVER_NULL = ("event", "view", "function")
+# Identifiers and URLs that are strings wherever Slack sends them.
+_STRINGS = ("type", "team_id", "user_id", "channel_id", "trigger_id", "response_url", "callback_id")
+_INTERACTIVE = frozenset(
+    {
+        "block_actions",
+        "block_suggestion",
+        "interactive_message",
+        "message_action",
+        "shortcut",
+        "view_submission",
+        "view_closed",
+        "dialog_submission",
+        "dialog_cancellation",
+        "dialog_suggestion",
+        "workflow_step_edit",
+    }
+)
+# Typed fields of one input's state in view.state.values (the rest are lists or numbers).
+_STATE_STRINGS = ("type", "value", "selected_date", "selected_time", "selected_user", "selected_channel")
+
+
+def _objects(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, dict) for v in value)
+
+
+def _strings(obj: dict[str, Any], names: Sequence[str]) -> str | None:
+    """The first of `names` present in `obj` with a non-string value."""
+    return next((n for n in names if obj.get(n) is not None and not isinstance(obj[n], str)), None)
+
+
+def _web_address(value: str) -> bool:
+    try:
+        parts = urllib.parse.urlsplit(value)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _nonempty(value: Any) -> bool:
+    return isinstance(value, str) and value != ""
+
+
+def _view_problem(view: Any) -> str | None:
+    if (
+        not isinstance(view, dict)
+        or not _nonempty(view.get("callback_id"))
+        or not _nonempty(view.get("type"))
+    ):
+        return "view needs a type and a callback_id"
+    if _strings(view, ("id", "private_metadata", "team_id", "app_installed_team_id")):
+        return "view has a field of the wrong type"
+    state = view.get("state")
+    if state is not None and not isinstance(state, dict):
+        return "view.state is not an object"
+    values = (state or {}).get("values")
+    if values is None:
+        return None
+    if not isinstance(values, dict) or not all(isinstance(block, dict) for block in values.values()):
+        return "view.state.values is not an object of blocks"
+    for block in values.values():
+        for element in block.values():
+            if not isinstance(element, dict) or _strings(element, _STATE_STRINGS):
+                return "view.state.values has an input of the wrong shape"
+            if element.get("selected_option") is not None and not isinstance(
+                element["selected_option"], dict
+            ):
+                return "view.state.values has an input of the wrong shape"
+    return None
+
+
+def _actions_problem(actions: Any) -> str | None:
+    if not _objects(actions) or not actions:
+        return "actions is not a list of actions"
+    for action in actions:
+        if not _nonempty(action.get("action_id")) or _strings(action, ("block_id", "value", "type")):
+            return "an action needs an action_id"
+        if action.get("selected_option") is not None and not isinstance(action["selected_option"], dict):
+            return "an action's selected_option is not an object"
+    return None
+
+
+def envelope_problem(body: dict[str, Any]) -> str | None:
+    """Why a parsed body is not shaped like anything Slack sends, or None if it is.
+
+    Bolt's own request matching and context building index these fields without checking
+    them (a block_actions payload with no actions, a view without a type, a `team` that is a
+    string), so a correctly signed but misshapen body would otherwise surface as a 500.
+    """
+    for name in _OBJECTS:
+        if body.get(name) is not None and not isinstance(body[name], dict):
+            return f"{name} is not an object"
+    for name in _NEVER_NULL:
+        if name in body and not isinstance(body[name], dict):
+            return f"{name} is not an object"
+    if body.get("enterprise") is not None and not isinstance(body["enterprise"], str | dict):
+        return "enterprise is not an object"
+    if body.get("authorizations") is not None and not _objects(body["authorizations"]):
+        return "authorizations is not a list of objects"
+    if body.get("actions") is not None and not _objects(body["actions"]):
+        return "actions is not a list of actions"
+    wrong = _strings(body, _STRINGS)
+    if wrong:
+        return f"{wrong} is not a string"
+    if body.get("response_url") is not None and not _web_address(body["response_url"]):
+        return "response_url is not a web address"
+    kind = body.get("type")
+    if "command" in body:
+        # A slash command is a form: every field is a string, and it always names its caller.
+        if not all(isinstance(v, str) for v in body.values()):
+            return "a slash command field is not a string"
+        if not (_nonempty(body.get("team_id")) and _nonempty(body.get("user_id"))):
+            return "a slash command needs team_id and user_id"
+        return None
+    if kind == "event_callback":
+        event = body.get("event")
+        if not _nonempty(body.get("team_id")) or not isinstance(event, dict):
+            return "an event callback needs team_id and an event"
+        if not _nonempty(event.get("type")):
+            return "an event needs a type"
+        # Bolt reads the user and channel of an event as an id or as an object with an id.
+        if any(
+            event.get(n) is not None and not isinstance(event[n], str | dict) for n in ("user", "channel")
+        ):
+            return "an event's user or channel is neither an id nor an object"
+        return None
+    if kind not in _INTERACTIVE:
+        return None
+    user, team = body.get("user") or {}, body.get("team") or {}
+    team_id = team.get("id") if team else user.get("team_id")
+    if not _nonempty(user.get("id")) or not _nonempty(team_id) or _strings(user, ("team_id",)):
+        return "an interaction needs a user and a team"
+    message = body.get("message")
+    if message is not None and not _nonempty(message.get("ts")):
+        return "message needs a ts"
+    if _strings(body.get("container") or {}, ("channel_id", "message_ts", "type")):
+        return "container has a field of the wrong type"
+    if _strings(body.get("channel") or {}, ("id",)):
+        return "channel has a field of the wrong type"
+    if kind == "block_actions":
+        return _actions_problem(body.get("actions"))
+    if kind in ("view_submission", "view_closed"):
+        return _view_problem(body.get("view"))
+    return None
+
+
 def bolt_request_for(
     raw: str, body: dict[str, Any], *, query: str, headers: dict[str, str | Sequence[str]]
 ) -> AsyncBoltRequest:
@@ -87,10 +236,16 @@ def create_asgi(app: ReapApp, *, manage_lifecycle: bool = True) -> Starlette:
     async def slack_events(request: Request) -> Response:
         declared = request.headers.get("content-length", "0")
         if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            log.warning("refused a request body over %d bytes", MAX_BODY_BYTES)
             return JSONResponse({"error": "request too large"}, status_code=413)
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            return JSONResponse({"error": "request too large"}, status_code=413)
+        # Read at most the limit: a chunked upload declares no length, and must not fill memory.
+        received = bytearray()
+        async for chunk in request.stream():
+            received += chunk
+            if len(received) > MAX_BODY_BYTES:
+                log.warning("refused a request body over %d bytes", MAX_BODY_BYTES)
+                return JSONResponse({"error": "request too large"}, status_code=413)
+        body = bytes(received)
         headers = {k.lower(): v for k, v in request.headers.items()}
         # Verify before parsing anything: Bolt would answer 500 to a signed body that is not UTF-8,
         # and nothing about an unsigned request deserves a parse.
@@ -102,14 +257,17 @@ def create_asgi(app: ReapApp, *, manage_lifecycle: bool = True) -> Starlette:
         try:
             decoded = body.decode("utf-8")
         except UnicodeDecodeError:
+            log.warning("refused a signed request whose body is not UTF-8")
             return JSONResponse({"error": "body is not UTF-8"}, status_code=400)
         parsed = parse_slack_body(decoded, headers.get("content-type", ""))
-        if parsed is None:
+        problem = "not a form or a JSON object" if parsed is None else envelope_problem(parsed)
+        if parsed is None or problem is not None:
+            log.warning("refused a signed but malformed request: %s", problem)
             return JSONResponse({"error": "malformed body"}, status_code=400)
-        bolt_request = bolt_request_for(
-            decoded, parsed, query=request.url.query, headers=dict(request.headers)
-        )
         try:
+            bolt_request = bolt_request_for(
+                decoded, parsed, query=request.url.query, headers=dict(request.headers)
+            )
             response = await app.bolt.async_dispatch(bolt_request)
         except Exception:
             log.exception("request failed")

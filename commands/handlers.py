@@ -29,7 +29,8 @@ def reap_of(context: AsyncBoltContext) -> sv.Reap:
     return reap
 
 
-def _team(body: dict[str, Any]) -> str:
+def team_of(body: dict[str, Any]) -> str:
+    """The workspace a Slack payload comes from, wherever that payload type keeps it."""
     return str(
         body.get("team_id") or (body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id")
     )
@@ -64,7 +65,9 @@ async def skip_duplicate_events(
     reap = reap_of(context)
     try:
         async with transaction(reap.sessions) as session:
-            session.add(ProcessedEvent(team_id=_team(body), event_id=str(event_id), received_at=reap.clock()))
+            session.add(
+                ProcessedEvent(team_id=team_of(body), event_id=str(event_id), received_at=reap.clock())
+            )
     except IntegrityError:
         log.info("duplicate event %s ignored", event_id)
         return BoltResponse(status=200, body="")
@@ -82,7 +85,7 @@ async def on_reap(
     reap = reap_of(context)
     caller = await sv.caller_for(
         reap,
-        team_id=_team(command),
+        team_id=team_of(command),
         user_id=_user(command),
         channel_id=command.get("channel_id"),
         trigger_id=command.get("trigger_id"),
@@ -95,12 +98,19 @@ async def on_reap(
         )
         reply = await sv.run_command(reap, caller=caller, command=parsed)
     except (g.ReapInputError, ReapError) as exc:
+        _log_refusal(command, exc)
         reply = sv.error_reply(exc)
     if reply.followups and not reply.text:
         await ack()
     else:
         await ack(**reply.ack_kwargs())
     _spawn_followups(reap, reply, client)
+
+
+def _log_refusal(body: dict[str, Any], exc: Exception) -> None:
+    """Refusals are security-relevant: log who was refused what (never the request's secrets)."""
+    if isinstance(exc, PermissionDenied):
+        log.warning("refused %s in %s: %s", _user(body), team_of(body), exc.action)
 
 
 # --- buttons -----------------------------------------------------------------------------------
@@ -116,7 +126,7 @@ async def _refresh_message(
     container = body.get("container") or {}
     message = body.get("message")
     if container.get("type") == "view":
-        caller = await sv.caller_for(reap, team_id=_team(body), user_id=_user(body))
+        caller = await sv.caller_for(reap, team_id=team_of(body), user_id=_user(body))
         view = await sv.home_view(reap, caller=caller)
         await client.views_publish(user_id=caller.actor.user_id, view=view)
     elif message and not container.get("is_ephemeral"):
@@ -133,6 +143,7 @@ async def _refresh_message(
 async def _tell(
     respond: AsyncRespond | None, client: AsyncWebClient, body: dict[str, Any], exc: Exception
 ) -> None:
+    _log_refusal(body, exc)
     reply = sv.error_reply(exc)
     if respond is not None and body.get("response_url"):
         await respond(response_type="ephemeral", replace_original=False, text=reply.text, blocks=reply.blocks)
@@ -156,7 +167,12 @@ async def on_done(
     """The Done button on any item card."""
     await ack()
     reap = reap_of(context)
-    caller = await sv.caller_for(reap, team_id=_team(body), user_id=_user(body))
+    # The press is answered at once; the change and the Slack calls follow it.
+    reap.spawn(_done(reap, body, client, respond))
+
+
+async def _done(reap: sv.Reap, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond) -> None:
+    caller = await sv.caller_for(reap, team_id=team_of(body), user_id=_user(body))
     ref = str(body["actions"][0].get("value") or "")
     try:
         card = await sv.press_done(reap, caller=caller, ref=ref)
@@ -176,8 +192,12 @@ async def on_snooze(
     """The Snooze menu: 1 day, 1 week, or pick a date (opens a modal)."""
     await ack()
     reap = reap_of(context)
+    reap.spawn(_snooze(reap, body, client, respond))
+
+
+async def _snooze(reap: sv.Reap, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond) -> None:
     caller = await sv.caller_for(
-        reap, team_id=_team(body), user_id=_user(body), trigger_id=body.get("trigger_id")
+        reap, team_id=team_of(body), user_id=_user(body), trigger_id=body.get("trigger_id")
     )
     ref, _, choice = str((body["actions"][0].get("selected_option") or {}).get("value") or "").partition("|")
     try:
@@ -217,8 +237,12 @@ async def on_update(
     """The Update button: open the Update modal for someone allowed to change the item."""
     await ack()
     reap = reap_of(context)
+    reap.spawn(_update(reap, body, client, respond))
+
+
+async def _update(reap: sv.Reap, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond) -> None:
     caller = await sv.caller_for(
-        reap, team_id=_team(body), user_id=_user(body), trigger_id=body.get("trigger_id")
+        reap, team_id=team_of(body), user_id=_user(body), trigger_id=body.get("trigger_id")
     )
     try:
         item = await sv.editable_item(
@@ -247,7 +271,7 @@ async def _refresh_origin(
     reap: sv.Reap, origin: dict[str, Any], body: dict[str, Any], card: bk.ItemCard, client: AsyncWebClient
 ) -> None:
     if origin.get("home"):
-        caller = await sv.caller_for(reap, team_id=_team(body), user_id=_user(body))
+        caller = await sv.caller_for(reap, team_id=team_of(body), user_id=_user(body))
         await client.views_publish(user_id=caller.actor.user_id, view=await sv.home_view(reap, caller=caller))
     elif origin.get("channel") and origin.get("ts") and not origin.get("ephemeral"):
         blocks = await sv.blocks_after_change(reap, channel=origin["channel"], ts=origin["ts"], card=card)
@@ -276,10 +300,11 @@ async def on_update_submit(
     if isinstance(form, dict):
         await ack(response_action="errors", errors=form)
         return
-    caller = await sv.caller_for(reap, team_id=_team(body), user_id=_user(body))
+    caller = await sv.caller_for(reap, team_id=team_of(body), user_id=_user(body))
     try:
         card = await sv.submit_update(reap, caller=caller, form=form)
     except ReapError as exc:
+        _log_refusal(body, exc)
         await ack(response_action="errors", errors={"status": bk.clip(str(exc), 150)})
         return
     await ack()
@@ -297,7 +322,7 @@ async def on_snooze_submit(
     reap = reap_of(context)
     origin = _metadata(view)
     raw = view.get("state", {}).get("values", {}).get("until", {}).get("value", {}).get("selected_date")
-    caller = await sv.caller_for(reap, team_id=_team(body), user_id=_user(body))
+    caller = await sv.caller_for(reap, team_id=team_of(body), user_id=_user(body))
     try:
         until = date.fromisoformat(raw or "")
         card = await sv.press_snooze(reap, caller=caller, ref=str(origin.get("ref") or ""), until=until)
@@ -305,6 +330,7 @@ async def on_snooze_submit(
         await ack(response_action="errors", errors={"until": "Pick a date from the calendar."})
         return
     except ReapError as exc:
+        _log_refusal(body, exc)
         await ack(response_action="errors", errors={"until": bk.clip(str(exc), 150)})
         return
     await ack()
@@ -324,13 +350,15 @@ async def on_add_submit(
     if isinstance(form, dict):
         await ack(response_action="errors", errors=form)
         return
-    caller = await sv.caller_for(reap, team_id=_team(body), user_id=_user(body))
+    caller = await sv.caller_for(reap, team_id=team_of(body), user_id=_user(body))
     try:
         item = await sv.submit_add(reap, caller=caller, form=form)
     except PermissionDenied as exc:
+        _log_refusal(body, exc)
         await ack(response_action="errors", errors={"owner": bk.clip(str(exc), 150)})
         return
     except ReapError as exc:
+        _log_refusal(body, exc)
         await ack(response_action="errors", errors={"title": bk.clip(str(exc), 150)})
         return
     await ack()
@@ -354,8 +382,12 @@ async def on_checkin_open(
     """The Check in button on a prompt: one modal for every open item and owned measure."""
     await ack()
     reap = reap_of(context)
+    reap.spawn(_checkin_open(reap, body, client))
+
+
+async def _checkin_open(reap: sv.Reap, body: dict[str, Any], client: AsyncWebClient) -> None:
     caller = await sv.caller_for(
-        reap, team_id=_team(body), user_id=_user(body), trigger_id=body.get("trigger_id")
+        reap, team_id=team_of(body), user_id=_user(body), trigger_id=body.get("trigger_id")
     )
     quarter = str(body["actions"][0].get("value") or "")
     subject = await quarterly.checkin_subject(
@@ -379,7 +411,7 @@ async def on_checkin_submit(
     if isinstance(form, dict):
         await ack(response_action="errors", errors=form)
         return
-    caller = await sv.caller_for(reap, team_id=_team(body), user_id=_user(body))
+    caller = await sv.caller_for(reap, team_id=team_of(body), user_id=_user(body))
     quarter = str(view.get("private_metadata") or "")
     try:
         count = await quarterly.submit_checkin(reap, caller=caller, quarter=quarter, form=form)
@@ -399,10 +431,11 @@ async def on_home_opened(
     event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
 ) -> None:
     """Publish the caller's App Home when they open it."""
-    if event.get("tab") not in (None, "home"):
+    user = event.get("user")
+    if event.get("tab") not in (None, "home") or not isinstance(user, str) or not user:
         return
     reap = reap_of(context)
-    caller = await sv.caller_for(reap, team_id=_team(body), user_id=str(event["user"]))
+    caller = await sv.caller_for(reap, team_id=team_of(body), user_id=user)
     await client.views_publish(user_id=caller.actor.user_id, view=await sv.home_view(reap, caller=caller))
 
 
@@ -413,7 +446,7 @@ async def on_create_from_message(
     await ack()
     reap = reap_of(context)
     caller = await sv.caller_for(
-        reap, team_id=_team(shortcut), user_id=_user(shortcut), trigger_id=shortcut.get("trigger_id")
+        reap, team_id=team_of(shortcut), user_id=_user(shortcut), trigger_id=shortcut.get("trigger_id")
     )
     message = shortcut.get("message") or {}
     channel = (shortcut.get("channel") or {}).get("id", "")
