@@ -32,7 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 soak: $(STAMP)
-	$(BIN)/pytest -q -m slow tests
+	REAP_SOAK=1 $(BIN)/pytest -q tests/reliability
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache reap.db
