@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 
 from sqlalchemy import update
@@ -65,17 +66,17 @@ async def get_item(session: AsyncSession, *, team_id: str, ref: str, lock: bool 
     return item
 
 
-async def _next_number(session: AsyncSession, *, department_id: int) -> int:
+async def _reserve_numbers(session: AsyncSession, *, department_id: int, count: int = 1) -> range:
     # One atomic increment: PostgreSQL row-locks the department, SQLite holds the write lock
     # from BEGIN IMMEDIATE, so concurrent creations never share a number.
     result = await session.exec(
         update(Department)
         .where(col(Department.id) == department_id)
-        .values(next_number=Department.next_number + 1)
+        .values(next_number=Department.next_number + count)
         .returning(col(Department.next_number))
     )
-    number = result.one()[0]
-    return int(number)
+    last = int(result.one()[0])
+    return range(last - count + 1, last + 1)
 
 
 async def create_item(
@@ -86,42 +87,64 @@ async def create_item(
     now: datetime,
 ) -> ActionItem:
     """Create an item in its strategy's department with the next ref, e.g. OIT-8."""
-    strategy = await session.get(Strategy, data.strategy_id)
-    if strategy is None or strategy.team_id != actor.team_id:
-        raise NotFound("strategy", str(data.strategy_id))
-    department = await department_of_strategy(session, strategy=strategy)
-    if not (actor.is_admin or actor.user_id == data.owner_id):
-        await ensure_coordinator(
-            session,
-            actor=actor,
-            department_id=department.id,
-            action=f"add items to {department.key}",
+    return (await create_items(session, data=[data], actor=actor, now=now))[0]
+
+
+async def create_items(
+    session: AsyncSession,
+    *,
+    data: Sequence[ActionItemCreate],
+    actor: Actor,
+    now: datetime,
+) -> list[ActionItem]:
+    """Create several items at once (refs reserved in one step per department), each audited."""
+    departments: dict[int, Department] = {}
+    for strategy_id in {d.strategy_id for d in data}:
+        strategy = await session.get(Strategy, strategy_id)
+        if strategy is None or strategy.team_id != actor.team_id:
+            raise NotFound("strategy", str(strategy_id))
+        departments[strategy_id] = await department_of_strategy(session, strategy=strategy)
+    for department in {d.id: d for d in departments.values()}.values():
+        owners = {d.owner_id for d in data if departments[d.strategy_id].id == department.id}
+        if not (actor.is_admin or owners == {actor.user_id}):
+            await ensure_coordinator(
+                session, actor=actor, department_id=department.id, action=f"add items to {department.key}"
+            )
+    numbers: dict[int, Iterator[int]] = {}
+    for department in {d.id: d for d in departments.values()}.values():
+        count = sum(1 for d in data if departments[d.strategy_id].id == department.id)
+        numbers[department.id or 0] = iter(
+            await _reserve_numbers(session, department_id=department.id or 0, count=count)
         )
-    if department.id is None:
-        raise InvalidChange("department has no id")
-    number = await _next_number(session, department_id=department.id)
-    item = ActionItem(
-        team_id=actor.team_id,
-        department_id=department.id,
-        strategy_id=strategy.id or 0,
-        number=number,
-        ref=f"{department.key}-{number}",
-        import_key=data.import_key,
-        title=data.title,
-        description=data.description,
-        owner_id=data.owner_id,
-        due=data.due,
-        status=ItemStatus(data.status).value,
-        progress=data.progress,
-        completed_at=now if data.status == ItemStatus.DONE else None,
-        created_by=actor.user_id,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(item)
+    items: list[ActionItem] = []
+    for wanted in data:
+        department = departments[wanted.strategy_id]
+        number = next(numbers[department.id or 0])
+        items.append(
+            ActionItem(
+                team_id=actor.team_id,
+                department_id=department.id or 0,
+                strategy_id=wanted.strategy_id,
+                number=number,
+                ref=f"{department.key}-{number}",
+                import_key=wanted.import_key,
+                title=wanted.title,
+                description=wanted.description,
+                owner_id=wanted.owner_id,
+                due=wanted.due,
+                status=ItemStatus(wanted.status).value,
+                progress=wanted.progress,
+                completed_at=now if wanted.status == ItemStatus.DONE else None,
+                created_by=actor.user_id,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    session.add_all(items)
     await session.flush()
-    audit(session, item=item, actor=actor, now=now, action="create", new=item.title)
-    return item
+    for item in items:
+        audit(session, item=item, actor=actor, now=now, action="create", new=item.title)
+    return items
 
 
 async def department_of_strategy(session: AsyncSession, *, strategy: Strategy) -> Department:

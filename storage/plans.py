@@ -29,7 +29,8 @@ from storage.audit import record
 from storage.errors import ReapError
 from storage.items import (
     add_note,
-    create_item,
+    audit,
+    create_items,
     reassign_item,
     redate_item,
     set_progress,
@@ -809,6 +810,7 @@ class _Importer:
         # Items added in Slack have no key; an export writes their ref as the key.
         by_ref = {(i.department_id, i.ref): i for i in loaded if i.import_key is None}
         seen: set[int] = set()
+        new: list[tuple[ItemDoc, Strategy]] = []
         for index, plan_doc in enumerate(self.doc.plans):
             plan = self.plans[plan_doc.key]
             department = self.departments[plan_doc.department]
@@ -818,10 +820,11 @@ class _Importer:
                     (department.id, doc.key.upper())
                 )
                 if existing is None:
-                    await self._create_item(doc, strategy)
+                    new.append((doc, strategy))
                 else:
                     seen.add(existing.id or 0)
                     await self._update_item(existing, doc, strategy)
+        await self._create_items(new)
         keys = {d.id: key for key, d in self.departments.items()}
         missing = sorted(
             (i for i in loaded if i.id not in seen), key=lambda i: (keys[i.department_id], i.number)
@@ -830,27 +833,34 @@ class _Importer:
             self.report.changes.append(f"not in file: {item.ref}")
             self.report.count("item", "not_in_file")
 
-    async def _create_item(self, doc: ItemDoc, strategy: Strategy) -> None:
-        status = ItemStatus(doc.status or ItemStatus.NOT_STARTED.value)
-        item = await create_item(
+    async def _create_items(self, new: list[tuple[ItemDoc, Strategy]]) -> None:
+        """Create the file's new items in one batch (refs in file order), each audited."""
+        if not new:
+            return
+        items = await create_items(
             self.session,
-            data=ActionItemCreate(
-                strategy_id=strategy.id or 0,
-                import_key=doc.key,
-                title=doc.title,
-                description=doc.description or "",
-                owner_id=doc.owner,
-                due=doc.due,
-                status=status,
-                progress=doc.progress if doc.progress is not None else 0,
-            ),
+            data=[
+                ActionItemCreate(
+                    strategy_id=strategy.id or 0,
+                    import_key=doc.key,
+                    title=doc.title,
+                    description=doc.description or "",
+                    owner_id=doc.owner,
+                    due=doc.due,
+                    status=ItemStatus(doc.status or ItemStatus.NOT_STARTED.value),
+                    progress=doc.progress if doc.progress is not None else 0,
+                )
+                for doc, strategy in new
+            ],
             actor=self.actor,
             now=self.now,
         )
-        if doc.note:
-            await add_note(self.session, ref=item.ref, text=doc.note, actor=self.actor, now=self.now)
-        self.report.changes.append(f"create item {item.ref} '{item.title}'")
-        self.report.count("item", "created")
+        for item, (doc, _) in zip(items, new, strict=True):
+            if doc.note:
+                item.last_note = doc.note
+                audit(self.session, item=item, actor=self.actor, now=self.now, action="note", note=doc.note)
+            self.report.changes.append(f"create item {item.ref} '{item.title}'")
+            self.report.count("item", "created")
 
     def _item_state(self, item: ActionItem) -> dict[str, object]:
         return {
