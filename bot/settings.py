@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     )
     holidays_file: Path | None = Field(default=None, validation_alias="REAP_HOLIDAYS_FILE")
     admins: Annotated[list[str], NoDecode] = Field(default_factory=list, validation_alias="REAP_ADMINS")
+    ticker: bool = Field(default=True, validation_alias="REAP_TICKER")
     dei_channel: str | None = Field(default=None, validation_alias="REAP_DEI_CHANNEL")
     log_level: str = Field(default="INFO", validation_alias="REAP_LOG_LEVEL")
     log_format: Literal["text", "json"] = Field(default="text", validation_alias="REAP_LOG_FORMAT")

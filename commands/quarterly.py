@@ -25,7 +25,7 @@ from storage.checkins import (
     record_response,
     schedule_cycle,
 )
-from storage.engine import transaction
+from storage.engine import reading, transaction
 from storage.errors import InvalidChange, NotFound
 from storage.models import OPEN_STATUSES, ActionItem, Department, ItemStatus, Measure
 from storage.permissions import ensure_coordinator
@@ -127,7 +127,7 @@ async def run_checkin(reap: Reap, *, caller: Caller, command: g.CheckIn) -> Repl
 
 
 async def _checkin_status(reap: Reap, caller: Caller, quarter: str) -> Reply:
-    async with reap.sessions() as session:
+    async with reading(reap.sessions) as session:
         cycle = await get_cycle(session, team_id=caller.actor.team_id, quarter=quarter)
         if cycle is None or cycle.opened_at is None:
             return _reply(f"The {quarter} check-in has not opened yet.")
@@ -180,7 +180,7 @@ async def run_measure(reap: Reap, *, caller: Caller, command: g.RecordMeasure) -
 
 async def run_rollup(reap: Reap, *, caller: Caller, command: g.Rollup) -> Reply:
     """`/reap rollup [quarter] [department] [#channel]` (coordinators and admins)."""
-    async with reap.sessions() as session:
+    async with reading(reap.sessions) as session:
         department_id = None
         if command.department:
             department = (
@@ -224,7 +224,7 @@ async def rollup_channels(
     if channel:
         return [channel]
     channels: list[str] = [reap.settings.dei_channel] if reap.settings.dei_channel else []
-    async with reap.sessions() as session:
+    async with reading(reap.sessions) as session:
         query = select(Department).where(Department.team_id == team_id)
         if department:
             query = query.where(Department.key == department.upper())
@@ -250,7 +250,7 @@ async def post_rollup(
 
     team = team_id or (caller.actor.team_id if caller else "")
     today = caller.today if caller else reap.clock().astimezone(reap.settings.zone).date()
-    async with reap.sessions() as session:
+    async with reading(reap.sessions) as session:
         rollup = await build_rollup(
             session,
             team_id=team,
@@ -296,7 +296,7 @@ class CheckInSubject:
 
 async def checkin_subject(reap: Reap, *, team_id: str, user_id: str) -> CheckInSubject:
     """An owner's open items and owned measures."""
-    async with reap.sessions() as session:
+    async with reading(reap.sessions) as session:
         items = list(
             await session.exec(
                 select(ActionItem)

@@ -16,7 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from commands import blocks as bk
 from commands import grammar as g
 from commands import quarterly
-from storage.engine import Sessions, transaction
+from storage.engine import Sessions, reading, transaction
 from storage.errors import InvalidChange, NotFound, PermissionDenied, ReapError
 from storage.items import (
     add_note,
@@ -113,10 +113,14 @@ async def refresh_from_slack(reap: Reap, *, team_id: str, user_id: str) -> None:
 async def caller_for(reap: Reap, *, team_id: str, user_id: str, **where: str | None) -> Caller:
     """The Caller, creating the Person on first contact; their local date decides 'today'."""
     now = reap.clock()
-    async with transaction(reap.sessions) as session:
-        person = await ensure_person(session, team_id=team_id, user_id=user_id, now=now)
-        zone = ZoneInfo(person.tz) if person.tz else reap.settings.zone
-        stale = person.refreshed_at is None or now - person.refreshed_at > PROFILE_MAX_AGE
+    async with reading(reap.sessions) as session:
+        person = await find_person(session, team_id=team_id, user_id=user_id)
+    if person is None:
+        # First contact is the only write here; every later request just reads.
+        async with transaction(reap.sessions) as session:
+            person = await ensure_person(session, team_id=team_id, user_id=user_id, now=now)
+    zone = ZoneInfo(person.tz) if person.tz else reap.settings.zone
+    stale = person.refreshed_at is None or now - person.refreshed_at > PROFILE_MAX_AGE
     if stale and reap.client is not None:
         # Name and time zone arrive from users.info after the ack; the org zone serves until then.
         reap.spawn(refresh_from_slack(reap, team_id=team_id, user_id=user_id))
@@ -137,7 +141,7 @@ def _card(item: ActionItem, names: dict[int, str], caller: Caller) -> bk.ItemCar
 
 async def card_for(reap: Reap, *, caller: Caller, ref: str) -> bk.ItemCard:
     """A fresh card for one item, as the caller sees it."""
-    async with reap.sessions() as session:
+    async with reading(reap.sessions) as session:
         item = await get_item(session, team_id=caller.actor.team_id, ref=ref)
         names = await _strategy_names(session, caller.actor.team_id)
     return _card(item, names, caller)
@@ -162,7 +166,7 @@ async def run_command(reap: Reap, *, caller: Caller, command: g.Command) -> Repl
                 blocks=bk.build_item_detail(card, strategy=None, description=card.item.description),
             )
         case g.History(ref=ref):
-            async with reap.sessions() as session:
+            async with reading(reap.sessions) as session:
                 events = await item_history(session, team_id=caller.actor.team_id, ref=ref)
             return Reply(text=f"History of {ref}", blocks=bk.build_history(ref.upper(), events))
         case g.SetStatus(ref=ref, status=status, note=note):
@@ -342,7 +346,7 @@ async def open_add_modal(
     metadata: dict[str, Any] | None = None,
 ) -> Reply:
     """Ack quietly and open the Add modal (views.open must use the trigger within 3 seconds)."""
-    async with reap.sessions() as session:
+    async with reading(reap.sessions) as session:
         strategies = await _strategies_for(session, caller)
     if not strategies:
         raise InvalidChange("There is no plan yet; ask an admin to run `reap import plan.yaml`.")
@@ -368,7 +372,7 @@ LIST_TITLES = {
 
 async def _list(reap: Reap, caller: Caller, command: g.ListItems) -> Reply:
     team_id = caller.actor.team_id
-    async with reap.sessions() as session:
+    async with reading(reap.sessions) as session:
         where, title = await _list_filter(session, caller, command)
         total = await count_items(session, team_id=team_id, where=where)
         items = await find_items(
@@ -440,7 +444,7 @@ async def press_snooze(reap: Reap, *, caller: Caller, ref: str, until: date) -> 
 
 async def editable_item(reap: Reap, *, caller: Caller, ref: str, action: str) -> ActionItem:
     """The item, if the caller may change it (checked before opening a modal as well as on submit)."""
-    async with reap.sessions() as session:
+    async with reading(reap.sessions) as session:
         item = await get_item(session, team_id=caller.actor.team_id, ref=ref)
         await ensure_can_edit(session, actor=caller.actor, item=item, action=f"{action} {item.ref}")
     return item
@@ -586,7 +590,7 @@ async def blocks_after_change(
 async def home_view(reap: Reap, *, caller: Caller) -> dict[str, Any]:
     """The App Home for the caller (and their departments' summaries if they coordinate)."""
     team_id = caller.actor.team_id
-    async with reap.sessions() as session:
+    async with reading(reap.sessions) as session:
         names = await _strategy_names(session, team_id)
         mine = await find_items(
             session,

@@ -287,6 +287,8 @@ def install(app: ReapApp) -> None:
         return await scheduler_health(parts, scheduler, clock())
 
     app.ticker = ticker
+    if not app.settings.ticker:
+        return  # REAP_TICKER=false: `reap remind` runs from cron instead of the in-process ticker
     app.starters.append(start)
     app.stoppers.append(scheduler.stop)
     app.health_checks["scheduler"] = health

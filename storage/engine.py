@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
@@ -14,6 +17,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 Sessions = async_sessionmaker[AsyncSession]
+
+_read_only: ContextVar[bool] = ContextVar("reap_read_only", default=False)
+_write_locks: WeakKeyDictionary[Any, asyncio.Lock] = WeakKeyDictionary()
 
 
 class StorageConfigError(Exception):
@@ -71,9 +77,11 @@ def _sqlite_engine(url: str, *, echo: bool) -> AsyncEngine:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
         # A deferred BEGIN that later writes can fail with BUSY_SNAPSHOT despite busy_timeout;
-        # IMMEDIATE takes the write lock up front and waits politely instead.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # IMMEDIATE takes the write lock up front and waits politely instead. Reads declared
+        # with `reading()` stay deferred so they never queue behind writers in WAL mode.
+        connection.exec_driver_sql("BEGIN" if _read_only.get() else "BEGIN IMMEDIATE")
 
+    _write_locks[engine.sync_engine] = asyncio.Lock()
     return engine
 
 
@@ -85,5 +93,28 @@ def session_factory(engine: AsyncEngine) -> Sessions:
 @asynccontextmanager
 async def transaction(sessions: Sessions) -> AsyncIterator[AsyncSession]:
     """One unit of work: commit if the block succeeds, roll back everything if it raises."""
-    async with sessions() as session, session.begin():
+    lock = _write_locks.get(_engine_of(sessions))
+    if lock is None:
+        async with sessions() as session, session.begin():
+            yield session
+        return
+    # SQLite has one writer at a time; queueing writers of this process on an asyncio lock is
+    # fair and cheap, where SQLite's own busy handler sleeps and lets unlucky writers starve.
+    async with lock, sessions() as session, session.begin():
         yield session
+
+
+@asynccontextmanager
+async def reading(sessions: Sessions) -> AsyncIterator[AsyncSession]:
+    """A read-only unit of work: on SQLite it begins deferred, so it never waits for writers."""
+    token = _read_only.set(True)
+    try:
+        async with sessions() as session:
+            yield session
+    finally:
+        _read_only.reset(token)
+
+
+def _engine_of(sessions: Sessions) -> Any:
+    bind = sessions.kw.get("bind")
+    return getattr(bind, "sync_engine", None)

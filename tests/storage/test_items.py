@@ -10,7 +10,7 @@ from sqlalchemy import func
 from sqlalchemy.exc import StatementError
 from sqlmodel import select
 
-from storage.engine import Sessions, transaction
+from storage.engine import Sessions, reading, transaction
 from storage.errors import InvalidChange, NotFound, PermissionDenied
 from storage.items import (
     add_note,
@@ -256,3 +256,24 @@ async def test_naive_datetimes_are_refused_at_the_boundary(sessions: Sessions, p
         async with transaction(sessions) as session:
             await make_item(session, plan, now=datetime(2026, 1, 1, 9, 0))  # noqa: DTZ001
     assert isinstance(refused.value.orig, NaiveDatetimeError)
+
+
+async def test_reads_do_not_wait_for_a_writer_and_writers_queue_fairly(sessions: Sessions, plan: PlanFixture):
+    """A read during an open write transaction returns the committed state at once."""
+    async with transaction(sessions) as session:
+        await make_item(session, plan)
+    async with transaction(sessions) as writer:
+        await set_progress(writer, ref="OIT-1", percent=70, actor=Actor(TEAM, OWNER), now=LATER)
+        await writer.flush()  # the write is now in the database, uncommitted, holding the write lock
+        async with reading(sessions) as reader:
+            seen = await get_item(reader, team_id=TEAM, ref="OIT-1")
+            assert seen.progress == 0, "the reader sees the last committed state, not the open write"
+    results = await asyncio.gather(
+        *(_bump(sessions, percent) for percent in range(10, 90, 10)), return_exceptions=True
+    )
+    assert not [r for r in results if isinstance(r, Exception)]
+
+
+async def _bump(sessions: Sessions, percent: int) -> None:
+    async with transaction(sessions) as session:
+        await set_progress(session, ref="OIT-1", percent=percent, actor=Actor(TEAM, OWNER), now=LATER)
