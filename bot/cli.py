@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
+import time
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -22,8 +22,6 @@ if TYPE_CHECKING:
 
     from bot.app import ReapApp
     from storage.engine import Sessions
-
-log = logging.getLogger("reap")
 
 Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 
@@ -157,11 +155,17 @@ async def _remind(args: argparse.Namespace, settings: Settings) -> int:
     return await remind_once(settings, at=at, dry_run=args.dry_run, out=sys.stdout)
 
 
-def _build_app(settings: Settings) -> ReapApp:
+def running_clock(start: datetime) -> Callable[[], datetime]:
+    """A clock that reads `start` now and then moves on at real speed."""
+    origin = time.monotonic()
+    return lambda: start + timedelta(seconds=time.monotonic() - origin)
+
+
+def _build_app(settings: Settings, clock: Callable[[], datetime] | None = None) -> ReapApp:
     from bot.app import create_app
 
     settings.require("slack_signing_secret", "slack_bot_token")
-    return create_app(settings)
+    return create_app(settings) if clock is None else create_app(settings, clock=clock)
 
 
 async def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -169,7 +173,8 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from bot.server import create_asgi
 
-    app = _build_app(settings)
+    clock = running_clock(parse_instant(args.clock_start, settings)) if args.clock_start else None
+    app = _build_app(settings, clock)
     config = uvicorn.Config(
         create_asgi(app),
         host=args.host,
@@ -251,6 +256,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="answer Slack over HTTP (POST /slack/events, GET /healthz)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=3000)
+    serve.add_argument(
+        "--clock-start",
+        metavar="ISO",
+        help="testing and demos: the app's clock starts at this instant and runs at real speed",
+    )
     serve.set_defaults(run=_serve)
 
     sub.add_parser("socket", help="answer Slack over Socket Mode (needs SLACK_APP_TOKEN)").set_defaults(

@@ -213,7 +213,7 @@ def build_item_list(
     return blocks
 
 
-def build_item_detail(card: ItemCard, *, strategy: Strategy | None, description: str) -> list[Block]:
+def build_item_detail(card: ItemCard, *, description: str) -> list[Block]:
     """Everything about one item, with its controls."""
     blocks = build_item_card(card)
     if description:

@@ -13,7 +13,7 @@ from sqlmodel import col, select
 
 from commands import blocks as bk
 from commands import grammar as g
-from reminders.calendar import BusinessCalendar, build_calendar
+from reminders.calendar import BusinessCalendar, calendar_for_year
 from reminders.fiscal import FiscalQuarter
 from storage.checkins import (
     ItemAnswer,
@@ -43,15 +43,9 @@ MAX_MODAL_ITEMS = 25  # 3 inputs each, within a modal's 100 blocks
 
 
 def business_calendar(reap: Reap) -> BusinessCalendar:
-    """The organisation's business calendar, built once per process from REAP_HOLIDAYS."""
-    calendar: BusinessCalendar | None = reap.extensions.get("calendar")
-    if calendar is None:
-        year = reap.clock().year
-        calendar = build_calendar(
-            reap.settings.holidays, extra_file=reap.settings.holidays_file, years=range(year - 2, year + 4)
-        )
-        reap.extensions["calendar"] = calendar
-    return calendar
+    """The organisation's business calendar around today, from REAP_HOLIDAYS."""
+    settings = reap.settings
+    return calendar_for_year(tuple(settings.holidays), settings.holidays_file, reap.clock().year)
 
 
 @dataclass(frozen=True)
@@ -470,10 +464,3 @@ async def submit_checkin(reap: Reap, *, caller: Caller, quarter: str, form: Chec
                 session, actor=caller.actor, key=key, quarter=quarter, value=value, note=None, now=caller.now
             )
     return len(form.answers)
-
-
-def quarter_of(label: str, reap: Reap) -> FiscalQuarter:
-    """A FiscalQuarter from its label."""
-    return FiscalQuarter.parse(
-        label, today=reap.clock().date(), start_month=reap.settings.fiscal_year_start_month
-    )

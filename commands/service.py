@@ -163,7 +163,7 @@ async def run_command(reap: Reap, *, caller: Caller, command: g.Command) -> Repl
             card = await card_for(reap, caller=caller, ref=ref)
             return Reply(
                 text=f"{card.item.ref} {card.item.title}",
-                blocks=bk.build_item_detail(card, strategy=None, description=card.item.description),
+                blocks=bk.build_item_detail(card, description=card.item.description),
             )
         case g.History(ref=ref):
             async with reading(reap.sessions) as session:

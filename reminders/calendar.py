@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -105,6 +106,15 @@ def build_calendar(specs: Sequence[str], *, extra_file: Path | None = None, year
             names.setdefault(day, []).append(name)
     joined = {day: "; ".join(dict.fromkeys(n for n in parts if n)) for day, parts in names.items()}
     return BusinessCalendar(holidays=frozenset(names), names=joined)
+
+
+@lru_cache(maxsize=8)
+def calendar_for_year(specs: tuple[str, ...], extra_file: Path | None, year: int) -> BusinessCalendar:
+    """The calendar serving dates around `year`: two years back (overdue look-back), two ahead.
+
+    Cached, so a process builds each year's calendar once however many callers ask.
+    """
+    return build_calendar(specs, extra_file=extra_file, years=range(year - 2, year + 3))
 
 
 def _spec_holidays(specs: Sequence[str], years: range) -> Iterable[tuple[date, str]]:

@@ -17,7 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import inspect
 
 from commands import blocks as bk
-from reminders.calendar import BusinessCalendar, build_calendar
+from reminders.calendar import BusinessCalendar, calendar_for_year
 from reminders.checkin import CheckInReport, checkin_kinds, plan_checkins, plan_checkins_in
 from reminders.delivery import DeliveryConfig, DeliveryReport, deliver, group_rows
 from reminders.digest import NotificationKind, RenderContext, Skip, default_kinds
@@ -70,7 +70,6 @@ class ReminderParts:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     follow_client: AsyncWebClient | None = None  # with slack_sdk's retries, for best-effort follow-ups
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    _calendars: dict[int, BusinessCalendar] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.kinds.update(
@@ -81,16 +80,10 @@ class ReminderParts:
 
     async def calendar(self, now: datetime) -> BusinessCalendar:
         """The business calendar covering the years around `now` (built once per year)."""
-        year = now.year
-        if year not in self._calendars:
-            # Overdue cadences look back up to 400 days and first nudges up to a year ahead.
-            self._calendars[year] = await asyncio.to_thread(
-                build_calendar,
-                self.settings.holidays,
-                extra_file=self.settings.holidays_file,
-                years=range(year - 2, year + 3),
-            )
-        return self._calendars[year]
+        settings = self.settings
+        return await asyncio.to_thread(
+            calendar_for_year, tuple(settings.holidays), settings.holidays_file, now.year
+        )
 
     async def plan_config(self, now: datetime) -> PlanConfig:
         """The planning settings at `now`."""
