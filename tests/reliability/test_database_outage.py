@@ -1,0 +1,152 @@
+"""Database outage: PostgreSQL goes away in the middle of a delivery tick and comes back; /healthz
+says unhealthy meanwhile, the ticker recovers by itself, and every owed digest goes out once."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.app import ReapApp, create_app
+from bot.localslack import LocalSlack
+from bot.server import create_asgi
+from reminders.scheduler import JOB_ID, ReminderScheduler
+from storage.engine import Sessions, is_sqlite
+from storage.models import NotificationState
+from tests.factories import TEAM
+from tests.reliability.support import (
+    MONDAY,
+    MONDAY_0930,
+    DatabaseProxy,
+    Ledger,
+    add_members,
+    dms_per_person,
+    outbox,
+    owners,
+    seed_owed,
+    settled,
+    wait_for,
+)
+from tests.reminders.support import settings_for
+
+PEOPLE = owners(120, prefix="U0DBO")
+# Past the 5-minute delivery lease, so rows claimed when the database vanished are free again.
+AFTER_LEASES = timedelta(minutes=6)
+
+
+@dataclass
+class SteppableClock:
+    """Real speed from a start instant, plus jumps the test makes (to let leases expire)."""
+
+    start: datetime
+    offset: timedelta = timedelta(0)
+    origin: float = field(default_factory=time.monotonic)
+
+    def __call__(self) -> datetime:
+        return self.start + self.offset + timedelta(seconds=time.monotonic() - self.origin)
+
+
+@pytest.fixture(name="pg_url")
+def pg_url_fixture(database_url: str) -> str:
+    """The PostgreSQL variant only: SQLite is a file, there is no server to lose."""
+    if is_sqlite(database_url):
+        pytest.skip("a database outage needs a database server (PostgreSQL variant)")
+    return database_url
+
+
+@pytest.fixture(name="slack")
+def slack_fixture() -> Iterator[LocalSlack]:
+    """localslack with every owner as a member."""
+    with LocalSlack(team_id=TEAM) as fake:
+        add_members(fake, PEOPLE)
+        yield fake
+
+
+@pytest.fixture(name="proxy")
+async def proxy_fixture(pg_url: str) -> AsyncIterator[DatabaseProxy]:
+    """A cuttable proxy in front of the test PostgreSQL server."""
+    target = make_url(pg_url)
+    proxy = await DatabaseProxy(target.host or "127.0.0.1", target.port or 5432).start()
+    try:
+        yield proxy
+    finally:
+        await proxy.close()
+
+
+@pytest.fixture(name="bot")
+async def bot_fixture(
+    pg_url: str, engine: AsyncEngine, slack: LocalSlack, proxy: DatabaseProxy
+) -> AsyncIterator[tuple[ReapApp, SteppableClock]]:
+    """The real app reaching PostgreSQL only through the proxy, ticking every second."""
+    clock = SteppableClock(MONDAY_0930)
+    app = create_app(settings_for(proxy.url_for(pg_url), slack), clock=clock)
+    scheduler = app.reap.extensions["scheduler"]
+    assert isinstance(scheduler, ReminderScheduler)
+    try:
+        await app.start()
+        # A one-second ticker (instead of a minute) keeps the test short; the health check's
+        # staleness allowance scales with it.
+        scheduler.interval = 1.0
+        scheduler.scheduler.reschedule_job(JOB_ID, trigger=IntervalTrigger(seconds=1, timezone=UTC))
+        yield app, clock
+    finally:
+        await app.close()
+
+
+async def health(http: httpx.AsyncClient) -> tuple[int, dict[str, Any]]:
+    """/healthz: status and report."""
+    response = await http.get("/healthz")
+    return response.status_code, response.json()
+
+
+async def test_database_lost_mid_tick_reports_unhealthy_then_recovers_and_delivers_everything(
+    sessions: Sessions, slack: LocalSlack, proxy: DatabaseProxy, bot: tuple[ReapApp, SteppableClock]
+):
+    await seed_owed(sessions, PEOPLE, [MONDAY])
+    app, clock = bot
+    transport = httpx.ASGITransport(app=create_asgi(app, manage_lifecycle=False))
+    async with httpx.AsyncClient(transport=transport, base_url="http://reap", timeout=10) as http:
+
+        async def delivering() -> bool:
+            return len(slack.messages()) >= 20
+
+        await wait_for("the tick to start delivering", delivering, within=30, every=0.01)
+        proxy.cut()
+        cut_at = len(slack.messages())
+        await asyncio.sleep(0.5)
+        assert len(slack.messages()) < len(PEOPLE), "the outage began mid-delivery"
+
+        reports = []
+        for _ in range(4):
+            reports.append(await health(http))
+            await asyncio.sleep(0.5)
+        assert all(status == 503 for status, _ in reports), reports
+        assert all(report["database"].startswith("unreachable") for _, report in reports), reports
+        assert proxy.refused > 0, "the bot kept trying to reach the database"
+        during = len(slack.messages())
+
+        proxy.restore()
+        clock.offset += AFTER_LEASES
+
+        async def healthy_and_done() -> bool:
+            status, _ = await health(http)
+            return status == 200 and await settled(sessions, len(PEOPLE))
+
+        await wait_for("recovery with every row settled", healthy_and_done, within=60, every=0.25)
+        status, report = await health(http)
+
+    assert status == 200 and report == {"database": "ok", "scheduler": "ok", "ok": True}
+    rows = await outbox(sessions)
+    Ledger.of(rows, slack).check()
+    assert len(rows) == len(PEOPLE) and {row.state for row in rows} == {NotificationState.SENT}
+    assert dms_per_person(slack, PEOPLE) == {1: len(PEOPLE)}
+    assert cut_at <= during < len(slack.messages()), "delivery resumed after the outage"
