@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import hmac
 import http.client
 import itertools
@@ -32,6 +31,7 @@ from typing import IO
 
 import httpx
 
+from bot.signing import signed_headers
 from storage.errors import ReapError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -185,9 +185,7 @@ def verdict(met: bool, detail: str) -> str:
 
 def sign(body: bytes, *, timestamp: int, secret: str = SECRET) -> dict[str, str]:
     """Slack's v0 signature headers over exactly these bytes."""
-    base = b"v0:" + str(timestamp).encode() + b":" + body
-    digest = hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
-    return {"X-Slack-Request-Timestamp": str(timestamp), "X-Slack-Signature": f"v0={digest}"}
+    return signed_headers(body, secret=secret, timestamp=timestamp)
 
 
 def signature_matches(body: bytes, headers: dict[str, str], *, secret: str = SECRET) -> bool:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import itertools
 import json
 import logging
@@ -42,6 +40,7 @@ from bot.localslack import LocalSlack, Message
 from bot.render import Control, Origin, Rendered, modal_state, render_message, render_view
 from bot.server import create_asgi
 from bot.settings import Settings
+from bot.signing import signed_headers
 from bot.slack import learn_workspace
 from storage.engine import Sessions, create_engine, session_factory
 from storage.errors import ReapError
@@ -221,9 +220,7 @@ def parse_clock(text: str, zone: ZoneInfo) -> datetime:
 
 def sign(secret: str, body: bytes, timestamp: int) -> dict[str, str]:
     """Slack's v0 signature headers for exactly these bytes."""
-    base = b"v0:" + str(timestamp).encode() + b":" + body
-    digest = hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
-    return {"X-Slack-Request-Timestamp": str(timestamp), "X-Slack-Signature": f"v0={digest}"}
+    return signed_headers(body, secret=secret, timestamp=timestamp)
 
 
 # --- the workspace --------------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import json
 import logging
@@ -23,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.app import ReapApp
+from bot.signing import slack_signature
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +39,7 @@ def signature_valid(secrets: Sequence[str], headers: dict[str, str], body: bytes
     signature = headers.get("x-slack-signature", "")
     if not timestamp.isdigit() or abs(now - int(timestamp)) > SIGNATURE_WINDOW_SECONDS:
         return False
-    base = b"v0:" + timestamp.encode() + b":" + body
-    matches = [
-        hmac.compare_digest("v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest(), signature)
-        for secret in secrets
-    ]
+    matches = [hmac.compare_digest(slack_signature(secret, timestamp, body), signature) for secret in secrets]
     return any(matches)
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import time
 import urllib.parse
@@ -22,6 +20,7 @@ from bot.app import ReapApp, create_app
 from bot.localslack import LocalSlack
 from bot.server import create_asgi
 from bot.settings import Settings
+from bot.signing import signed_headers
 from storage.engine import Sessions, create_engine, session_factory
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -31,9 +30,7 @@ TEAM = "T0REAP"
 
 def sign(body: bytes, *, timestamp: int | None = None, secret: str = SECRET) -> dict[str, str]:
     """Slack's signature headers for exactly these bytes."""
-    ts = str(int(time.time()) if timestamp is None else timestamp)
-    digest = hmac.new(secret.encode(), b"v0:" + ts.encode() + b":" + body, hashlib.sha256).hexdigest()
-    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
+    return signed_headers(body, secret=secret, timestamp=int(time.time()) if timestamp is None else timestamp)
 
 
 @dataclass
