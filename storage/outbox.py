@@ -71,17 +71,20 @@ async def enqueue(session: AsyncSession, *, rows: Sequence[Notification]) -> int
     # Inserting in key order means two tickers racing over the same keys wait on each other in
     # the same order, so PostgreSQL never sees them deadlock.
     ordered = sorted({row.key: row for row in rows}.values(), key=lambda row: row.key)
+    # One cached statement run with many parameter sets: SQLAlchemy batches it ("insertmanyvalues")
+    # and keeps RETURNING, instead of compiling a fresh multi-row VALUES statement per chunk.
+    statement = (
+        _insert(dialect, NOTIFICATIONS)
+        .on_conflict_do_nothing(index_elements=["key"])
+        .returning(NOTIFICATIONS.c.id)
+    )
+    connection = await session.connection()
     inserted = 0
     for start in range(0, len(ordered), _INSERT_CHUNK):
-        chunk = ordered[start : start + _INSERT_CHUNK]
-        values = [{name: getattr(row, name) for name in _COLUMNS} for row in chunk]
-        statement = (
-            _insert(dialect, NOTIFICATIONS)
-            .values(values)
-            .on_conflict_do_nothing(index_elements=["key"])
-            .returning(NOTIFICATIONS.c.id)
-        )
-        result = await _run(session, statement)
+        values = [
+            {name: getattr(row, name) for name in _COLUMNS} for row in ordered[start : start + _INSERT_CHUNK]
+        ]
+        result = await connection.execute(statement, values)
         inserted += len(result.all())
     return inserted
 

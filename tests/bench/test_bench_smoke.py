@@ -345,3 +345,104 @@ def test_a_phase_without_a_single_correct_answer_shows_a_gap():
     assert workload.p("c1", 50) == pytest.approx(0.015)
     assert fmt_ms(workload.p("c8", 50)) == "—"
     assert workload.failures == 3
+
+
+# --- item 2 (tick) and item 3 (delivery) helpers ---------------------------------------------------
+
+from bench.delivery import SlackRecord, duplicated, minimum_seconds  # noqa: E402
+from bench.tick import (  # noqa: E402
+    SEED_AS_OF,
+    TICK,
+    growth_ratio,
+    owed_sample,
+    projected_seconds,
+)
+from bench.tick import _candidates as tick_candidates  # noqa: E402
+from bench.tick import _config as tick_config  # noqa: E402
+from bench.tick import _redate as tick_redate  # noqa: E402
+from reminders.planner import plan_tick  # noqa: E402
+from storage.engine import session_factory  # noqa: E402
+
+
+def test_the_owed_sample_is_the_same_every_run_and_drawn_from_the_candidates():
+    candidates = list(range(100, 400))
+    first = owed_sample(candidates, 50)
+    assert first == owed_sample(list(reversed(candidates)), 50)
+    assert len(set(first)) == 50 and set(first) <= set(candidates)
+    assert owed_sample(candidates, 50, seed=7) != first
+
+
+def test_an_owed_sample_larger_than_the_candidates_is_refused():
+    with pytest.raises(BenchError, match="3 owed items wanted, only 2 candidates"):
+        owed_sample([1, 2], 3)
+
+
+@pytest.mark.parametrize(
+    ("small", "large", "expected"), [(0.05, 0.06, 1.2), (0.1, 1.0, 10.0), (2.0, 1.0, 0.5)]
+)
+def test_the_growth_ratio_is_large_plan_time_over_small_plan_time(
+    small: float, large: float, expected: float
+):
+    assert growth_ratio(small, large) == pytest.approx(expected)
+
+
+def test_a_growth_ratio_over_a_zero_time_is_not_a_number():
+    assert fmt_ratio(growth_ratio(0.0, 1.0)) == "—"
+
+
+def test_seeding_time_is_projected_linearly_and_needs_a_measurement():
+    assert projected_seconds(10.0, 100_000, 1_000_000) == pytest.approx(100.0)
+    with pytest.raises(BenchError, match="at least one item"):
+        projected_seconds(1.0, 0, 10)
+
+
+async def test_redated_items_are_exactly_what_a_tick_finds_owed(engine: AsyncEngine):
+    """Seeded 400 days after the tick nothing is owed; the re-dated sample is, and only it."""
+    plan = SeedPlan(items=300, now=SEED_AS_OF)
+    await seed(engine, plan)
+    sessions = session_factory(engine)
+    before = await plan_tick(sessions, team_id=plan.team_id, now=TICK, config=tick_config())
+    assert before.candidates == 0
+    await tick_redate(engine, owed_sample(await tick_candidates(engine, plan.team_id), 20))
+    after = await plan_tick(sessions, team_id=plan.team_id, now=TICK, config=tick_config())
+    assert after.candidates == 20
+    assert 0 < after.planned <= 20 and after.inserted == after.planned
+
+
+@pytest.mark.parametrize(("messages", "rate", "seconds"), [(2_000, 50.0, 40.0), (30, 1.0, 30.0)])
+def test_the_minimum_time_is_messages_over_the_budget(messages: int, rate: float, seconds: float):
+    assert minimum_seconds(messages, rate) == pytest.approx(seconds)
+
+
+def test_a_budget_of_zero_messages_a_second_is_refused():
+    with pytest.raises(BenchError, match="rate must be positive"):
+        minimum_seconds(10, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("per_recipient", "expected"),
+    [({}, 0), ({"D1": 1, "D2": 1}, 0), ({"D1": 3, "D2": 1, "D3": 2}, 3)],
+)
+def test_duplicates_count_every_message_beyond_the_first_per_recipient(
+    per_recipient: dict[str, int], expected: int
+):
+    assert duplicated(per_recipient) == expected
+
+
+def test_the_slack_record_reads_the_line_the_localslack_child_prints():
+    record = SlackRecord.parse('{"per_channel": {"D0B1": 2}, "rate_limited": 31, "post_calls": 2031}')
+    assert record == SlackRecord(per_channel={"D0B1": 2}, rate_limited=31, post_calls=2031)
+
+
+def test_a_localslack_child_that_printed_no_record_is_an_error():
+    with pytest.raises(BenchError, match="printed no record"):
+        SlackRecord.parse("Traceback (most recent call last):")
+
+
+def test_the_runner_puts_tick_and_delivery_second_and_third():
+    found = runner.benchmarks()
+    assert [name for name in found if name in ("latency", "tick", "delivery")] == [
+        "latency",
+        "tick",
+        "delivery",
+    ]
