@@ -59,6 +59,8 @@ _KNOWN_BLOCKS = frozenset(
     }
 )
 _TOKEN = re.compile(r"^Bearer (xoxe\.)?xox[bp]-\S+$")
+# App-level tokens (Socket Mode) may only open connections.
+_APP_TOKEN = re.compile(r"^Bearer xapp-\S+$")
 # zoneinfo only knows abbreviations; Slack's users.info spells the common ones out.
 _TZ_LABELS = {
     "EST": "Eastern Standard Time",
@@ -605,6 +607,8 @@ class LocalSlack:
         self.channel_rate = channel_rate
         self.random_429 = random_429
         self.trigger_ttl = trigger_ttl
+        # Where apps.connections.open sends a Socket Mode client (a test's WebSocket server).
+        self.socket_url: str | None = None
         self.validate_blocks = validate_blocks
         self._host = host
         self._port = port
@@ -937,7 +941,9 @@ class LocalSlack:
             self._record(method, params, headers, verb)
             if self._outage is not None:
                 return _html_reply(self._outage)
-            auth_error = _check_auth(headers.get("authorization"))
+            header = headers.get("authorization")
+            app_token = method == "apps.connections.open" and bool(_APP_TOKEN.match((header or "").strip()))
+            auth_error = None if app_token else _check_auth(header)
             if auth_error is not None:
                 return _json_reply({"ok": False, "error": auth_error})
             if bad_body is not None:
@@ -1227,6 +1233,11 @@ class LocalSlack:
 
     # -- Web API methods (lock held; return the success payload or raise _ApiError) ------------
 
+    def _apps_connections_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        if self.socket_url is None:
+            raise _ApiError("socket_mode_not_enabled")
+        return {"url": self.socket_url}
+
     def _auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
         slug = re.sub(r"[^a-z0-9]+", "-", self.team_name.lower()).strip("-")
         return {
@@ -1502,6 +1513,7 @@ class LocalSlack:
 
 _METHODS: dict[str, Callable[[LocalSlack, dict[str, Any]], dict[str, Any]]] = {
     "auth.test": LocalSlack._auth_test,
+    "apps.connections.open": LocalSlack._apps_connections_open,
     "chat.postMessage": LocalSlack._chat_post_message,
     "chat.postEphemeral": LocalSlack._chat_post_ephemeral,
     "chat.update": LocalSlack._chat_update,
