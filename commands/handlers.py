@@ -259,6 +259,12 @@ async def _update(reap: sv.Reap, body: dict[str, Any], client: AsyncWebClient, r
 # --- modals ------------------------------------------------------------------------------------
 
 
+async def _refuse_inline(ack: AsyncAck, body: dict[str, Any], exc: Exception, *, block_id: str) -> None:
+    """Keep the modal open with the refusal shown under `block_id`, and log it."""
+    _log_refusal(body, exc)
+    await ack(response_action="errors", errors={block_id: bk.clip(str(exc), 150)})
+
+
 def _metadata(view: dict[str, Any]) -> dict[str, Any]:
     try:
         data = json.loads(view.get("private_metadata") or "{}")
@@ -304,8 +310,7 @@ async def on_update_submit(
     try:
         card = await sv.submit_update(reap, caller=caller, form=form)
     except ReapError as exc:
-        _log_refusal(body, exc)
-        await ack(response_action="errors", errors={"status": bk.clip(str(exc), 150)})
+        await _refuse_inline(ack, body, exc, block_id="status")
         return
     await ack()
     reap.spawn(_refresh_origin(reap, origin, body, card, client))
@@ -330,8 +335,7 @@ async def on_snooze_submit(
         await ack(response_action="errors", errors={"until": "Pick a date from the calendar."})
         return
     except ReapError as exc:
-        _log_refusal(body, exc)
-        await ack(response_action="errors", errors={"until": bk.clip(str(exc), 150)})
+        await _refuse_inline(ack, body, exc, block_id="until")
         return
     await ack()
     reap.spawn(_refresh_origin(reap, origin, body, card, client))
@@ -354,12 +358,10 @@ async def on_add_submit(
     try:
         item = await sv.submit_add(reap, caller=caller, form=form)
     except PermissionDenied as exc:
-        _log_refusal(body, exc)
-        await ack(response_action="errors", errors={"owner": bk.clip(str(exc), 150)})
+        await _refuse_inline(ack, body, exc, block_id="owner")
         return
     except ReapError as exc:
-        _log_refusal(body, exc)
-        await ack(response_action="errors", errors={"title": bk.clip(str(exc), 150)})
+        await _refuse_inline(ack, body, exc, block_id="title")
         return
     await ack()
     card = await sv.card_for(reap, caller=caller, ref=item.ref)
@@ -417,7 +419,7 @@ async def on_checkin_submit(
         count = await quarterly.submit_checkin(reap, caller=caller, quarter=quarter, form=form)
     except ReapError as exc:
         first = next(iter(view.get("state", {}).get("values", {})), "status")
-        await ack(response_action="errors", errors={first: bk.clip(str(exc), 150)})
+        await _refuse_inline(ack, body, exc, block_id=first)
         return
     await ack()
     text = f":white_check_mark: Thank you! Your {quarter} check-in covers {count} item(s)."
