@@ -34,6 +34,7 @@ from storage.models import (
     Department,
     Measure,
     Notification,
+    NotificationCreate,
     Person,
     Role,
 )
@@ -90,8 +91,8 @@ def _row(
     day: date | None,
     payload: dict[str, Any],
     now: datetime,
-) -> Notification:
-    return Notification(
+) -> NotificationCreate:
+    return NotificationCreate(
         team_id=team_id,
         key=key,
         kind=kind,
@@ -199,7 +200,7 @@ async def plan_checkins_in(
             .where(col(CheckInCycle.closed_at).is_(None))
         )
     )
-    rows: list[Notification] = []
+    rows: list[NotificationCreate] = []
     for cycle in cycles:
         schedule = Schedule.of(cycle, config.calendar)
         if cycle.opened_at is None:
@@ -232,12 +233,12 @@ async def plan_checkins_in(
 
 async def _prompts(
     session: AsyncSession, cycle: CheckInCycle, schedule: Schedule, *, now: datetime, config: PlanConfig
-) -> list[Notification]:
+) -> list[NotificationCreate]:
     team_id, quarter = cycle.team_id, cycle.quarter
     owners = await _owners(session, team_id)
     answered = await _responders(session, cycle)
     sent = await _sent_days(session, team_id, quarter)
-    rows: list[Notification] = []
+    rows: list[NotificationCreate] = []
     for user_id, person in owners.items():
         zone = _zone(person, config.zone)
         day = config.slot(now, zone)
@@ -268,10 +269,10 @@ async def _close(
     system: Actor,
     dei_channel: str | None,
     start_month: int,
-) -> list[Notification]:
+) -> list[NotificationCreate]:
     team_id, quarter = cycle.team_id, cycle.quarter
     await close_cycle(session, actor=system, quarter=quarter, now=now)
-    rows: list[Notification] = []
+    rows: list[NotificationCreate] = []
     progress = await cycle_progress(session, team_id=team_id, cycle=cycle)
     departments = {
         d.key: d for d in await session.exec(select(Department).where(Department.team_id == team_id))

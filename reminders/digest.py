@@ -21,7 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from commands import blocks as bk
 from reminders.policy import NudgeKind, PlannedDigest
 from storage import outbox
-from storage.models import ActionItem, Notification, Person, Role, Strategy
+from storage.models import ActionItem, Notification, NotificationCreate, Person, Role, Strategy
 
 log = logging.getLogger(__name__)
 
@@ -131,9 +131,9 @@ def zone_of(row: Notification, default: ZoneInfo) -> ZoneInfo:
 
 def planned_row(
     planned: PlannedDigest, *, zone: ZoneInfo, refs: Mapping[int, str], now: datetime
-) -> Notification:
+) -> NotificationCreate:
     """The outbox row for a digest or escalation the policy planned."""
-    return Notification(
+    return NotificationCreate(
         team_id=planned.team_id,
         key=planned.key,
         kind=planned.kind,
@@ -167,9 +167,9 @@ def orphan_row(
     reason: str,
     now: datetime,
     local_date: date | None = None,
-) -> Notification:
+) -> NotificationCreate:
     """The outbox row telling `coordinator` that `owner` of item `ref` can no longer be reached."""
-    return Notification(
+    return NotificationCreate(
         team_id=team_id,
         key=orphan_key(team_id, coordinator, item_id, owner),
         kind=ORPHANED,
@@ -185,7 +185,7 @@ async def report_orphans(
     session: AsyncSession, *, rows: Sequence[Notification], reason: str, now: datetime
 ) -> int:
     """Queue orphan reports to the coordinators of every open item these rows' recipient still owns."""
-    queued: list[Notification] = []
+    queued: list[NotificationCreate] = []
     for row in rows:
         ids = [entry.item_id for entry in entries_of(row)]
         if not ids:

@@ -41,7 +41,16 @@ from reminders.policy import (
 )
 from storage import outbox
 from storage.engine import Sessions, transaction
-from storage.models import ActionItem, Department, Installation, Notification, Person, Plan, Role, Strategy
+from storage.models import (
+    ActionItem,
+    Department,
+    Installation,
+    NotificationCreate,
+    Person,
+    Plan,
+    Role,
+    Strategy,
+)
 from storage.people import valid_zone
 
 log = logging.getLogger(__name__)
@@ -261,10 +270,10 @@ def _orphan_rows(
     coordinators: Mapping[int, Sequence[str]],
     active: Mapping[str, bool],
     config: PlanConfig,
-) -> list[Notification]:
+) -> list[NotificationCreate]:
     # An owner the bot knows has left (Person.active False) hears nothing; their coordinators are
     # told once per item, on a day the item is owed something, in the coordinator's own window.
-    rows: list[Notification] = []
+    rows: list[NotificationCreate] = []
     for item, cadence in items:
         owner = item.owner_id
         if owner is None or active.get(owner, True):
@@ -295,7 +304,7 @@ def _orphan_rows(
 
 async def owed_rows(
     session: AsyncSession, *, team_id: str, now: datetime, config: PlanConfig
-) -> tuple[list[Notification], PlanReport]:
+) -> tuple[list[NotificationCreate], PlanReport]:
     """The outbox rows owed at `now` for one workspace (read-only; nothing is inserted)."""
     report = PlanReport(team_id=team_id, now=now)
     report.local_dates = await _serving_dates(session, team_id=team_id, now=now, config=config)

@@ -375,7 +375,24 @@ class CheckInResponse(SQLModel, table=True):
 # --- Outbox and inbound de-duplication --------------------------------------------------------
 
 
-class Notification(SQLModel, table=True):
+class NotificationBase(SQLModel):
+    """What a planner says is owed: who gets what, keyed so it is owed only once."""
+
+    team_id: str = Field(max_length=32)
+    key: str = Field(max_length=200)
+    kind: str = Field(max_length=32)
+    recipient: str = Field(max_length=32, description="Slack user or channel id")
+    local_date: date | None = None
+    payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    send_after: datetime = Field(sa_type=UTCDateTime)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class NotificationCreate(NotificationBase):
+    """An owed message before it is stored (cheap to build by the thousand in a tick)."""
+
+
+class Notification(NotificationBase, table=True):
     """The outbox: one row per message the bot owes someone, unique by `key`."""
 
     __table_args__ = (
@@ -385,21 +402,13 @@ class Notification(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    team_id: str = Field(max_length=32)
-    key: str = Field(max_length=200)
-    kind: str = Field(max_length=32)
-    recipient: str = Field(max_length=32, description="Slack user or channel id")
-    local_date: date | None = None
-    payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     state: str = Field(default=NotificationState.PENDING.value, max_length=16)
-    send_after: datetime = Field(sa_type=UTCDateTime)
     attempts: int = Field(default=0)
     lease_owner: str | None = Field(default=None, max_length=64)
     lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_error: str | None = Field(default=None, max_length=500)
     channel: str | None = Field(default=None, max_length=32)
     ts: str | None = Field(default=None, max_length=32)
-    created_at: datetime = Field(sa_type=UTCDateTime)
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 

@@ -24,11 +24,13 @@ from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import Heartbeat, Notification, NotificationState
+from storage.models import Heartbeat, Notification, NotificationBase, NotificationState
 
 NOTIFICATIONS = cast(Table, Notification.__table__)  # type: ignore[attr-defined]
 HEARTBEATS = cast(Table, Heartbeat.__table__)  # type: ignore[attr-defined]
-_COLUMNS = [c.name for c in NOTIFICATIONS.columns if c.name != "id"]
+_OWED = list(NotificationBase.model_fields)
+# The table's own defaults for a new row (they are Python-side, so a Core insert must carry them).
+_NEW_ROW = {"state": NotificationState.PENDING.value, "attempts": 0}
 # SQLite allows 32,766 bound parameters per statement; 200 rows of ~18 columns stays far below.
 _INSERT_CHUNK = 200
 _ERROR_LIMIT = 500
@@ -63,7 +65,7 @@ def _as_row(mapping: Any) -> Notification:
     return Notification(**dict(mapping))
 
 
-async def enqueue(session: AsyncSession, *, rows: Sequence[Notification]) -> int:
+async def enqueue(session: AsyncSession, *, rows: Sequence[NotificationBase]) -> int:
     """Insert owed messages, skipping any whose key is already stored; returns how many were new."""
     if not rows:
         return 0
@@ -82,7 +84,8 @@ async def enqueue(session: AsyncSession, *, rows: Sequence[Notification]) -> int
     inserted = 0
     for start in range(0, len(ordered), _INSERT_CHUNK):
         values = [
-            {name: getattr(row, name) for name in _COLUMNS} for row in ordered[start : start + _INSERT_CHUNK]
+            {**_NEW_ROW, **{name: getattr(row, name) for name in _OWED}}
+            for row in ordered[start : start + _INSERT_CHUNK]
         ]
         result = await connection.execute(statement, values)
         inserted += len(result.all())

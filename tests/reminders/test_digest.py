@@ -207,20 +207,22 @@ async def test_orphan_reports_to_one_coordinator_are_one_message_grouped_by_owne
         c={"owner": OTHER},
         moved={"owner": OWNER},
     )
+    # Stored rows, as delivery claims them (with ids).
     rows = [
-        orphan_row(
-            team_id=TEAM,
-            coordinator=COORDINATOR,
-            item_id=item.id or 0,
-            ref=item.ref,
-            owner=item.owner_id or "",
-            reason="user_not_found",
-            now=MONDAY_9AM,
+        Notification(
+            **orphan_row(
+                team_id=TEAM,
+                coordinator=COORDINATOR,
+                item_id=item.id or 0,
+                ref=item.ref,
+                owner=item.owner_id or "",
+                reason="user_not_found",
+                now=MONDAY_9AM,
+            ).model_dump(),
+            id=n,
         )
-        for item in owed.items.values()
+        for n, item in enumerate(owed.items.values(), start=1)
     ]
-    for n, row in enumerate(rows, start=1):
-        row.id = n
     async with transaction(sessions) as session:
         moved = await session.get(ActionItem, owed.id("moved"))
         assert moved is not None
