@@ -6,6 +6,7 @@ import asyncio
 import hmac
 import json
 import logging
+import re
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Sequence
@@ -84,6 +85,10 @@ _INTERACTIVE = frozenset(
         "workflow_step_edit",
     }
 )
+# Slack's ids are short alphanumerics (T…, U…, C…, Ev…). We store them in bounded columns, so a
+# longer or stranger one is refused here rather than failing a write behind the ack.
+_SLACK_ID = re.compile(r"[A-Za-z0-9]{1,32}", re.ASCII)
+_EVENT_ID = re.compile(r"[A-Za-z0-9]{1,64}", re.ASCII)
 # Typed fields of one input's state in view.state.values (the rest are lists or numbers).
 _STATE_STRINGS = ("type", "value", "selected_date", "selected_time", "selected_user", "selected_channel")
 
@@ -107,6 +112,21 @@ def _web_address(value: str) -> bool:
 
 def _nonempty(value: Any) -> bool:
     return isinstance(value, str) and value != ""
+
+
+def _slack_id(value: Any) -> bool:
+    return isinstance(value, str) and _SLACK_ID.fullmatch(value) is not None
+
+
+def _id_of(value: Any) -> Any:
+    """An event's user or channel, given as an id or as an object carrying one."""
+    return value.get("id") if isinstance(value, dict) else value
+
+
+def _ids_problem(ids: dict[str, Any]) -> str | None:
+    """The first of the present, non-empty ids that is not shaped like a Slack id."""
+    wrong = next((name for name, v in ids.items() if v not in (None, "") and not _slack_id(v)), None)
+    return f"{wrong} is not a Slack id" if wrong else None
 
 
 def _view_problem(view: Any) -> str | None:
@@ -179,25 +199,44 @@ def envelope_problem(body: dict[str, Any]) -> str | None:
             return "a slash command field is not a string"
         if not (_nonempty(body.get("team_id")) and _nonempty(body.get("user_id"))):
             return "a slash command needs team_id and user_id"
-        return None
+        return _ids_problem({n: body.get(n) for n in ("team_id", "user_id", "channel_id")})
     if kind == "event_callback":
         event = body.get("event")
         if not _nonempty(body.get("team_id")) or not isinstance(event, dict):
             return "an event callback needs team_id and an event"
         if not _nonempty(event.get("type")):
             return "an event needs a type"
+        event_id = body.get("event_id")
+        if event_id is not None and not (isinstance(event_id, str) and _EVENT_ID.fullmatch(event_id)):
+            return "event_id is not a Slack event id"
         # Bolt reads the user and channel of an event as an id or as an object with an id.
         if any(
             event.get(n) is not None and not isinstance(event[n], str | dict) for n in ("user", "channel")
         ):
             return "an event's user or channel is neither an id nor an object"
-        return None
+        return _ids_problem(
+            {
+                "team_id": body["team_id"],
+                "event.user": _id_of(event.get("user")),
+                "event.channel": _id_of(event.get("channel")),
+            }
+        )
     if kind not in _INTERACTIVE:
         return None
     user, team = body.get("user") or {}, body.get("team") or {}
     team_id = team.get("id") if team else user.get("team_id")
     if not _nonempty(user.get("id")) or not _nonempty(team_id) or _strings(user, ("team_id",)):
         return "an interaction needs a user and a team"
+    wrong = _ids_problem(
+        {
+            "user.id": user.get("id"),
+            "team": team_id,
+            "channel.id": (body.get("channel") or {}).get("id"),
+            "container.channel_id": (body.get("container") or {}).get("channel_id"),
+        }
+    )
+    if wrong:
+        return wrong
     message = body.get("message")
     if message is not None and not _nonempty(message.get("ts")):
         return "message needs a ts"

@@ -111,8 +111,10 @@ _MARKUP_AT = re.compile(r"<[^<>\s][^<>]{0,500}>")
 _MARKUP = re.compile(r"<([^<>]+)>")
 _ENTITY = re.compile(r"&(amp|lt|gt);")
 _ENTITIES = {"amp": "&", "lt": "<", "gt": ">"}
-_USER = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^<>]*)?>", _A)
-_CHANNEL = re.compile(r"<#([CG][A-Z0-9]+)(?:\|[^<>]*)?>", _A)
+# Bounded so an id that cannot be stored (people.user_id is 32 characters) is never taken for one.
+USER_ID = re.compile(r"[UW][A-Z0-9]{1,31}", _A)
+_USER = re.compile(rf"<@({USER_ID.pattern})(?:\|[^<>]*)?>", _A)
+_CHANNEL = re.compile(r"<#([CG][A-Z0-9]{1,31})(?:\|[^<>]*)?>", _A)
 _REF = re.compile(r"[A-Za-z][A-Za-z0-9]{0,15}-[0-9]{1,9}", _A)
 _DEPARTMENT = re.compile(r"[A-Za-z][A-Za-z0-9]{0,15}", _A)
 _MEASURE_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}", _A)

@@ -534,7 +534,7 @@ def parse_add_form(values: dict[str, Any]) -> AddForm | dict[str, str]:
     if not str(strategy_raw).isdigit():
         errors["strategy"] = "Pick a strategy."
     owner = values.get("owner", {}).get("value", {}).get("selected_user") or ""
-    if not owner:
+    if not g.USER_ID.fullmatch(str(owner)):
         errors["owner"] = "Pick an owner."
     raw_due = values.get("due", {}).get("value", {}).get("selected_date")
     due = None

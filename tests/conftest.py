@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
@@ -17,6 +18,13 @@ from storage.engine import Sessions, create_engine, session_factory
 
 PG_URL = os.environ.get("TEST_DATABASE_URL")
 SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+# On a laptop Hypothesis explores new examples every run and keeps the failures it finds in
+# .hypothesis/. CI (HYPOTHESIS_PROFILE=ci) replays one fixed sequence instead: a red build there
+# is then a regression anyone can reproduce, not a new find that burns minutes shrinking. Finds
+# from laptops come to CI as @example lines.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture(autouse=True)

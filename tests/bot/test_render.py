@@ -351,6 +351,16 @@ def test_the_add_modal_strategy_is_chosen_by_label_or_value(
     assert (form.strategy_id, form.owner, form.title) == (expected, "U0MARIA", "Translate the guide")
 
 
+def test_an_add_form_whose_owner_is_not_a_slack_user_id_asks_for_an_owner():
+    """A users_select value we could not store as a person is refused inline, not written."""
+    state = {
+        "title": {"value": {"value": "Translate the guide"}},
+        "strategy": {"value": {"selected_option": {"value": "3"}}},
+        "owner": {"value": {"selected_user": "U" + "0" * 40}},
+    }
+    assert sv.parse_add_form(state) == {"owner": "Pick an owner."}
+
+
 def test_the_owner_is_picked_by_handle(strategies: list[Strategy]):
     view = bk.build_add_modal(strategies, owner="U0MARIA")
     state = modal_state(view, {"title": "T", "strategy": "Digital equity", "owner": "@dev"}, users=NAMES)

@@ -445,6 +445,12 @@ def test_quarters_follow_a_january_fiscal_year_when_configured(text: str, expect
         pytest.param(
             'assign OIT-7 "<@U1>"', "assign", "mention the person with @", id="assign-quoted-mention"
         ),
+        pytest.param(
+            "assign OIT-7 <@U" + "1" * 40 + ">",
+            "assign",
+            "mention the person with @",
+            id="assign-id-too-long",
+        ),
         pytest.param("role @maria coordinator", "role", "mention the person with @", id="role-at"),
         pytest.param("role <@U1> boss", "role", '"boss" is not a role', id="role-unknown"),
         pytest.param("role <@U1> cordinator", "role", "did you mean coordinator?", id="role-typo"),
