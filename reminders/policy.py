@@ -335,18 +335,22 @@ def plan_digests(
     """
     _check_window(reminder_hour, reminder_minute, quiet_hour)
     slots: dict[str, Slot | None] = {}
+    # Thousands of recipients share a handful of zones; the window is worked out once per zone.
+    zone_days: dict[str, date | None] = {}
 
     def slot_of(user_id: str) -> Slot | None:
         if user_id not in slots:
             who = people.get(user_id) or Recipient(user_id, default_zone)
-            day = sending_slot(
-                now,
-                who.zone,
-                calendar,
-                reminder_hour=reminder_hour,
-                quiet_hour=quiet_hour,
-                reminder_minute=reminder_minute,
-            )
+            if who.zone.key not in zone_days:
+                zone_days[who.zone.key] = sending_slot(
+                    now,
+                    who.zone,
+                    calendar,
+                    reminder_hour=reminder_hour,
+                    quiet_hour=quiet_hour,
+                    reminder_minute=reminder_minute,
+                )
+            day = zone_days[who.zone.key]
             slots[user_id] = Slot(day, who.zone) if day is not None and who.hears_on(day) else None
         return slots[user_id]
 

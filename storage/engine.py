@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import event
+from sqlalchemy import String, any_, bindparam, event
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# Bound values per IN list on SQLite, far below its 32,766-parameter limit.
+SQLITE_IN_CHUNK = 500
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -118,3 +122,20 @@ async def reading(sessions: Sessions) -> AsyncIterator[AsyncSession]:
 def _engine_of(sessions: Sessions) -> Any:
     bind = sessions.kw.get("bind")
     return getattr(bind, "sync_engine", None)
+
+
+def one_of(column: Any, values: Sequence[str], *, dialect: str) -> list[ColumnElement[bool]]:
+    """Conditions that together select rows whose string `column` is in `values`; run each one.
+
+    On PostgreSQL that is a single `= ANY(:array)`: one bound parameter, so the statement is
+    compiled once and cached however many values there are, where an IN list renders a bind per
+    value on every call. SQLite has no arrays, so it gets IN lists of SQLITE_IN_CHUNK values.
+    """
+    if not values:
+        return []
+    if dialect == "postgresql":
+        return [column == any_(bindparam("one_of", list(values), type_=postgresql.ARRAY(String)))]
+    return [
+        column.in_(values[start : start + SQLITE_IN_CHUNK])
+        for start in range(0, len(values), SQLITE_IN_CHUNK)
+    ]

@@ -129,6 +129,8 @@ class Person(PersonBase, table=True):
 
     __table_args__ = (
         UniqueConstraint("team_id", "user_id", name="uq_person_team_user"),
+        # The planner lists a team's distinct time zones every tick by skipping through this index.
+        Index("ix_person_team_tz", "team_id", "tz"),
         _status_check("role", tuple(r.value for r in Role), "ck_person_role"),
     )
 

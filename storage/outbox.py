@@ -24,6 +24,7 @@ from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.engine import one_of
 from storage.models import Heartbeat, Notification, NotificationBase, NotificationState
 
 NOTIFICATIONS = cast(Table, Notification.__table__)  # type: ignore[attr-defined]
@@ -95,10 +96,9 @@ async def enqueue(session: AsyncSession, *, rows: Sequence[NotificationBase]) ->
 async def existing_keys(session: AsyncSession, *, keys: Sequence[str]) -> set[str]:
     """Which of `keys` the outbox already holds."""
     found: set[str] = set()
-    unique = sorted(set(keys))
-    for start in range(0, len(unique), 500):
-        chunk = unique[start : start + 500]
-        result = await _run(session, select(NOTIFICATIONS.c.key).where(NOTIFICATIONS.c.key.in_(chunk)))
+    dialect = await _dialect(session)
+    for condition in one_of(NOTIFICATIONS.c.key, sorted(set(keys)), dialect=dialect):
+        result = await _run(session, select(NOTIFICATIONS.c.key).where(condition))
         found.update(str(key) for (key,) in result.all())
     return found
 

@@ -192,6 +192,31 @@ async def test_only_owed_items_are_fetched_never_the_whole_plan(sessions: Sessio
     assert (report.candidates, report.inserted) == (1, 1)
 
 
+async def test_each_of_hundreds_of_owners_is_planned_by_their_own_zone_and_pause(
+    sessions: Sessions, plan: PlanFixture
+):
+    """More owners than one lookup batch: every one is read with their own zone and pause."""
+    owners = {f"U0MANY{i:03d}": i % 3 for i in range(600)}
+    async with transaction(sessions) as session:
+        for user_id, group in owners.items():
+            person = await make_person(
+                session,
+                user_id=user_id,
+                tz="America/Los_Angeles" if group == 1 else "America/New_York",
+                department_id=plan.department.id,
+            )
+            if group == 0:
+                person.paused_until = DUE("2026-11-10")
+    await add_items(sessions, plan, **{u: {"due": DUE("2026-11-02"), "owner": u} for u in owners})
+
+    report = await run_plan(sessions, MONDAY_9AM)
+
+    # Paused owners wait; Pacific owners' nine o'clock is three hours away; the rest are owed now.
+    expected = sorted(u for u, group in owners.items() if group == 2)
+    assert sorted(row.recipient for row in await outbox_rows(sessions)) == expected
+    assert (report.candidates, report.inserted) == (600, 200)
+
+
 async def test_outside_every_window_a_tick_never_touches_the_items(
     sessions: Sessions, engine: AsyncEngine, monday
 ):

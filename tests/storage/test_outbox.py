@@ -65,6 +65,17 @@ async def test_enqueue_of_many_rows_in_chunks_counts_each_new_row(sessions: Sess
     assert await enqueue(sessions, *(owed(f"k{i:04d}") for i in range(440, 460))) == 10
 
 
+async def test_existing_keys_finds_exactly_the_stored_ones_among_many(sessions: Sessions):
+    """More keys than one SQLite IN list holds, half of them stored, plus duplicates asked twice."""
+    await enqueue(sessions, *(owed(f"k{i:04d}") for i in range(0, 1200, 2)))
+    asked = [f"k{i:04d}" for i in range(1200)] + ["k0000", "k0001", "missing"]
+    async with sessions() as session:
+        found = await outbox.existing_keys(session, keys=asked)
+    assert found == {f"k{i:04d}" for i in range(0, 1200, 2)}
+    async with sessions() as session:
+        assert await outbox.existing_keys(session, keys=[]) == set()
+
+
 async def test_concurrent_enqueues_from_separate_engines_store_each_key_once(database_url: str, engine):
     """Four engines insert overlapping keys at once; every key lands once and the counts add up."""
     engines = [create_engine(database_url) for _ in range(4)]
