@@ -13,19 +13,24 @@ reclaimed row carrying one may already have been posted and must be reconciled, 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, or_, select, update
+from sqlalchemy import Date, String, Table, Text, and_, bindparam, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import CursorResult
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.types import TypeEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.engine import one_of
 from storage.models import Heartbeat, Notification, NotificationBase, NotificationState
+from storage.types import UTCDateTime
 
 NOTIFICATIONS = cast(Table, Notification.__table__)  # type: ignore[attr-defined]
 HEARTBEATS = cast(Table, Heartbeat.__table__)  # type: ignore[attr-defined]
@@ -74,6 +79,9 @@ async def enqueue(session: AsyncSession, *, rows: Sequence[NotificationBase]) ->
     # Inserting in key order means two tickers racing over the same keys wait on each other in
     # the same order, so PostgreSQL never sees them deadlock.
     ordered = sorted({row.key: row for row in rows}.values(), key=lambda row: row.key)
+    connection = await session.connection()
+    if dialect == "postgresql":
+        return await _enqueue_unnest(connection, ordered)
     # One cached statement run with many parameter sets: SQLAlchemy batches it ("insertmanyvalues")
     # and keeps RETURNING, instead of compiling a fresh multi-row VALUES statement per chunk.
     statement = (
@@ -81,7 +89,6 @@ async def enqueue(session: AsyncSession, *, rows: Sequence[NotificationBase]) ->
         .on_conflict_do_nothing(index_elements=["key"])
         .returning(NOTIFICATIONS.c.id)
     )
-    connection = await session.connection()
     inserted = 0
     for start in range(0, len(ordered), _INSERT_CHUNK):
         values = [
@@ -89,6 +96,46 @@ async def enqueue(session: AsyncSession, *, rows: Sequence[NotificationBase]) ->
             for row in ordered[start : start + _INSERT_CHUNK]
         ]
         result = await connection.execute(statement, values)
+        inserted += len(result.all())
+    return inserted
+
+
+# PostgreSQL takes a whole batch as one array per column: one statement and one round trip for
+# thousands of rows, where a bound parameter per value cost a third of a million-item tick.
+_UNNEST_COLUMNS: dict[str, TypeEngine[Any]] = {
+    "team_id": ARRAY(String),
+    "key": ARRAY(String),
+    "kind": ARRAY(String),
+    "recipient": ARRAY(String),
+    "local_date": ARRAY(Date),
+    "payload": ARRAY(Text),
+    "send_after": ARRAY(UTCDateTime),
+    "created_at": ARRAY(UTCDateTime),
+}
+_UNNEST_INSERT = text(
+    f"""
+    INSERT INTO {NOTIFICATIONS.name} ({", ".join(_UNNEST_COLUMNS)}, state, attempts)
+    SELECT {", ".join(f"t.{c}::json" if c == "payload" else f"t.{c}" for c in _UNNEST_COLUMNS)},
+           :state, 0
+    FROM unnest({", ".join(f":{c}" for c in _UNNEST_COLUMNS)}) AS t({", ".join(_UNNEST_COLUMNS)})
+    ORDER BY t.key
+    ON CONFLICT (key) DO NOTHING
+    RETURNING id
+    """
+).bindparams(*(bindparam(c, type_=t) for c, t in _UNNEST_COLUMNS.items()), bindparam("state", PENDING))
+_UNNEST_CHUNK = 5_000
+
+
+async def _enqueue_unnest(connection: AsyncConnection, ordered: Sequence[NotificationBase]) -> int:
+    inserted = 0
+    for start in range(0, len(ordered), _UNNEST_CHUNK):
+        chunk = ordered[start : start + _UNNEST_CHUNK]
+        columns: dict[str, list[Any]] = {c: [] for c in _UNNEST_COLUMNS}
+        for row in chunk:
+            for c in _UNNEST_COLUMNS:
+                value = getattr(row, c)
+                columns[c].append(json.dumps(value) if c == "payload" else value)
+        result = await connection.execute(_UNNEST_INSERT, columns)
         inserted += len(result.all())
     return inserted
 

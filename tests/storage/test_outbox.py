@@ -6,12 +6,13 @@ import asyncio
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 
 from storage import outbox
 from storage.engine import Sessions, create_engine, session_factory, transaction
-from storage.models import Notification, NotificationState
+from storage.models import Notification, NotificationBase, NotificationState
 
 NOW = datetime(2026, 11, 2, 14, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=5)
@@ -58,6 +59,25 @@ async def test_enqueue_inserts_new_keys_and_skips_stored_ones(sessions: Sessions
     assert sorted(stored) == ["a", "b", "c"]
     assert stored["a"].payload == {"items": [{"id": 1, "ref": "OIT-1", "why": "due_today"}]}
     assert stored["a"].send_after == NOW and stored["a"].state == NotificationState.PENDING
+
+
+async def test_an_enqueued_row_reads_back_with_every_owed_field_as_given(sessions: Sessions):
+    """Each backend's insert path carries every NotificationBase field, instants as aware UTC."""
+    given = owed("full", send_after=NOW + timedelta(hours=3), recipient="U0ELSE").model_copy(
+        update={"kind": "escalation", "payload": {"zone": "Asia/Kolkata", "items": [], "n": 1.5}}
+    )
+    await enqueue(sessions, given)
+    stored = (await rows(sessions))["full"]
+    for name in NotificationBase.model_fields:
+        assert getattr(stored, name) == getattr(given, name), name
+    assert stored.send_after.tzinfo is not None and stored.state == NotificationState.PENDING
+
+
+async def test_a_naive_instant_is_refused_and_nothing_is_stored(sessions: Sessions):
+    naive = owed("naive").model_copy(update={"send_after": NOW.replace(tzinfo=None)})
+    with pytest.raises(StatementError, match="naive"):
+        await enqueue(sessions, owed("fine"), naive)
+    assert await rows(sessions) == {}
 
 
 async def test_enqueue_of_many_rows_in_chunks_counts_each_new_row(sessions: Sessions):
