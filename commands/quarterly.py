@@ -326,22 +326,45 @@ def build_checkin_prompt(
             f":bar_chart: {bk.escape(measure.name)} ({bk.escape(measure.key)}): reading for {quarter}"
         )
     blocks += [bk.section(chunk) for chunk in _chunks(lines)][:45]
-    blocks.append(
-        {
-            "type": "actions",
-            "block_id": f"checkin:{quarter}",
-            "elements": [
-                {
-                    "type": "button",
-                    "action_id": CHECKIN_OPEN,
-                    "style": "primary",
-                    "value": quarter,
-                    "text": bk.plain("Check in"),
-                }
-            ],
-        }
-    )
+    blocks.append(checkin_button(quarter))
     return blocks
+
+
+def checkin_button(quarter: str) -> dict[str, Any]:
+    """The actions block whose one button opens the check-in form for `quarter`."""
+    return {
+        "type": "actions",
+        "block_id": f"checkin:{quarter}",
+        "elements": [
+            {
+                "type": "button",
+                "action_id": CHECKIN_OPEN,
+                "style": "primary",
+                "value": quarter,
+                "text": bk.plain("Check in"),
+            }
+        ],
+    }
+
+
+def build_checkin_note(
+    quarter: str, subject: CheckInSubject, *, due_on: date | None, zone: Any, followup: bool
+) -> list[dict[str, Any]]:
+    """The check-in, in two blocks, for the end of a digest that already lists the day's items."""
+    parts = [_count(len(subject.items), "open item"), _count(len(subject.measures), "measure")]
+    what = " and ".join(part for part in parts if part)
+    due = f", due {bk.date_token(due_on, zone)}" if due_on else ""
+    lead = "A reminder: your" if followup else "Your"
+    return [
+        bk.section(
+            f":clipboard: *{lead} {quarter} REAP check-in is open{due}.* One form covers your {what}."
+        ),
+        checkin_button(quarter),
+    ]
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}" if n else ""
 
 
 def build_checkin_modal(quarter: str, subject: CheckInSubject) -> dict[str, Any]:

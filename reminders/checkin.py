@@ -19,11 +19,22 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from commands import blocks as bk
-from commands.quarterly import CheckInSubject, build_checkin_prompt, checkin_window
+from commands.quarterly import CheckInSubject, build_checkin_note, build_checkin_prompt, checkin_window
 from reminders.calendar import BusinessCalendar
-from reminders.digest import NotificationKind, RenderContext, Rendered, Skip
+from reminders.digest import (
+    DIGEST,
+    ESCALATION,
+    Companion,
+    NotificationKind,
+    RenderContext,
+    Rendered,
+    Skip,
+    zone_of,
+)
 from reminders.fiscal import FiscalQuarter
 from reminders.planner import PlanConfig
+from reminders.policy import digest_key
+from storage import outbox
 from storage.checkins import close_cycle, cycle_progress, open_cycle
 from storage.engine import Sessions
 from storage.models import (
@@ -35,6 +46,7 @@ from storage.models import (
     Measure,
     Notification,
     NotificationCreate,
+    NotificationState,
     Person,
     Role,
 )
@@ -48,6 +60,10 @@ FOLLOWUP = "checkin_followup"
 NONRESPONDERS = "checkin_nonresponders"
 ROLLUP = "rollup"
 CHECKIN_KINDS = (PROMPT, FOLLOWUP)
+# Where a digest row's payload carries a check-in folded into it.
+CARRIED = "checkin"
+# Carrier states in which nothing reached the person, so the day is still free.
+_NEVER_SENT = frozenset({NotificationState.SKIPPED.value, NotificationState.FAILED.value})
 
 
 @dataclass(frozen=True)
@@ -137,8 +153,9 @@ async def _responders(session: AsyncSession, cycle: CheckInCycle) -> set[str]:
     )
 
 
-async def _sent_days(session: AsyncSession, team_id: str, quarter: str) -> dict[str, set[date]]:
-    """For each recipient, the local days that already carry a check-in message of this cycle."""
+async def _sent(session: AsyncSession, team_id: str, quarter: str) -> tuple[dict[str, set[date]], set[str]]:
+    """For each recipient, the local days that already carry a check-in message of this cycle;
+    and the keys of those messages."""
     prefix = [f"{team_id}:{kind}:{quarter}:" for kind in CHECKIN_KINDS]
     rows = await session.exec(
         select(Notification.recipient, col(Notification.local_date), Notification.key)
@@ -146,10 +163,12 @@ async def _sent_days(session: AsyncSession, team_id: str, quarter: str) -> dict[
         .where(col(Notification.kind).in_(CHECKIN_KINDS))
     )
     days: dict[str, set[date]] = {}
+    keys: set[str] = set()
     for recipient, day, key in rows:
         if any(key.startswith(p) for p in prefix) and day is not None:
             days.setdefault(recipient, set()).add(day)
-    return days
+            keys.add(key)
+    return days, keys
 
 
 def _zone(person: Person, default: ZoneInfo) -> ZoneInfo:
@@ -237,8 +256,8 @@ async def _prompts(
     team_id, quarter = cycle.team_id, cycle.quarter
     owners = await _owners(session, team_id)
     answered = await _responders(session, cycle)
-    sent = await _sent_days(session, team_id, quarter)
-    rows: list[NotificationCreate] = []
+    days_sent, keys_sent = await _sent(session, team_id, quarter)
+    owed: list[NotificationCreate] = []
     for user_id, person in owners.items():
         zone = _zone(person, config.zone)
         day = config.slot(now, zone)
@@ -246,19 +265,55 @@ async def _prompts(
             continue
         if person.paused_until is not None and day < person.paused_until:
             continue
-        days = sent.get(user_id, set())
+        days = days_sent.get(user_id, set())
         if day in days:
             continue  # one check-in message a day
         payload = {"quarter": quarter, "zone": zone.key, "local_date": day.isoformat()}
         if not days:
-            rows.append(
+            owed.append(
                 _row(team_id, PROMPT, _key(team_id, PROMPT, quarter, user_id), user_id, day, payload, now)
             )
-        elif user_id not in answered and day in (schedule.halfway, schedule.day_before):
-            which = "halfway" if day == schedule.halfway else "day_before"
-            key = _key(team_id, FOLLOWUP, quarter, user_id, which)
-            rows.append(_row(team_id, FOLLOWUP, key, user_id, day, {**payload, "which": which}, now))
-    return rows
+            continue
+        if user_id in answered:
+            continue
+        # A follow-up held back by a day that already had a DM goes on the next free day instead.
+        halfway = _key(team_id, FOLLOWUP, quarter, user_id, "halfway")
+        if schedule.halfway <= day < schedule.day_before and halfway not in keys_sent:
+            owed.append(_row(team_id, FOLLOWUP, halfway, user_id, day, {**payload, "which": "halfway"}, now))
+        elif day == schedule.day_before:
+            key = _key(team_id, FOLLOWUP, quarter, user_id, "day_before")
+            owed.append(_row(team_id, FOLLOWUP, key, user_id, day, {**payload, "which": "day_before"}, now))
+    return await _one_dm_a_day(session, owed)
+
+
+async def _one_dm_a_day(
+    session: AsyncSession, owed: Sequence[NotificationCreate]
+) -> list[NotificationCreate]:
+    """The check-in messages still to send on their own; the rest ride in that day's digest.
+
+    A person hears from the bot at most once a local day. Where a reminder digest (or a
+    coordinator's escalation) is already owed that day and not yet claimed, the check-in is folded
+    into it; where one was already sent, the check-in waits for the person's next business day.
+    """
+    carriers = {
+        row.key: [
+            digest_key(row.team_id, kind, row.recipient, row.local_date) for kind in (DIGEST, ESCALATION)
+        ]
+        for row in owed
+        if row.local_date is not None
+    }
+    known = await outbox.states(session, keys=[key for keys in carriers.values() for key in keys])
+    alone: list[NotificationCreate] = []
+    for row in owed:
+        present = [key for key in carriers.get(row.key, ()) if key in known]
+        if not present or all(known[key] in _NEVER_SENT for key in present):
+            alone.append(row)
+            continue
+        pending = [key for key in present if known[key] == NotificationState.PENDING.value]
+        if pending and await outbox.carry(session, carrier=pending[0], companion=row, field=CARRIED):
+            continue
+        log.info("%s waits: %s already had a message on %s", row.key, row.recipient, row.local_date)
+    return alone
 
 
 async def _close(
@@ -316,52 +371,85 @@ async def _close(
 # --- rendering at send time ----------------------------------------------------------------------
 
 
-async def render_prompt(
-    session: AsyncSession, rows: Sequence[Notification], ctx: RenderContext
-) -> Rendered | Skip:
-    """A check-in prompt or follow-up: the owner's open items and measures, one button."""
-    row = rows[0]
-    payload = row.payload or {}
-    quarter = str(payload.get("quarter") or "")
+async def _prompt_subject(
+    session: AsyncSession, *, team_id: str, recipient: str, quarter: str, followup: bool
+) -> tuple[CheckInCycle, CheckInSubject] | Skip:
+    """The open cycle and what `recipient` has to check in on, or why there is nothing to say."""
     cycle = (
         await session.exec(
-            select(CheckInCycle)
-            .where(CheckInCycle.team_id == row.team_id)
-            .where(CheckInCycle.quarter == quarter)
+            select(CheckInCycle).where(CheckInCycle.team_id == team_id).where(CheckInCycle.quarter == quarter)
         )
     ).first()
     if cycle is None or cycle.closed_at is not None:
         return Skip(f"the {quarter} check-in is closed")
-    if row.kind == FOLLOWUP and row.recipient in await _responders(session, cycle):
+    if followup and recipient in await _responders(session, cycle):
         return Skip("already checked in")
     items = list(
         await session.exec(
             select(ActionItem)
-            .where(ActionItem.team_id == row.team_id)
-            .where(ActionItem.owner_id == row.recipient)
+            .where(ActionItem.team_id == team_id)
+            .where(ActionItem.owner_id == recipient)
             .where(col(ActionItem.status).in_(OPEN_STATUSES))
             .order_by(col(ActionItem.due), col(ActionItem.id))
         )
     )
     measures = list(
         await session.exec(
-            select(Measure).where(Measure.team_id == row.team_id).where(Measure.owner_id == row.recipient)
+            select(Measure).where(Measure.team_id == team_id).where(Measure.owner_id == recipient)
         )
     )
     if not items and not measures:
         return Skip("nothing open to check in on")
-    zone = ZoneInfo(str(payload.get("zone") or ctx.default_zone.key))
-    blocks = build_checkin_prompt(
-        quarter,
-        CheckInSubject(items=items, measures=measures),
-        zone=zone,
-        today=ctx.now.astimezone(zone).date(),
-    )
-    if row.kind == FOLLOWUP:
+    return cycle, CheckInSubject(items=items, measures=measures)
+
+
+def _prompt_message(
+    cycle: CheckInCycle, subject: CheckInSubject, *, followup: bool, zone: ZoneInfo, now: datetime
+) -> tuple[str, list[dict[str, Any]]]:
+    quarter = cycle.quarter
+    blocks = build_checkin_prompt(quarter, subject, zone=zone, today=now.astimezone(zone).date())
+    if followup:
         due = f" It is due {bk.date_token(cycle.due_on, zone)}." if cycle.due_on else ""
         blocks.insert(0, bk.context(f":bell: A reminder: your {quarter} check-in is still open.{due}"))
-    text = f"Your {quarter} REAP check-in" + (" (reminder)" if row.kind == FOLLOWUP else "")
+    return f"Your {quarter} REAP check-in" + (" (reminder)" if followup else ""), blocks
+
+
+async def render_prompt(
+    session: AsyncSession, rows: Sequence[Notification], ctx: RenderContext
+) -> Rendered | Skip:
+    """A check-in prompt or follow-up: the owner's open items and measures, one button."""
+    row = rows[0]
+    followup = row.kind == FOLLOWUP
+    quarter = str((row.payload or {}).get("quarter") or "")
+    found = await _prompt_subject(
+        session, team_id=row.team_id, recipient=row.recipient, quarter=quarter, followup=followup
+    )
+    if isinstance(found, Skip):
+        return found
+    cycle, subject = found
+    text, blocks = _prompt_message(
+        cycle, subject, followup=followup, zone=zone_of(row, ctx.default_zone), now=ctx.now
+    )
     return Rendered(text=text, blocks=blocks, lines=(text,), row_ids=frozenset(r.id for r in rows if r.id))
+
+
+async def carried_checkin(session: AsyncSession, row: Notification, ctx: RenderContext) -> Companion | None:
+    """The check-in folded into a digest row (see _one_dm_a_day), if it still has something to say."""
+    carried = (row.payload or {}).get(CARRIED)
+    if not isinstance(carried, dict):
+        return None
+    followup = "which" in carried
+    quarter = str(carried.get("quarter") or "")
+    found = await _prompt_subject(
+        session, team_id=row.team_id, recipient=row.recipient, quarter=quarter, followup=followup
+    )
+    if isinstance(found, Skip):
+        return None
+    cycle, subject = found
+    zone = zone_of(row, ctx.default_zone)
+    text, alone = _prompt_message(cycle, subject, followup=followup, zone=zone, now=ctx.now)
+    tail = build_checkin_note(quarter, subject, due_on=cycle.due_on, zone=zone, followup=followup)
+    return Companion(tail=tail, line=text, alone=alone, alone_text=text)
 
 
 async def render_nonresponders(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -93,6 +93,24 @@ class NotificationKind:
     groupable: bool = False
     on_gone: GoneHook | None = None
     after_send: AfterSend | None = None
+
+
+@dataclass(frozen=True)
+class Companion:
+    """Another message folded into a digest, so its recipient still gets one DM that day.
+
+    `tail` goes before the digest's footer; `alone` is sent instead when the digest itself has
+    nothing left to say (every item settled since it was planned).
+    """
+
+    tail: list[Block]
+    line: str
+    alone: list[Block]
+    alone_text: str
+
+
+# Reads a digest row's payload and says what folded-in message it carries, if any.
+CompanionFinder = Callable[[AsyncSession, Notification, RenderContext], Awaitable[Companion | None]]
 
 
 @dataclass(frozen=True)
@@ -261,11 +279,14 @@ def build_message(
     groups: Sequence[tuple[str, Sequence[bk.ItemCard]]],
     footer: str,
     more_hint: str,
+    tail: Sequence[Block] = (),
 ) -> list[Block]:
     """Intro, then each group's header and item cards (with Done/Snooze/Update), within Slack's
-    50 blocks and overall size; what does not fit is counted in an "…and N more" line."""
+    50 blocks and overall size; what does not fit is counted in an "…and N more" line. `tail`
+    (a folded-in message) keeps its room and goes just before the footer."""
     blocks: list[Block] = [bk.section(intro)]
-    size = _size(blocks) + 400  # room for the "more" line and the footer
+    size = _size(blocks) + 400 + _size(list(tail))  # room for the "more" line, tail and footer
+    budget = _BLOCK_BUDGET - len(tail)
     total = sum(len(cards) for _, cards in groups)
     shown = 0
     for label, cards in groups:
@@ -273,7 +294,7 @@ def build_message(
         first = True
         for card in cards:
             added = ([header] if first else []) + bk.build_item_card(card)
-            if len(blocks) + len(added) > _BLOCK_BUDGET or size + _size(added) > _CHAR_BUDGET:
+            if len(blocks) + len(added) > budget or size + _size(added) > _CHAR_BUDGET:
                 break
             blocks.extend(added)
             size += _size(added)
@@ -281,6 +302,7 @@ def build_message(
             shown += 1
     if shown < total:
         blocks.append(bk.context(f"…and {total - shown} more. {more_hint}"))
+    blocks.extend(tail)
     blocks.append(bk.context(footer))
     return blocks
 
@@ -345,7 +367,11 @@ def _grouped(
 
 
 async def render_digest(
-    session: AsyncSession, rows: Sequence[Notification], ctx: RenderContext
+    session: AsyncSession,
+    rows: Sequence[Notification],
+    ctx: RenderContext,
+    *,
+    companions: CompanionFinder | None = None,
 ) -> Rendered | Skip:
     """An owner's daily digest (kind "digest") or a coordinator's escalation digest."""
     row = rows[0]
@@ -376,7 +402,15 @@ async def render_digest(
         seen.add(entry.item_id)
         card = bk.ItemCard(item=item, strategy=names.get(item.strategy_id, ""), zone=zone, today=reader_day)
         picked.append((entry, card))
+    companion = None if companions is None else await companions(session, row, ctx)
     if not picked:
+        if companion is not None:
+            return Rendered(
+                text=companion.alone_text,
+                blocks=companion.alone,
+                lines=(companion.line,),
+                row_ids=frozenset({row.id or 0}),
+            )
         return Skip("nothing left to remind about: every item is done, dropped, snoozed or reassigned")
     order = list(WHY_LABELS)
     picked.sort(key=lambda pair: order.index(pair[0].why) if pair[0].why in order else len(order))
@@ -396,11 +430,17 @@ async def render_digest(
         )
         hint = "See them all with `/reap list mine`."
     blocks = build_message(
-        intro=intro, groups=_grouped(picked, list(WHY_LABELS)), footer=footer, more_hint=hint
+        intro=intro,
+        groups=_grouped(picked, list(WHY_LABELS)),
+        footer=footer,
+        more_hint=hint,
+        tail=companion.tail if companion else (),
     )
     refs = ", ".join(card.item.ref for _, card in picked)
     text = bk.clip(f"REAP: {n} action {_plural(n, 'item', 'items')} to look at today: {refs}", 3000)
     lines = tuple(_line(card, entry.why) for entry, card in picked)
+    if companion is not None:
+        lines += (companion.line,)
     return Rendered(text=text, blocks=blocks, lines=lines, row_ids=frozenset({row.id or 0}))
 
 
@@ -455,6 +495,17 @@ async def _digest_owner_gone(
     session: AsyncSession, rows: Sequence[Notification], reason: str, now: datetime
 ) -> int:
     return await report_orphans(session, rows=rows, reason=reason, now=now)
+
+
+def with_companions(kind: NotificationKind, companions: CompanionFinder) -> NotificationKind:
+    """A digest kind whose messages also carry what `companions` finds folded into a row."""
+
+    async def render(
+        session: AsyncSession, rows: Sequence[Notification], ctx: RenderContext
+    ) -> Rendered | Skip:
+        return await render_digest(session, rows, ctx, companions=companions)
+
+    return replace(kind, render=render)
 
 
 def default_kinds() -> dict[str, NotificationKind]:

@@ -18,9 +18,23 @@ from sqlalchemy import inspect
 
 from commands import blocks as bk
 from reminders.calendar import BusinessCalendar, calendar_for_year
-from reminders.checkin import CheckInReport, checkin_kinds, plan_checkins, plan_checkins_in
+from reminders.checkin import (
+    CheckInReport,
+    carried_checkin,
+    checkin_kinds,
+    plan_checkins,
+    plan_checkins_in,
+)
 from reminders.delivery import DeliveryConfig, DeliveryReport, deliver, group_rows
-from reminders.digest import NotificationKind, RenderContext, Skip, default_kinds
+from reminders.digest import (
+    DIGEST,
+    ESCALATION,
+    NotificationKind,
+    RenderContext,
+    Skip,
+    default_kinds,
+    with_companions,
+)
 from reminders.planner import PlanConfig, PlanReport, plan_in, plan_tick, team_ids
 from reminders.policy import Cadence
 from reminders.ratelimit import SendLimiter
@@ -77,6 +91,10 @@ class ReminderParts:
                 self.sessions, self.follow_client or self.client, clock=self.clock, zone=self.settings.zone
             )
         )
+        # A check-in owed on a day that already has a digest rides in it (one DM a day).
+        for name in (DIGEST, ESCALATION):
+            if name in self.kinds:
+                self.kinds[name] = with_companions(self.kinds[name], carried_checkin)
 
     async def calendar(self, now: datetime) -> BusinessCalendar:
         """The business calendar covering the years around `now` (built once per year)."""

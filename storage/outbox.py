@@ -150,6 +150,41 @@ async def existing_keys(session: AsyncSession, *, keys: Sequence[str]) -> set[st
     return found
 
 
+async def states(session: AsyncSession, *, keys: Sequence[str]) -> dict[str, str]:
+    """The state of each of `keys` the outbox holds."""
+    found: dict[str, str] = {}
+    dialect = await _dialect(session)
+    for condition in one_of(NOTIFICATIONS.c.key, sorted(set(keys)), dialect=dialect):
+        result = await _run(session, select(NOTIFICATIONS.c.key, NOTIFICATIONS.c.state).where(condition))
+        found.update({str(m["key"]): str(m["state"]) for m in result.mappings()})
+    return found
+
+
+async def carry(session: AsyncSession, *, carrier: str, companion: NotificationBase, field: str) -> bool:
+    """Fold `companion` into the still-pending row `carrier`, so one message says both.
+
+    The carrier's payload gains the companion's payload under `field`, and the companion is
+    stored already settled (skipped, naming its carrier), so it is owed once and never sent on
+    its own. False, changing nothing, when the carrier is no longer pending: a worker has
+    claimed or sent it, and the companion must wait for another message.
+    """
+    c = NOTIFICATIONS.c
+    found = (await _run(session, select(c.payload).where(c.key == carrier, c.state == PENDING))).first()
+    if found is None:
+        return False
+    payload = {**(found[0] or {}), field: companion.payload}
+    # The state condition makes this atomic with claims: a row claimed since the read is left alone.
+    folded = await _run(
+        session, update(NOTIFICATIONS).where(c.key == carrier, c.state == PENDING).values(payload=payload)
+    )
+    if folded.rowcount != 1:
+        return False
+    if await enqueue(session, rows=[companion]):
+        settled = {"state": NotificationState.SKIPPED.value, "last_error": _clip(f"carried by {carrier}")}
+        await _run(session, update(NOTIFICATIONS).where(c.key == companion.key).values(**settled))
+    return True
+
+
 def _claimable(now: datetime) -> ColumnElement[bool]:
     c = NOTIFICATIONS.c
     return or_(

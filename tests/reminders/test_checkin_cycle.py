@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -113,3 +114,63 @@ async def test_a_cycle_runs_from_prompt_to_automatic_rollup(bot: Bot):
     assert cycle.closed_at is not None
     assert [r.responder for r in responses] == [OWNER]
     assert len(rollups) == 2 and all(r.state == "sent" for r in rollups), "posted once per channel"
+
+
+def buttons(bot: Bot, user: str) -> list[str]:
+    """The action_ids of every button in the DMs `user` got."""
+    return [
+        element["action_id"]
+        for m in bot.slack.dms_to(user)
+        for block in m.blocks
+        if block.get("type") == "actions"
+        for element in block["elements"]
+    ]
+
+
+async def test_a_checkin_owed_on_a_digest_day_rides_in_the_digest(bot: Bot):
+    """One DM a day: the owner's due-today nudge and the check-in prompt arrive as one message."""
+    opens_on = date(2027, 1, 6)
+    async with transaction(bot.sessions) as session:
+        plan = await make_plan(session, key="DIG", coordinator=None, people=())
+        await make_item(session, plan, owner=OWNER, due=opens_on, title="Publish the language plan")
+
+    await tick_at(bot, opens_on)
+    await tick_at(bot, opens_on, hour=11)
+
+    (message,) = [m for m in bot.slack.dms_to(OWNER)]
+    assert "DIG-1" in message.text
+    text = json.dumps(message.blocks)
+    assert "FY2027-Q2 REAP check-in is open" in text and "DIG-1" in text
+    assert "checkin_open" in buttons(bot, OWNER) and "item_done" in buttons(bot, OWNER)
+    assert len(checkin_dms(bot, OTHER)) == 1, "an owner with no digest gets the prompt on its own"
+    async with bot.sessions() as session:
+        prompt = (
+            await session.exec(
+                select(Notification).where(
+                    Notification.key.startswith(f"{bot.team_id}:checkin_prompt:FY2027-Q2:{OWNER}")
+                )
+            )
+        ).one()
+    assert prompt.state == "skipped" and prompt.last_error and "carried by" in prompt.last_error
+
+    # The button in the digest opens the same one-form check-in.
+    await bot.interact(bot.block_action(OWNER, "checkin_open", value="FY2027-Q2"))
+    assert list(bot.slack.views().values())[-1]["callback_id"] == "checkin_modal"
+
+
+async def test_a_checkin_started_after_the_days_digest_waits_for_the_next_business_day(bot: Bot):
+    """A coordinator opens the cycle mid-day: whoever already had a DM today hears tomorrow."""
+    day = date(2026, 12, 1)  # a Tuesday
+    async with transaction(bot.sessions) as session:
+        plan = await make_plan(session, key="DIG", coordinator=None, people=())
+        await make_item(session, plan, owner=OWNER, due=day)
+    await tick_at(bot, day)
+    assert len(bot.slack.dms_to(OWNER)) == 1, "the morning digest"
+
+    await bot.command(COORDINATOR, "checkin start FY2027-Q2")
+    await tick_at(bot, day, hour=14)
+    assert len(bot.slack.dms_to(OWNER)) == 1, "no second DM the same day"
+    assert len(checkin_dms(bot, OTHER)) == 1
+
+    await tick_at(bot, day + timedelta(days=1))
+    assert checkin_dms(bot, OWNER) == ["Your FY2027-Q2 REAP check-in"]

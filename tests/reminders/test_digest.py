@@ -8,6 +8,8 @@ import pytest
 
 from bot.localslack import MESSAGE_BLOCK_LIMIT, block_problems
 from reminders.digest import (
+    Companion,
+    CompanionFinder,
     RenderContext,
     Rendered,
     Skip,
@@ -106,6 +108,49 @@ async def test_a_digest_of_many_items_stays_within_slacks_block_limit_and_says_h
     assert f"…and {40 - shown} more. See them all with `/reap list mine`." in str(rendered.blocks)
     assert block_problems(rendered.blocks, MESSAGE_BLOCK_LIMIT) == []
     assert len(rendered.lines) == 40, "a dry run lists every item"
+
+
+def companion_finder(companion: Companion) -> CompanionFinder:
+    """A finder that folds `companion` into every row it is asked about."""
+
+    async def find(session: object, row: Notification, ctx: RenderContext) -> Companion | None:
+        return companion
+
+    return find
+
+
+TAIL = [{"type": "section", "text": {"type": "mrkdwn", "text": "Check-in is open"}}, {"type": "divider"}]
+CARRIED = Companion(
+    tail=TAIL,
+    line="Your check-in",
+    alone=[{"type": "section", "text": {"type": "mrkdwn", "text": "Only the check-in"}}],
+    alone_text="Your check-in",
+)
+
+
+async def test_a_folded_in_message_keeps_its_room_before_the_footer_of_a_full_digest(
+    sessions: Sessions, plan: PlanFixture
+):
+    owed = await add_items(sessions, plan, **{f"i{n:02d}": {"due": DUE("2026-11-02")} for n in range(40)})
+    row = digest_row([(item, "due_today") for item in owed.items.values()])
+    async with sessions() as session:
+        rendered = await render_digest(session, [row], CONTEXT, companions=companion_finder(CARRIED))
+    assert isinstance(rendered, Rendered)
+    assert len(rendered.blocks) <= MESSAGE_BLOCK_LIMIT
+    assert rendered.blocks[-3:-1] == TAIL, "the tail sits just before the footer"
+    assert "…and" in str(rendered.blocks) and rendered.lines[-1] == "Your check-in"
+
+
+async def test_a_digest_with_nothing_left_still_delivers_what_it_carries(
+    sessions: Sessions, plan: PlanFixture
+):
+    owed = await add_items(sessions, plan, today={"due": DUE("2026-11-02"), "status": ItemStatus.DONE})
+    row = digest_row([(owed.items["today"], "due_today")])
+    async with sessions() as session:
+        alone = await render_digest(session, [row], CONTEXT, companions=companion_finder(CARRIED))
+        nothing = await render_digest(session, [row], CONTEXT)
+    assert isinstance(alone, Rendered) and alone.blocks == CARRIED.alone and alone.row_ids == {1}
+    assert isinstance(nothing, Skip)
 
 
 async def test_long_titles_and_notes_keep_the_message_under_slacks_overall_size(

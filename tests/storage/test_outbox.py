@@ -96,6 +96,31 @@ async def test_existing_keys_finds_exactly_the_stored_ones_among_many(sessions: 
         assert await outbox.existing_keys(session, keys=[]) == set()
 
 
+async def test_a_companion_is_carried_by_a_pending_row_and_stored_settled(sessions: Sessions):
+    """The carrier's payload gains the companion's; the companion is owed once and never sent alone."""
+    await enqueue(sessions, owed("digest"))
+    companion = owed("prompt").model_copy(update={"kind": "checkin_prompt", "payload": {"quarter": "Q2"}})
+    async with transaction(sessions) as session:
+        assert await outbox.carry(session, carrier="digest", companion=companion, field="checkin")
+    stored = await rows(sessions)
+    assert stored["digest"].payload["checkin"] == {"quarter": "Q2"}
+    assert stored["digest"].payload["items"] == [{"id": 1, "ref": "OIT-1", "why": "due_today"}]
+    assert stored["prompt"].state == NotificationState.SKIPPED
+    assert stored["prompt"].last_error == "carried by digest"
+    assert [row.key for row in await claim(sessions, "worker-1")] == ["digest"]
+
+
+async def test_a_claimed_or_missing_carrier_carries_nothing(sessions: Sessions):
+    await enqueue(sessions, owed("digest"))
+    await claim(sessions, "worker-1")
+    companion = owed("prompt").model_copy(update={"kind": "checkin_prompt"})
+    async with transaction(sessions) as session:
+        assert not await outbox.carry(session, carrier="digest", companion=companion, field="checkin")
+        assert not await outbox.carry(session, carrier="nothing", companion=companion, field="checkin")
+    stored = await rows(sessions)
+    assert sorted(stored) == ["digest"] and "checkin" not in stored["digest"].payload
+
+
 async def test_concurrent_enqueues_from_separate_engines_store_each_key_once(database_url: str, engine):
     """Four engines insert overlapping keys at once; every key lands once and the counts add up."""
     engines = [create_engine(database_url) for _ in range(4)]
