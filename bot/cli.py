@@ -191,14 +191,19 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> int:
 async def _socket(args: argparse.Namespace, settings: Settings) -> int:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
+    from bot.socketmode import SocketModeDead, SocketWatchdog, serve_socket_mode
+
     app = _build_app(settings)
     token = settings.secret("slack_app_token")
     handler = AsyncSocketModeHandler(app.bolt, token)
     await app.start()
     try:
-        await handler.start_async()
+        await serve_socket_mode(handler, SocketWatchdog(handler.client))
+    except SocketModeDead as exc:
+        # Exit non-zero so systemd or the container runtime starts a fresh process.
+        print(f"reap: {exc}", file=sys.stderr)
+        return 1
     finally:
-        await handler.close_async()
         await app.close()
     return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -15,7 +16,8 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from sqlmodel import SQLModel
 
 from bot.app import create_app
-from bot.localslack import LocalSlack
+from bot.localslack import Fault, LocalSlack
+from bot.socketmode import SocketModeDead, SocketWatchdog, quiet_for, serve_socket_mode
 from storage.engine import create_engine, session_factory
 from tests.harness import SECRET, TEAM, TOKEN
 
@@ -128,3 +130,98 @@ async def test_commands_and_events_arrive_over_socket_mode_and_retries_are_proce
     assert set(acks) == {"e1", "e2", "e3"}
     assert "/reap done <ref>" in json.dumps(acks["e1"].get("payload"))
     assert len(slack.calls_to("views.publish")) == 1, "the retried event is handled once"
+
+
+@pytest.mark.parametrize(
+    ("last_pong", "quiet_since", "expected"),
+    [(95.0, 0.0, 5.0), (None, 90.0, 10.0), (100.0, 0.0, 0.0)],
+    ids=["since-last-pong", "no-pong-yet", "just-ponged"],
+)
+def test_quiet_time_counts_from_the_last_pong_or_from_when_we_last_looked(
+    last_pong: float | None, quiet_since: float, expected: float
+):
+    assert quiet_for(last_pong, now=100.0, quiet_since=quiet_since) == expected
+
+
+@dataclass
+class DeafThenHealthy:
+    """A Socket Mode server whose first connection never answers a ping (half-open), and whose
+    later connections say hello, send one event and collect its ack."""
+
+    event: dict[str, Any]
+    connections: int = 0
+    acks: list[dict[str, Any]] = field(default_factory=list)
+    acked: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        self.connections += 1
+        first = self.connections == 1
+        ws = web.WebSocketResponse(autoping=not first)
+        await ws.prepare(request)
+        await ws.send_str(json.dumps({"type": "hello", "num_connections": 1}))
+        if not first:
+            await ws.send_str(json.dumps(envelope(f"e{self.connections}", "events_api", self.event)))
+        async for message in ws:
+            if message.type == WSMsgType.TEXT:
+                self.acks.append(json.loads(message.data))
+                self.acked.set()
+        return ws
+
+
+async def test_the_watchdog_reconnects_a_deaf_session_that_the_sdk_gave_up_on(socket_world):
+    """The zombie from the trackers: pongs stop, the SDK's own monitor is gone, nothing reconnects."""
+    slack, _, reap = socket_world
+    server = DeafThenHealthy(
+        event={
+            "type": "event_callback",
+            "team_id": TEAM,
+            "event_id": "EvSock9",
+            "event": {"type": "app_home_opened", "user": "U0OWNER", "tab": "home"},
+        }
+    )
+    app = web.Application()
+    app.router.add_get("/deaf", server.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    slack.socket_url = f"ws://127.0.0.1:{runner.addresses[0][1]}/deaf"
+    handler = AsyncSocketModeHandler(reap.bolt, reap.settings.secret("slack_app_token"), ping_interval=0.2)
+    client = handler.client
+    client.default_auto_reconnect_enabled = client.auto_reconnect_enabled = False
+    watchdog = SocketWatchdog(client, interval=0.1, reconnect_timeout=5)
+    await reap.start()
+    task = asyncio.create_task(serve_socket_mode(handler, watchdog))
+    try:
+        for _ in range(100):  # wait for the first session, then take the SDK's monitor away
+            if client.current_session_monitor is not None:
+                break
+            await asyncio.sleep(0.05)
+        client.current_session_monitor.cancel()
+        await asyncio.wait_for(server.acked.wait(), timeout=20)
+        await reap.tasks.drain()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await runner.cleanup()
+    assert watchdog.reconnects >= 1 and server.connections >= 2
+    assert len(slack.calls_to("apps.connections.open")) >= 2, "each reconnect asks for a fresh URL"
+    assert [ack["envelope_id"] for ack in server.acks][:1] == ["e2"]
+    assert len(slack.calls_to("views.publish")) == 1, "the event on the new session was handled"
+
+
+async def test_the_watchdog_gives_up_when_reconnecting_keeps_failing(socket_world):
+    """With Slack's Socket Mode unreachable the watchdog raises, so `reap socket` exits 1."""
+    slack, _, reap = socket_world
+    handler = AsyncSocketModeHandler(reap.bolt, reap.settings.secret("slack_app_token"), ping_interval=0.05)
+    client = handler.client
+    client.last_ping_pong_time = None
+    slack.fail_next("apps.connections.open", Fault(error="internal_error"), times=100)
+    watchdog = SocketWatchdog(client, interval=0.05, reconnect_timeout=1, max_failures=3)
+    try:
+        with pytest.raises(SocketModeDead, match="3 reconnects in a row failed"):
+            await asyncio.wait_for(watchdog.run(), timeout=20)
+    finally:
+        await handler.close_async()
+    assert watchdog.reconnects == 0
