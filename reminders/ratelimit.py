@@ -5,6 +5,11 @@ as fast as the limits allow without a 429 storm. Each budget is a GCRA ("virtual
 pace. A send waits until its channel is free, then books the earliest workspace slot, and
 booking moves each budget's theoretical arrival time on by one interval. Booking is synchronous,
 so concurrent senders on one event loop never book the same slot twice.
+
+Several instances sharing one PostgreSQL also share one workspace budget: with `shared` set, the
+workspace slot is booked in the database (storage.outbox.book_send) instead of in this process,
+so N instances together still send at 50/s rather than N x 50/s. Channels stay per process: each
+outbox row is claimed by one instance, so one channel's messages come from one place.
 """
 
 from __future__ import annotations
@@ -64,6 +69,10 @@ class Pace:
         self.tat = max(self.tat, at + (self.burst - 1) * self.interval)
 
 
+# Books a workspace slot shared with other instances: wall-clock now in, wall-clock slot out.
+SharedBooking = Callable[[float], Awaitable[float]]
+
+
 class SendLimiter:
     """Books chat.postMessage slots under a workspace budget and a per-channel budget."""
 
@@ -76,6 +85,8 @@ class SendLimiter:
         channel_burst: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        shared: SharedBooking | None = None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.workspace = Pace(workspace_rate, workspace_burst)
         Pace(channel_rate, channel_burst)  # validate now rather than at the first send
@@ -84,7 +95,10 @@ class SendLimiter:
         self._channels: dict[str, Pace] = {}
         self._clock = clock
         self._sleep = sleep
+        self._shared = shared
+        self._wall = wall
         self.waited = 0.0
+        self.shared_failures = 0
 
     def _channel(self, channel: str) -> Pace:
         pace = self._channels.get(channel)
@@ -125,6 +139,38 @@ class SendLimiter:
 
     async def acquire(self, channel: str) -> float:
         """Wait until a message may be posted to `channel`; returns the seconds waited."""
+        if self._shared is not None:
+            return await self._acquire_shared(channel, self._shared)
+        return await self._acquire_local(channel)
+
+    async def _acquire_shared(self, channel: str, shared: SharedBooking) -> float:
+        started = self._clock()
+        pace = self._channel(channel)
+        while True:
+            now = self._clock()
+            free = pace.earliest(now)
+            if free <= now:
+                break
+            await self._sleep(free - now)
+        pace.book(now)  # hold the channel against this process's other senders meanwhile
+        wall_now = self._wall()
+        try:
+            slot = await shared(wall_now)
+        except Exception:
+            # The database is unreachable: keep to this process's own budget rather than stall.
+            self.shared_failures += 1
+            at = self.workspace.earliest(now)
+            self.workspace.book(at)
+        else:
+            at = now + max(0.0, slot - wall_now)
+        pace.tat = max(pace.tat, at + pace.interval)
+        if at > now:
+            await self._sleep(at - now)
+        waited = max(0.0, self._clock() - started)
+        self.waited += waited
+        return waited
+
+    async def _acquire_local(self, channel: str) -> float:
         started = self._clock()
         while True:
             now = self._clock()

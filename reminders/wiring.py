@@ -40,7 +40,7 @@ from reminders.policy import Cadence
 from reminders.ratelimit import SendLimiter
 from reminders.scheduler import ReminderScheduler
 from storage import outbox
-from storage.engine import Sessions, create_engine, session_factory, transaction
+from storage.engine import Sessions, create_engine, is_sqlite, session_factory, transaction
 
 if TYPE_CHECKING:
     from bot.app import ReapApp
@@ -263,6 +263,28 @@ async def rebuild_message(
     return None if isinstance(rendered, Skip) else rendered.blocks
 
 
+# The one shared chat.postMessage budget of a deployment (every workspace it serves draws on it,
+# as the in-process budget already did).
+SEND_BUDGET = "chat.postMessage"
+
+
+def send_limiter(settings: Settings, sessions: Sessions) -> SendLimiter:
+    """The send limiter: on PostgreSQL, where several instances may deliver, the workspace
+    budget is booked in the database so they share it; SQLite serves one instance."""
+    if is_sqlite(settings.database_url):
+        return SendLimiter()
+
+    async def book(now: float) -> float:
+        async with transaction(sessions) as session:
+            pace = limiter.workspace
+            return await outbox.book_send(
+                session, budget=SEND_BUDGET, now=now, interval=pace.interval, burst=pace.burst
+            )
+
+    limiter = SendLimiter(shared=book)
+    return limiter
+
+
 def install(app: ReapApp) -> None:
     """Wire reminders into the app: ticker, start/stop, the "scheduler" health check, rebuilds."""
     if isinstance(app.reap.extensions.get(PARTS), ReminderParts):
@@ -271,6 +293,7 @@ def install(app: ReapApp) -> None:
         settings=app.settings,
         sessions=app.sessions,
         client=send_client(app.client),
+        limiter=send_limiter(app.settings, app.sessions),
         instance_id=instance_id(),
         follow_client=app.client,
         clock=app.reap.clock,
@@ -383,7 +406,11 @@ async def remind_once(settings: Settings, *, at: datetime, dry_run: bool, out: T
             retry_handlers=[],
         )
         parts = ReminderParts(
-            settings=settings, sessions=sessions, client=client, instance_id=f"remind:{instance_id()}"
+            settings=settings,
+            sessions=sessions,
+            client=client,
+            limiter=send_limiter(settings, sessions),
+            instance_id=f"remind:{instance_id()}",
         )
         if dry_run:
             return await _dry_run(parts, at, out)

@@ -434,6 +434,15 @@ class Heartbeat(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=500)
 
 
+class SendPace(SQLModel, table=True):
+    """A send budget every instance books from: the next free slot (Unix seconds) of one budget."""
+
+    __tablename__ = "send_pace"
+
+    budget: str = Field(primary_key=True, max_length=64)
+    tat: float = Field(default=0.0, description="theoretical arrival time of the next send")
+
+
 class Installation(SQLModel, table=True):
     """The workspace this installation serves, learned from auth.test."""
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Date, String, Table, Text, and_, bindparam, or_, select, text, update
+from sqlalchemy import Date, String, Table, Text, and_, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import CursorResult
@@ -29,7 +29,7 @@ from sqlalchemy.types import TypeEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.engine import one_of
-from storage.models import Heartbeat, Notification, NotificationBase, NotificationState
+from storage.models import Heartbeat, Notification, NotificationBase, NotificationState, SendPace
 from storage.types import UTCDateTime
 
 NOTIFICATIONS = cast(Table, Notification.__table__)  # type: ignore[attr-defined]
@@ -355,3 +355,28 @@ async def last_beat(session: AsyncSession, *, instance_id: str) -> Heartbeat | N
     result = await _run(session, select(HEARTBEATS).where(HEARTBEATS.c.instance_id == instance_id))
     mapping = result.mappings().first()
     return None if mapping is None else Heartbeat(**dict(mapping))
+
+
+PACES = cast(Table, SendPace.__table__)  # type: ignore[attr-defined]
+
+
+async def book_send(
+    session: AsyncSession, *, budget: str, now: float, interval: float, burst: float
+) -> float:
+    """Book the next slot of a send budget shared by every instance; returns when it may go.
+
+    GCRA as in reminders.ratelimit.Pace, with the theoretical arrival time kept in one row that
+    each booking moves on by `interval` under the row's lock, so instances never share a slot.
+    `now` and the answer are Unix seconds (instances share the wall clock, not a monotonic one).
+    """
+    dialect = await _dialect(session)
+    await _run(session, _insert(dialect, PACES).values(budget=budget, tat=0.0).on_conflict_do_nothing())
+    c = PACES.c
+    later = func.greatest if dialect == "postgresql" else func.max
+    booked = await _run(
+        session,
+        update(PACES).where(c.budget == budget).values(tat=later(c.tat, now) + interval).returning(c.tat),
+    )
+    tat = float(booked.scalar_one())
+    # The new tat is max(old, now) + interval, so the old one (and the slot) can be read back from it.
+    return max(now, tat - interval - (burst - 1) * interval)

@@ -25,7 +25,7 @@ class FakeClock:
         self.now += seconds
 
 
-def limiter(clock: FakeClock, **kwargs: float) -> SendLimiter:
+def limiter(clock: FakeClock, **kwargs: Any) -> SendLimiter:
     """A limiter on the fake clock."""
     return SendLimiter(clock=clock, sleep=clock.sleep, **kwargs)
 
@@ -147,3 +147,52 @@ def test_a_pace_books_one_interval_after_the_later_of_now_and_its_last_slot():
     pace.book(10.0)
     assert pace.earliest(10.0) == 10.5
     assert pace.earliest(20.0) == 20.0
+
+
+class SharedBudget:
+    """Stands in for the database booking: a Pace every limiter books from, on the same clock."""
+
+    def __init__(self, clock: FakeClock, rate: float) -> None:
+        self.pace = Pace(rate)
+        self.clock = clock
+        self.fail = False
+
+    async def book(self, now: float) -> float:
+        if self.fail:
+            raise ConnectionError("database unreachable")
+        at = self.pace.earliest(now)
+        self.pace.book(at)
+        return at
+
+
+async def test_limiters_sharing_a_budget_take_turns_at_the_workspace_rate():
+    """Two instances at 4/s each book from one shared budget, so together they send 4/s, not 8/s."""
+    clock = FakeClock()
+    shared = SharedBudget(clock, rate=4)
+    first, second = (
+        limiter(clock, workspace_rate=4, shared=shared.book, wall=clock),
+        limiter(clock, workspace_rate=4, shared=shared.book, wall=clock),
+    )
+    sent_at = []
+    for n in range(6):
+        await (first if n % 2 else second).acquire(f"D{n}")
+        sent_at.append(clock.now - 100.0)
+    assert sent_at == [0.0, 0.25, 0.5, 0.75, 1.0, 1.25]
+
+
+async def test_a_shared_budget_that_cannot_be_reached_falls_back_to_the_local_one():
+    clock = FakeClock()
+    shared = SharedBudget(clock, rate=4)
+    shared.fail = True
+    paced = limiter(clock, workspace_rate=2, shared=shared.book, wall=clock)
+    for n in range(3):
+        await paced.acquire(f"D{n}")
+    assert clock.now - 100.0 == 1.0 and paced.shared_failures == 3
+
+
+async def test_a_busy_channel_still_waits_its_second_with_a_shared_budget():
+    clock = FakeClock()
+    paced = limiter(clock, workspace_rate=50, shared=SharedBudget(clock, rate=50).book, wall=clock)
+    await paced.acquire("D1")
+    await paced.acquire("D1")
+    assert clock.now - 100.0 == 1.0

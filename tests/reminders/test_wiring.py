@@ -4,32 +4,36 @@ from __future__ import annotations
 
 import asyncio
 import io
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, select
 
 from bot.app import ReapApp, create_app
 from bot.localslack import LocalSlack
+from bot.settings import Settings
 from commands import blocks as bk
 from commands.service import blocks_after_change
 from reminders.scheduler import ReminderScheduler
 from reminders.wiring import (
     PARTS,
+    SEND_BUDGET,
     ReminderParts,
     install,
     parts_of,
     remind_once,
     scheduled_tick,
     scheduler_health,
+    send_limiter,
     tick,
 )
 from storage import outbox
-from storage.engine import Sessions, create_engine, transaction
-from storage.models import ActionItem, ItemStatus
+from storage.engine import Sessions, create_engine, is_sqlite, transaction
+from storage.models import ActionItem, ItemStatus, SendPace
 from tests.factories import COORDINATOR, OTHER, OWNER, PlanFixture
 from tests.harness import Clock
 from tests.reminders.support import (  # noqa: F401  (fixtures)
@@ -259,3 +263,23 @@ async def test_remind_reads_a_time_without_an_offset_in_the_org_zone(tmp_path: P
         == 0
     )
     assert out.getvalue().startswith("dry run at 2026-11-02 14:00:00 UTC")
+
+
+async def test_on_postgresql_every_instance_books_from_one_send_budget(database_url: str, sessions: Sessions):
+    """Instances sharing PostgreSQL share the workspace budget; SQLite (one instance) keeps its own."""
+    settings = Settings(
+        database_url=database_url,
+        slack_bot_token="xoxb-test",
+        slack_signing_secret="secret",  # type: ignore[call-arg]
+    )
+    first, second = send_limiter(settings, sessions), send_limiter(settings, sessions)
+    await first.acquire("D1")
+    await second.acquire("D2")
+    async with sessions() as session:
+        paces = list(await session.exec(select(SendPace)))
+    if is_sqlite(database_url):
+        assert paces == []
+    else:
+        (pace,) = paces
+        assert pace.budget == SEND_BUDGET and pace.tat > time.time() - 5
+        assert first.shared_failures == second.shared_failures == 0

@@ -135,6 +135,30 @@ async def test_concurrent_enqueues_from_separate_engines_store_each_key_once(dat
     assert sum(counts) == len(stored) == len({n.key for b in batches for n in b})
 
 
+async def book(sessions: Sessions, now: float, *, interval: float = 0.1, burst: float = 1) -> float:
+    """Book one slot of the shared test budget in its own transaction."""
+    async with transaction(sessions) as session:
+        return await outbox.book_send(session, budget="test", now=now, interval=interval, burst=burst)
+
+
+async def test_concurrent_bookings_from_separate_engines_never_share_a_send_slot(database_url: str, engine):
+    """Four instances book 40 slots at the same instant: each gets its own, one interval apart."""
+    engines = [create_engine(database_url) for _ in range(4)]
+    try:
+        factories = [session_factory(e) for e in engines]
+        slots = await asyncio.gather(*(book(factories[n % 4], 1_000.0) for n in range(40)))
+    finally:
+        for e in engines:
+            await e.dispose()
+    assert sorted(round(slot - 1_000.0, 6) for slot in slots) == [round(n * 0.1, 6) for n in range(40)]
+
+
+async def test_a_send_budget_allows_its_burst_then_paces_and_forgets_idle_time(sessions: Sessions):
+    at_once = [await book(sessions, 1_000.0, burst=3) for _ in range(4)]
+    assert at_once == [1_000.0, 1_000.0, 1_000.0, pytest.approx(1_000.1)]
+    assert await book(sessions, 2_000.0, burst=3) == 2_000.0, "an idle budget does not bank slots"
+
+
 async def test_claim_takes_due_pending_rows_oldest_first_and_counts_the_attempt(sessions: Sessions):
     await enqueue(
         sessions,
