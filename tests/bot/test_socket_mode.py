@@ -44,6 +44,16 @@ class SocketServer:
         return ws
 
 
+async def serve_websocket(handle: Any) -> tuple[web.AppRunner, str]:
+    """Serve `handle` as a WebSocket endpoint on a free loopback port; the runner and its ws:// URL."""
+    app = web.Application()
+    app.router.add_get("/link", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner, f"ws://127.0.0.1:{runner.addresses[0][1]}/link"
+
+
 def envelope(envelope_id: str, kind: str, payload: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {
         "envelope_id": envelope_id,
@@ -82,16 +92,10 @@ async def socket_world(tmp_path: Path) -> AsyncIterator[tuple[LocalSlack, Socket
             envelope("e3", "events_api", home, retry_attempt=1, retry_reason="timeout"),
         ]
     )
-    app = web.Application()
-    app.router.add_get("/link", server.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
+    runner, socket_url = await serve_websocket(server.handle)
     slack = LocalSlack(team_id=TEAM).start()
     slack.add_user("U0OWNER", "owner")
-    slack.socket_url = f"ws://127.0.0.1:{port}/link"
+    slack.socket_url = socket_url
     url = f"sqlite+aiosqlite:///{tmp_path}/reap.db"
     engine = create_engine(url)
     async with engine.begin() as conn:
@@ -179,13 +183,7 @@ async def test_the_watchdog_reconnects_a_deaf_session_that_the_sdk_gave_up_on(so
             "event": {"type": "app_home_opened", "user": "U0OWNER", "tab": "home"},
         }
     )
-    app = web.Application()
-    app.router.add_get("/deaf", server.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    slack.socket_url = f"ws://127.0.0.1:{runner.addresses[0][1]}/deaf"
+    runner, slack.socket_url = await serve_websocket(server.handle)
     handler = AsyncSocketModeHandler(reap.bolt, reap.settings.secret("slack_app_token"), ping_interval=0.2)
     client = handler.client
     client.default_auto_reconnect_enabled = client.auto_reconnect_enabled = False
