@@ -400,6 +400,8 @@ class Notification(NotificationBase, table=True):
     __table_args__ = (
         UniqueConstraint("key", name="uq_notification_key"),
         Index("ix_notification_state_send_after", "state", "send_after"),
+        # A button press on a sent message finds the rows it came from by the message's (channel, ts).
+        Index("ix_notification_channel_ts", "channel", "ts"),
         _status_check("state", tuple(s.value for s in NotificationState), "ck_notification_state"),
     )
 

@@ -318,10 +318,10 @@ async def mark_ambiguous(session: AsyncSession, *, id: int, owner: str, error: s
 async def find_by_message(
     session: AsyncSession, *, channel: str, ts: str, sent_between: tuple[datetime, datetime]
 ) -> list[Notification]:
-    """The sent rows that became Slack message (channel, ts).
+    """The sent rows that became Slack message (channel, ts), found by the (channel, ts) index.
 
-    `sent_between` bounds send_after (a row is sent after it becomes due), which lets the
-    (state, send_after) index find the rows without scanning the whole outbox.
+    `sent_between` bounds send_after (a row is sent after it becomes due): a ts is only unique
+    within its channel, so this keeps a stale press from matching a message of long ago.
     """
     c = NOTIFICATIONS.c
     low, high = sent_between
