@@ -54,6 +54,7 @@ PARTS = "reminders"
 STALE_TICKS = 3
 # How far back a message's outbox row is looked for when a digest is rebuilt.
 REBUILD_WINDOW = timedelta(days=45)
+PRUNE_EVERY = timedelta(hours=1)
 
 
 def instance_id() -> str:
@@ -84,6 +85,7 @@ class ReminderParts:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     follow_client: AsyncWebClient | None = None  # with slack_sdk's retries, for best-effort follow-ups
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    pruned_at: datetime | None = None
 
     def __post_init__(self) -> None:
         self.kinds.update(
@@ -190,7 +192,24 @@ async def tick(target: ReminderParts | ReapApp, now: datetime) -> TickReport:
     except Exception as exc:
         log.exception("delivering reminders failed")
         report.errors.append(f"delivery: {type(exc).__name__}: {exc}")
+    await _prune(parts, now, report)
     return report
+
+
+async def _prune(parts: ReminderParts, now: datetime, report: TickReport) -> None:
+    """Once an hour, drop settled outbox rows and processed events past their retention."""
+    if parts.pruned_at is not None and now - parts.pruned_at < PRUNE_EVERY:
+        return
+    try:
+        async with transaction(parts.sessions) as session:
+            rows, events = await outbox.prune(session, now=now)
+    except Exception as exc:
+        log.exception("pruning the outbox failed")
+        report.errors.append(f"pruning: {type(exc).__name__}: {exc}")
+        return
+    parts.pruned_at = now
+    if rows or events:
+        log.info("pruned %d settled outbox rows and %d processed events past retention", rows, events)
 
 
 async def _beat(parts: ReminderParts, now: datetime, error: str | None) -> None:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Date, String, Table, Text, and_, bindparam, func, or_, select, text, update
+from sqlalchemy import Date, String, Table, Text, and_, bindparam, delete, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import CursorResult
@@ -29,11 +29,19 @@ from sqlalchemy.types import TypeEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.engine import one_of
-from storage.models import Heartbeat, Notification, NotificationBase, NotificationState, SendPace
+from storage.models import (
+    Heartbeat,
+    Notification,
+    NotificationBase,
+    NotificationState,
+    ProcessedEvent,
+    SendPace,
+)
 from storage.types import UTCDateTime
 
 NOTIFICATIONS = cast(Table, Notification.__table__)  # type: ignore[attr-defined]
 HEARTBEATS = cast(Table, Heartbeat.__table__)  # type: ignore[attr-defined]
+EVENTS = cast(Table, ProcessedEvent.__table__)  # type: ignore[attr-defined]
 _OWED = list(NotificationBase.model_fields)
 # The table's own defaults for a new row (they are Python-side, so a Core insert must carry them).
 _NEW_ROW = {"state": NotificationState.PENDING.value, "attempts": 0}
@@ -380,3 +388,31 @@ async def book_send(
     tat = float(booked.scalar_one())
     # The new tat is max(old, now) + interval, so the old one (and the slot) can be read back from it.
     return max(now, tat - interval - (burst - 1) * interval)
+
+
+# Settled outbox rows are bookkeeping (the audit trail is the record); a year and a bit keeps every
+# key that could still be planned again, and ProcessedEvent only has to outlast Slack's retries.
+NOTIFICATION_RETENTION = timedelta(days=400)
+EVENT_RETENTION = timedelta(days=7)
+_SETTLED = (
+    NotificationState.SENT.value,
+    NotificationState.SKIPPED.value,
+    NotificationState.FAILED.value,
+    NotificationState.AMBIGUOUS.value,
+)
+
+
+async def prune(session: AsyncSession, *, now: datetime, limit: int = 5_000) -> tuple[int, int]:
+    """Delete up to `limit` settled outbox rows and processed events past retention; how many of each."""
+    c = NOTIFICATIONS.c
+    old_rows = (
+        select(c.id)
+        .where(c.state.in_(_SETTLED), c.send_after < now - NOTIFICATION_RETENTION)
+        .limit(limit)
+        .scalar_subquery()
+    )
+    rows = await _run(session, delete(NOTIFICATIONS).where(c.id.in_(old_rows)))
+    e = EVENTS.c
+    old_events = select(e.id).where(e.received_at < now - EVENT_RETENTION).limit(limit).scalar_subquery()
+    events = await _run(session, delete(EVENTS).where(e.id.in_(old_events)))
+    return int(rows.rowcount or 0), int(events.rowcount or 0)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlmodel import SQLModel, select
+from sqlmodel import SQLModel, select, update
 
 from bot.app import ReapApp, create_app
 from bot.localslack import LocalSlack
@@ -33,8 +33,8 @@ from reminders.wiring import (
 )
 from storage import outbox
 from storage.engine import Sessions, create_engine, is_sqlite, transaction
-from storage.models import ActionItem, ItemStatus, SendPace
-from tests.factories import COORDINATOR, OTHER, OWNER, PlanFixture
+from storage.models import ActionItem, ItemStatus, Notification, NotificationCreate, SendPace
+from tests.factories import COORDINATOR, OTHER, OWNER, TEAM, PlanFixture
 from tests.harness import Clock
 from tests.reminders.support import (  # noqa: F401  (fixtures)
     DUE,
@@ -206,6 +206,27 @@ async def test_tick_accepts_the_app_or_its_parts(app: ReapApp, owed: PlanFixture
     assert isinstance(app.reap.extensions[PARTS], ReminderParts)
     report = await tick(parts_of(app), MONDAY_9AM - timedelta(hours=6))
     assert report.plans and report.plans[0].local_dates == () and report.errors == []
+
+
+async def test_ticks_prune_settled_rows_past_retention_at_most_once_an_hour(app: ReapApp, sessions: Sessions):
+    """Old bookkeeping goes; a tick within the hour does not query for it again."""
+    parts = parts_of(app)
+    old = MONDAY_9AM - outbox.NOTIFICATION_RETENTION - timedelta(days=1)
+    stale = {"team_id": TEAM, "kind": "digest", "recipient": OWNER, "payload": {}, "created_at": old}
+    async with transaction(sessions) as session:
+        await outbox.enqueue(
+            session,
+            rows=[NotificationCreate(key=f"old-{n}", send_after=old, **stale) for n in range(3)],
+        )
+        await session.exec(update(Notification).values(state="sent"))
+
+    await tick(parts, MONDAY_9AM - timedelta(hours=6))
+    async with sessions() as session:
+        assert list(await session.exec(select(Notification))) == []
+    assert parts.pruned_at == MONDAY_9AM - timedelta(hours=6)
+
+    await tick(parts, MONDAY_9AM - timedelta(hours=5, minutes=30))
+    assert parts.pruned_at == MONDAY_9AM - timedelta(hours=6), "not again within the hour"
 
 
 # --- reap remind --at ----------------------------------------------------------------------------

@@ -8,11 +8,11 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import select
+from sqlmodel import select, update
 
 from storage import outbox
 from storage.engine import Sessions, create_engine, session_factory, transaction
-from storage.models import Notification, NotificationBase, NotificationState
+from storage.models import Notification, NotificationBase, NotificationState, ProcessedEvent
 
 NOW = datetime(2026, 11, 2, 14, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=5)
@@ -312,3 +312,35 @@ async def test_heartbeats_are_upserted_per_instance(sessions: Sessions):
         none = await outbox.last_beat(session, instance_id="host:3")
     assert one is not None and (one.last_tick_at, one.last_error) == (NOW + timedelta(minutes=1), "boom")
     assert two is not None and two.last_tick_at == NOW and none is None
+
+
+async def test_prune_drops_only_settled_rows_and_events_past_retention(sessions: Sessions):
+    """Pending and recent rows stay, and so does every old row still waiting to be sent."""
+    old = NOW - outbox.NOTIFICATION_RETENTION - timedelta(days=1)
+    await enqueue(
+        sessions, owed("old-sent", send_after=old), owed("old-pending", send_after=old), owed("new")
+    )
+    async with transaction(sessions) as session:
+        await session.exec(
+            update(Notification).where(Notification.key.in_(["old-sent", "new"])).values(state="sent")
+        )
+        session.add(ProcessedEvent(team_id="T0REAP", event_id="EvOld", received_at=NOW - timedelta(days=8)))
+        session.add(ProcessedEvent(team_id="T0REAP", event_id="EvNew", received_at=NOW - timedelta(hours=1)))
+
+    async with transaction(sessions) as session:
+        assert await outbox.prune(session, now=NOW) == (1, 1)
+    async with transaction(sessions) as session:
+        assert await outbox.prune(session, now=NOW) == (0, 0), "nothing more to prune"
+    assert sorted(await rows(sessions)) == ["new", "old-pending"]
+    async with sessions() as session:
+        assert [e.event_id for e in await session.exec(select(ProcessedEvent))] == ["EvNew"]
+
+
+async def test_prune_works_in_batches(sessions: Sessions):
+    old = NOW - outbox.NOTIFICATION_RETENTION - timedelta(days=1)
+    await enqueue(sessions, *(owed(f"k{i:03d}", send_after=old) for i in range(25)))
+    async with transaction(sessions) as session:
+        await session.exec(update(Notification).values(state="skipped"))
+    async with transaction(sessions) as session:
+        assert await outbox.prune(session, now=NOW, limit=10) == (10, 0)
+    assert len(await rows(sessions)) == 15
