@@ -437,10 +437,13 @@ async def render_digest(
         tail=companion.tail if companion else (),
     )
     refs = ", ".join(card.item.ref for _, card in picked)
-    text = bk.clip(f"REAP: {n} action {_plural(n, 'item', 'items')} to look at today: {refs}", 3000)
+    text = f"REAP: {n} action {_plural(n, 'item', 'items')} to look at today: {refs}"
     lines = tuple(_line(card, entry.why) for entry, card in picked)
     if companion is not None:
+        # The notification preview is all some people read; name the folded-in message up front.
+        text = f"{companion.line} · {text}"
         lines += (companion.line,)
+    text = bk.clip(text, 3000)
     return Rendered(text=text, blocks=blocks, lines=lines, row_ids=frozenset({row.id or 0}))
 
 

@@ -138,7 +138,10 @@ async def test_a_checkin_owed_on_a_digest_day_rides_in_the_digest(bot: Bot):
     await tick_at(bot, opens_on, hour=11)
 
     (message,) = [m for m in bot.slack.dms_to(OWNER)]
-    assert "DIG-1" in message.text
+    assert (
+        message.text.startswith("Your FY2027-Q2 REAP check-in · REAP: 1 action item")
+        and "DIG-1" in message.text
+    )
     text = json.dumps(message.blocks)
     assert "FY2027-Q2 REAP check-in is open" in text and "DIG-1" in text
     assert "checkin_open" in buttons(bot, OWNER) and "item_done" in buttons(bot, OWNER)
