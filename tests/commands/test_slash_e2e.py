@@ -59,6 +59,32 @@ async def test_list_mine_shows_my_items_with_buttons_and_date_tokens(bot: Bot):
     assert "response_type" not in body, "ephemeral by default"
 
 
+@pytest.mark.parametrize(
+    ("extra", "page", "says", "cards"),
+    [
+        (0, 1, "2 items", 2),
+        (17, 1, "19 items", 19),
+        (18, 1, "20 items", 20),
+        (23, 1, "25 items", 20),
+        (23, 2, "25 items", 5),
+        (23, 3, "25 items", 0),
+    ],
+    ids=["short", "one-short-of-a-page", "exactly-a-page", "two-pages", "second-page", "past-the-end"],
+)
+async def test_a_list_counts_every_matching_item_on_every_page(
+    bot: Bot, extra: int, page: int, says: str, cards: int
+):
+    async with transaction(bot.sessions) as session:
+        plan = await make_plan(session, key="PGN", coordinator=None, people=())
+        for n in range(extra):
+            await make_item(session, plan, title=f"Extra {n}", due=date(2027, 1, 1 + n))
+    body = (await bot.command(OWNER, f"list mine page {page}")).json()
+    assert body["text"].endswith(f": {says.split()[0]}")
+    assert f"· {says}" in body["blocks"][0]["text"]["text"]
+    shown = [b for b in body["blocks"] if b["type"] == "actions"]
+    assert len(shown) == cards
+
+
 async def test_status_change_writes_the_row_and_audit(bot: Bot):
     response = await bot.command(OWNER, 'status oit-1 at-risk "vendor delay"')
     assert "OIT-1 is now at risk" in response.json()["text"]
