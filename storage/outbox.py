@@ -378,20 +378,23 @@ async def book_send(
     `now` and the answer are Unix seconds (instances share the wall clock, not a monotonic one).
     """
     dialect = await _dialect(session)
-    await _run(session, _insert(dialect, PACES).values(budget=budget, tat=0.0).on_conflict_do_nothing())
     c = PACES.c
     later = func.greatest if dialect == "postgresql" else func.max
-    booked = await _run(
-        session,
-        update(PACES).where(c.budget == budget).values(tat=later(c.tat, now) + interval).returning(c.tat),
+    move_on = (
+        update(PACES).where(c.budget == budget).values(tat=later(c.tat, now) + interval).returning(c.tat)
     )
-    tat = float(booked.scalar_one())
+    tat = (await _run(session, move_on)).scalar_one_or_none()
+    if tat is None:  # the budget's first booking ever: create its row (once, whoever races here)
+        await _run(session, _insert(dialect, PACES).values(budget=budget, tat=0.0).on_conflict_do_nothing())
+        tat = (await _run(session, move_on)).scalar_one()
+    tat = float(tat)
     # The new tat is max(old, now) + interval, so the old one (and the slot) can be read back from it.
     return max(now, tat - interval - (burst - 1) * interval)
 
 
-# Settled outbox rows are bookkeeping (the audit trail is the record); a year and a bit keeps every
-# key that could still be planned again, and ProcessedEvent only has to outlast Slack's retries.
+# Settled outbox rows are bookkeeping (the audit trail is the record). 400 days outlives the digests
+# and check-in cycles their keys guard; an item still orphaned after that is reported once more,
+# which does no harm. ProcessedEvent only has to outlast Slack's retries, which stop within hours.
 NOTIFICATION_RETENTION = timedelta(days=400)
 EVENT_RETENTION = timedelta(days=7)
 _SETTLED = (
