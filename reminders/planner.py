@@ -225,15 +225,14 @@ async def _owners(
     session: AsyncSession, *, team_id: str, owners: Iterable[str], config: PlanConfig
 ) -> dict[str, Recipient]:
     """The known owners among `owners`, as recipients (an unknown owner is simply absent)."""
-    person = Person
-    columns = (person.user_id, person.tz, person.paused_until, person.active)
+    columns = (Person.user_id, Person.tz, Person.paused_until, Person.active)
     connection = await session.connection()
     zones: dict[str | None, ZoneInfo] = {}
     found: dict[str, Recipient] = {}
     # Plain columns and one array parameter: at a million items with 1% owed, loading 9,000
     # Person objects through IN lists of 500 was half the tick.
-    for condition in one_of(col(person.user_id), sorted(set(owners)), dialect=connection.dialect.name):
-        query = sa_select(*(col(c) for c in columns)).where(col(person.team_id) == team_id, condition)
+    for condition in one_of(col(Person.user_id), sorted(set(owners)), dialect=connection.dialect.name):
+        query = sa_select(*(col(c) for c in columns)).where(col(Person.team_id) == team_id, condition)
         rows: Sequence[Any] = (await connection.execute(query)).all()
         for user_id, tz, paused, active in rows:
             if tz not in zones:

@@ -55,6 +55,9 @@ STALE_TICKS = 3
 # How far back a message's outbox row is looked for when a digest is rebuilt.
 REBUILD_WINDOW = timedelta(days=45)
 PRUNE_EVERY = timedelta(hours=1)
+# The one shared chat.postMessage budget of a deployment (every workspace it serves draws on it,
+# as the in-process budget already did).
+SEND_BUDGET = "chat.postMessage"
 
 
 def instance_id() -> str:
@@ -280,11 +283,6 @@ async def rebuild_message(
         context = RenderContext(now=now, default_zone=reap.settings.zone, rebuild=True, today=card.today)
         rendered = await kinds[rows[0].kind].render(session, rows, context)
     return None if isinstance(rendered, Skip) else rendered.blocks
-
-
-# The one shared chat.postMessage budget of a deployment (every workspace it serves draws on it,
-# as the in-process budget already did).
-SEND_BUDGET = "chat.postMessage"
 
 
 def send_limiter(settings: Settings, sessions: Sessions) -> SendLimiter:
