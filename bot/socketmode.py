@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_sdk.errors import SlackApiError
 from slack_sdk.socket_mode.aiohttp import SocketModeClient
 
 log = logging.getLogger(__name__)
@@ -28,10 +29,10 @@ STALE_AFTER_PINGS = 6
 
 
 class SocketModeDead(Exception):
-    """Reconnecting to Socket Mode kept failing; only a fresh process is likely to help."""
+    """Socket Mode cannot be (re)connected; only a fresh process, or a fixed setting, will help."""
 
-    def __init__(self, attempts: int, last: str) -> None:
-        super().__init__(f"Socket Mode: {attempts} reconnects in a row failed (last: {last})")
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"Socket Mode: {reason}")
 
 
 def quiet_for(last_pong: float | None, *, now: float, quiet_since: float) -> float:
@@ -84,7 +85,7 @@ class SocketWatchdog:
                 reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 log.error("Socket Mode reconnect %d of %d failed: %s", failures, self.max_failures, reason)
                 if failures >= self.max_failures:
-                    raise SocketModeDead(failures, reason) from exc
+                    raise SocketModeDead(f"{failures} reconnects in a row failed (last: {reason})") from exc
                 continue
             self.reconnects += 1
             failures = 0
@@ -94,11 +95,25 @@ class SocketWatchdog:
 
 
 async def serve_socket_mode(
-    handler: AsyncSocketModeHandler, watchdog: SocketWatchdog, *, close_timeout: float = 10.0
+    handler: AsyncSocketModeHandler,
+    watchdog: SocketWatchdog,
+    *,
+    connect_timeout: float = 60.0,
+    close_timeout: float = 10.0,
 ) -> None:
     """Connect and watch until the watchdog gives up (SocketModeDead) or the task is cancelled."""
-    await handler.connect_async()
+    client = handler.client
     try:
+        try:
+            # Ask for the first URL ourselves: a refused token or an app without Socket Mode is a
+            # clear, lasting error here, where the SDK's connect() would log it and retry forever.
+            client.wss_uri = await asyncio.wait_for(client.issue_new_wss_url(), connect_timeout)
+            await asyncio.wait_for(handler.connect_async(), connect_timeout)
+        except SlackApiError as exc:
+            error = exc.response.get("error") if exc.response is not None else None
+            raise SocketModeDead(f"Slack refused apps.connections.open ({error or exc})") from exc
+        except TimeoutError as exc:
+            raise SocketModeDead(f"no connection within {connect_timeout:.0f} s") from exc
         await watchdog.run()
     finally:
         # A broken session can hang on close; never let teardown keep the process alive.

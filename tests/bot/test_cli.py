@@ -151,3 +151,20 @@ def test_report_prints_the_quarter_as_markdown_html_and_json(tmp_path: Path, sla
     data = json.loads(reap("report", "FY2027-Q2", "--format", "json", env=slack_env, cwd=tmp_path).stdout)
     assert data["quarter"] == "FY2027-Q2"
     assert reap("report", "someday", env=slack_env, cwd=tmp_path).returncode == 1
+
+
+def test_reap_socket_for_an_app_without_socket_mode_exits_1_with_slacks_reason(
+    tmp_path: Path, slack_env: dict[str, str]
+):
+    env = {
+        **slack_env,
+        "SLACK_SIGNING_SECRET": "secret",
+        "SLACK_APP_TOKEN": "xapp-1-cli",
+        "REAP_TICKER": "false",
+    }
+    result = reap("socket", env=env, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "reap: Socket Mode: Slack refused apps.connections.open (socket_mode_not_enabled)"
+    )
+    assert "Traceback" not in result.stderr

@@ -223,3 +223,14 @@ async def test_the_watchdog_gives_up_when_reconnecting_keeps_failing(socket_worl
     finally:
         await handler.close_async()
     assert watchdog.reconnects == 0
+
+
+async def test_an_app_without_socket_mode_is_one_clear_error_not_an_endless_retry(socket_world):
+    """apps.connections.open refused: `reap socket` stops with Slack's reason instead of looping."""
+    slack, _, reap = socket_world
+    slack.socket_url = None
+    handler = AsyncSocketModeHandler(reap.bolt, reap.settings.secret("slack_app_token"))
+    watchdog = SocketWatchdog(handler.client)
+    with pytest.raises(SocketModeDead, match=r"refused apps.connections.open \(socket_mode_not_enabled\)"):
+        await asyncio.wait_for(serve_socket_mode(handler, watchdog, connect_timeout=5), timeout=20)
+    assert len(slack.calls_to("apps.connections.open")) == 1
