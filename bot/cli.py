@@ -189,21 +189,41 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _socket(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
+    from bot.server import create_health_asgi
     from bot.socketmode import SocketModeDead, SocketWatchdog, serve_socket_mode
 
     app = _build_app(settings)
     token = settings.secret("slack_app_token")
     handler = AsyncSocketModeHandler(app.bolt, token)
+    watchdog = SocketWatchdog(handler.client)
+    app.health_checks["socket_mode"] = watchdog.health
+    health: uvicorn.Server | None = None
+    if args.health_port is not None:
+        # Slack reaches this process over the WebSocket; only operators' probes need HTTP.
+        config = uvicorn.Config(
+            create_health_asgi(app),
+            host=args.health_host,
+            port=args.health_port,
+            log_level="warning",
+            lifespan="off",
+            ws="none",
+        )
+        health = uvicorn.Server(config)
     await app.start()
+    probes = asyncio.create_task(health.serve()) if health is not None else None
     try:
-        await serve_socket_mode(handler, SocketWatchdog(handler.client))
+        await serve_socket_mode(handler, watchdog)
     except SocketModeDead as exc:
         # Exit non-zero so systemd or the container runtime starts a fresh process.
         print(f"reap: {exc}", file=sys.stderr)
         return 1
     finally:
+        if health is not None and probes is not None:
+            health.should_exit = True
+            await probes
         await app.close()
     return 0
 
@@ -268,9 +288,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(run=_serve)
 
-    sub.add_parser("socket", help="answer Slack over Socket Mode (needs SLACK_APP_TOKEN)").set_defaults(
-        run=_socket
-    )
+    sock = sub.add_parser("socket", help="answer Slack over Socket Mode (needs SLACK_APP_TOKEN)")
+    sock.add_argument("--health-port", type=int, help="also serve GET /healthz on this port (for probes)")
+    sock.add_argument("--health-host", default="127.0.0.1", help="address for --health-port")
+    sock.set_defaults(run=_socket)
 
     shell = sub.add_parser("shell", help="try the real bot in a terminal against a local Slack emulator")
     shell.add_argument("--demo", action="store_true", help="start from a fresh database with the demo plan")

@@ -9,7 +9,7 @@ import logging
 import re
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -262,6 +262,35 @@ def bolt_request_for(
     return request
 
 
+def health_endpoint(app: ReapApp) -> Callable[[Request], Awaitable[Response]]:
+    """GET /healthz: the database answers and every health check of the app passes (JSON; 503 if not)."""
+
+    async def healthz(request: Request) -> Response:
+        report: dict[str, Any] = {}
+        healthy = True
+        try:
+            async with asyncio.timeout(2):
+                async with app.sessions() as session:
+                    await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+            report["database"] = "ok"
+        except Exception as exc:
+            report["database"] = f"unreachable: {type(exc).__name__}"
+            healthy = False
+        for name, check in app.health_checks.items():
+            problem = await check()
+            report[name] = problem or "ok"
+            healthy = healthy and problem is None
+        report["ok"] = healthy
+        return JSONResponse(report, status_code=200 if healthy else 503)
+
+    return healthz
+
+
+def create_health_asgi(app: ReapApp) -> Starlette:
+    """Only /healthz, for `reap socket`: Slack talks to it over the WebSocket, operators over HTTP."""
+    return Starlette(routes=[Route("/healthz", health_endpoint(app), methods=["GET"])])
+
+
 def create_asgi(app: ReapApp, *, manage_lifecycle: bool = True) -> Starlette:
     """The Starlette application serving one ReapApp (starting and closing it with the server)."""
     secrets = [app.settings.secret("slack_signing_secret")]
@@ -317,23 +346,7 @@ def create_asgi(app: ReapApp, *, manage_lifecycle: bool = True) -> Starlette:
             },
         )
 
-    async def healthz(request: Request) -> Response:
-        report: dict[str, Any] = {}
-        healthy = True
-        try:
-            async with asyncio.timeout(2):
-                async with app.sessions() as session:
-                    await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
-            report["database"] = "ok"
-        except Exception as exc:
-            report["database"] = f"unreachable: {type(exc).__name__}"
-            healthy = False
-        for name, check in app.health_checks.items():
-            problem = await check()
-            report[name] = problem or "ok"
-            healthy = healthy and problem is None
-        report["ok"] = healthy
-        return JSONResponse(report, status_code=200 if healthy else 503)
+    healthz = health_endpoint(app)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:

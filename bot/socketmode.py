@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_sdk.errors import SlackApiError
@@ -49,49 +49,66 @@ class SocketWatchdog:
     reconnect_timeout: float = 30.0
     max_failures: int = 5
     clock: Callable[[], float] = time.time  # the SDK stamps pongs with time.time()
-    reconnects: int = 0
+    reconnects: int = field(default=0, init=False)
+    failures: int = field(default=0, init=False)
+    quiet_since: float = field(default=0.0, init=False)
+
+    def __post_init__(self) -> None:
+        self.quiet_since = self.clock()
 
     @property
     def stale_after(self) -> float:
         """How long without a pong the watchdog tolerates."""
         return self.client.ping_interval * STALE_AFTER_PINGS
 
+    def quiet(self, now: float) -> float:
+        """Seconds since the connection last proved alive."""
+        last_pong = self.client.last_ping_pong_time
+        if last_pong is not None:
+            self.quiet_since = now
+        return quiet_for(last_pong, now=now, quiet_since=self.quiet_since)
+
+    async def health(self) -> str | None:
+        """The "socket_mode" entry of /healthz: None while pongs come back."""
+        quiet = self.quiet(self.clock())
+        if quiet <= self.stale_after:
+            return None
+        failing = f", {self.failures} reconnects failed" if self.failures else ""
+        return f"no pong for {quiet:.0f} s{failing}"
+
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Watch until `stop` is set; raises SocketModeDead when reconnecting keeps failing."""
         stop = stop or asyncio.Event()
-        quiet_since = self.clock()
-        failures = 0
+        self.quiet_since = self.clock()
+        self.failures = 0
         while not stop.is_set():
             try:
                 await asyncio.wait_for(stop.wait(), self.interval)
                 return
             except TimeoutError:
                 pass
-            now = self.clock()
-            last_pong = self.client.last_ping_pong_time
-            if last_pong is not None:
-                quiet_since = now
-            quiet = quiet_for(last_pong, now=now, quiet_since=quiet_since)
+            quiet = self.quiet(self.clock())
             if quiet <= self.stale_after:
-                failures = 0
+                self.failures = 0
                 continue
             log.warning("Socket Mode quiet for %.0f s; reconnecting to a fresh URL", quiet)
-            try:
-                await asyncio.wait_for(
-                    self.client.connect_to_new_endpoint(force=True), self.reconnect_timeout
-                )
-            except Exception as exc:  # any failure to reconnect counts toward giving up
-                failures += 1
-                reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-                log.error("Socket Mode reconnect %d of %d failed: %s", failures, self.max_failures, reason)
-                if failures >= self.max_failures:
-                    raise SocketModeDead(f"{failures} reconnects in a row failed (last: {reason})") from exc
-                continue
-            self.reconnects += 1
-            failures = 0
-            # The new session has to earn its first pong; count quiet time from now.
-            self.client.last_ping_pong_time = None
-            quiet_since = self.clock()
+            await self._reconnect()
+
+    async def _reconnect(self) -> None:
+        try:
+            await asyncio.wait_for(self.client.connect_to_new_endpoint(force=True), self.reconnect_timeout)
+        except Exception as exc:  # any failure to reconnect counts toward giving up
+            self.failures += 1
+            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            log.error("Socket Mode reconnect %d of %d failed: %s", self.failures, self.max_failures, reason)
+            if self.failures >= self.max_failures:
+                raise SocketModeDead(f"{self.failures} reconnects in a row failed (last: {reason})") from exc
+            return
+        self.reconnects += 1
+        self.failures = 0
+        # The new session has to earn its first pong; count quiet time from now.
+        self.client.last_ping_pong_time = None
+        self.quiet_since = self.clock()
 
 
 async def serve_socket_mode(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 import urllib.parse
 from collections.abc import AsyncIterator
@@ -26,6 +27,13 @@ from storage.engine import Sessions, create_engine, session_factory
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 TOKEN = "xoxb-test-token"
 TEAM = "T0REAP"
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing is listening on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def sign(body: bytes, *, timestamp: int | None = None, secret: str = SECRET) -> dict[str, str]:

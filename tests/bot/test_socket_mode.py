@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from aiohttp import WSMsgType, web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -17,9 +20,12 @@ from sqlmodel import SQLModel
 
 from bot.app import create_app
 from bot.localslack import Fault, LocalSlack
+from bot.server import create_health_asgi
 from bot.socketmode import SocketModeDead, SocketWatchdog, quiet_for, serve_socket_mode
 from storage.engine import create_engine, session_factory
-from tests.harness import SECRET, TEAM, TOKEN
+from tests.harness import SECRET, TEAM, TOKEN, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -234,3 +240,73 @@ async def test_an_app_without_socket_mode_is_one_clear_error_not_an_endless_retr
     with pytest.raises(SocketModeDead, match=r"refused apps.connections.open \(socket_mode_not_enabled\)"):
         await asyncio.wait_for(serve_socket_mode(handler, watchdog, connect_timeout=5), timeout=20)
     assert len(slack.calls_to("apps.connections.open")) == 1
+
+
+async def test_the_watchdogs_health_turns_bad_when_pongs_stop(socket_world):
+    """/healthz of `reap socket --health-port`: ok while pongs come back, the quiet time when not."""
+    _, _, reap = socket_world
+    handler = AsyncSocketModeHandler(reap.bolt, reap.settings.secret("slack_app_token"), ping_interval=10)
+    now = [1_000.0]
+    watchdog = SocketWatchdog(handler.client, clock=lambda: now[0])
+    try:
+        handler.client.last_ping_pong_time = 995.0
+        assert await watchdog.health() is None
+        now[0] = 1_070.0
+        assert await watchdog.health() == "no pong for 75 s"
+
+        reap.health_checks["socket_mode"] = watchdog.health
+        transport = httpx.ASGITransport(app=create_health_asgi(reap))
+        async with httpx.AsyncClient(transport=transport, base_url="http://probe") as probe:
+            health = await probe.get("/healthz")
+            events = await probe.post("/slack/events", content=b"{}")
+    finally:
+        await handler.close_async()
+    assert health.status_code == 503
+    assert health.json() == {"database": "ok", "socket_mode": "no pong for 75 s", "ok": False}
+    assert events.status_code in (404, 405), "Socket Mode serves no Slack endpoint over HTTP"
+
+
+async def test_reap_socket_answers_health_probes_while_connected(tmp_path: Path):
+    """`reap socket --health-port` as an operator runs it: connected, and saying so over HTTP."""
+    server = SocketServer(envelopes=[])
+    runner, socket_url = await serve_websocket(server.handle)
+    with LocalSlack(team_id=TEAM) as slack:
+        slack.socket_url = socket_url
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("REAP_", "SLACK_", "DATABASE_URL"))}
+        env |= {
+            "PYTHONPATH": str(ROOT),
+            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/reap.db",
+            "SLACK_SIGNING_SECRET": SECRET,
+            "SLACK_BOT_TOKEN": TOKEN,
+            "SLACK_APP_TOKEN": "xapp-1-probe",
+            "SLACK_API_URL": slack.base_url,
+            "REAP_TICKER": "false",
+        }
+        upgrade = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot.cli", "db", "upgrade", env=env, stdout=asyncio.subprocess.DEVNULL
+        )
+        assert await upgrade.wait() == 0
+        port = free_port()
+        process = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "bot.cli", "socket", "--health-port", str(port)),
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        try:
+            report = None
+            async with httpx.AsyncClient(timeout=1) as probe:
+                for _ in range(300):
+                    with contextlib.suppress(httpx.TransportError):
+                        answer = await probe.get(f"http://127.0.0.1:{port}/healthz")
+                        if answer.status_code == 200:
+                            report = answer.json()
+                            break
+                    await asyncio.sleep(0.1)
+            assert report == {"database": "ok", "socket_mode": "ok", "ok": True}
+            assert len(slack.calls_to("apps.connections.open")) == 1
+        finally:
+            process.terminate()
+            output, _ = await process.communicate()
+            await runner.cleanup()
+    assert "Traceback" not in output.decode(), output.decode()

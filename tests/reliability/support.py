@@ -8,7 +8,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ from reminders.delivery import EVENT_TYPE
 from storage.engine import Sessions, transaction
 from storage.models import Notification, NotificationState
 from tests.factories import make_item, make_person, make_plan
+from tests.harness import free_port
 from tests.reminders.support import SECRET, TOKEN
 
 T = TypeVar("T")
@@ -63,13 +63,6 @@ def soak_only(test: T) -> T:
 def owners(count: int, prefix: str = "U0REL") -> list[str]:
     """`count` distinct Slack user ids."""
     return [f"{prefix}{n:04d}" for n in range(count)]
-
-
-def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def add_members(slack: LocalSlack, people: list[str]) -> None:
