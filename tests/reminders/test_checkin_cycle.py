@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import AsyncIterator
 from datetime import date, datetime, time, timedelta
@@ -13,6 +14,7 @@ from sqlmodel import select
 from commands.quarterly import checkin_window
 from reminders.calendar import build_calendar
 from reminders.checkin import Schedule
+from reminders.wiring import remind_once
 from storage.engine import transaction
 from storage.models import CheckInCycle, CheckInResponse, Notification
 from tests.factories import COORDINATOR, OTHER, OWNER, make_item, make_plan
@@ -43,15 +45,21 @@ def checkin_dms(bot: Bot, user: str) -> list[str]:
     return [m.text for m in bot.slack.dms_to(user) if "REAP check-in" in m.text]
 
 
-async def tick_at(bot: Bot, day: date, hour: int = 9, minute: int = 30) -> None:
+async def tick_at(bot: Bot, day: date, hour: int = 9, minute: int = 30, *, cron: bool = False) -> None:
+    """One tick at `day` hour:minute New York time: the app's own ticker, or `reap remind --at`."""
     now = datetime.combine(day, time(hour, minute), tzinfo=NY)
     bot.clock.now = now
-    assert bot.app.ticker is not None
-    await bot.app.ticker(now)
+    if cron:
+        out = io.StringIO()
+        assert await remind_once(bot.app.settings, at=now, dry_run=False, out=out) == 0, out.getvalue()
+    else:
+        assert bot.app.ticker is not None
+        await bot.app.ticker(now)
     await bot.app.tasks.drain()
 
 
-async def test_a_cycle_runs_from_prompt_to_automatic_rollup(bot: Bot):
+@pytest.mark.parametrize("cron", [False, True], ids=["in-process ticker", "reap remind --at"])
+async def test_a_cycle_runs_from_prompt_to_automatic_rollup(bot: Bot, cron: bool):
     calendar = build_calendar(["US-PA"], years=range(2026, 2028))
     window = checkin_window(MEETING, calendar)
     assert (window.opens_on, window.due_on) == (date(2027, 1, 6), date(2027, 1, 15))  # MLK Day is skipped
@@ -60,14 +68,14 @@ async def test_a_cycle_runs_from_prompt_to_automatic_rollup(bot: Bot):
     schedule = Schedule.of(cycle, calendar)
 
     day = window.opens_on - timedelta(days=1)
-    await tick_at(bot, day)
+    await tick_at(bot, day, cron=cron)
     assert checkin_dms(bot, OWNER) == [], "nothing before the window opens"
 
     day = window.opens_on
-    await tick_at(bot, day, hour=8)
+    await tick_at(bot, day, hour=8, cron=cron)
     assert checkin_dms(bot, OWNER) == [], "not before the reminder hour"
-    await tick_at(bot, day)
-    await tick_at(bot, day, hour=11)  # a later tick the same day sends nothing more
+    await tick_at(bot, day, cron=cron)
+    await tick_at(bot, day, hour=11, cron=cron)  # a later tick the same day sends nothing more
     assert len(checkin_dms(bot, OWNER)) == 1 and len(checkin_dms(bot, OTHER)) == 1
 
     # OWNER answers through the prompt's button and the one-form modal.
@@ -81,7 +89,7 @@ async def test_a_cycle_runs_from_prompt_to_automatic_rollup(bot: Bot):
 
     while day < window.due_on:
         day = calendar.add_business_days(day, 1)
-        await tick_at(bot, day)
+        await tick_at(bot, day, cron=cron)
     assert len(checkin_dms(bot, OWNER)) == 1, "a responder gets no follow-up"
     other = checkin_dms(bot, OTHER)
     assert len(other) == 3, "one prompt and exactly two follow-ups"
@@ -106,7 +114,7 @@ async def test_a_cycle_runs_from_prompt_to_automatic_rollup(bot: Bot):
         assert any(m.thread_ts == posted[0].ts for m in posted[1:])
     assert len([f for f in bot.slack.files() if f["filename"] == "reap-FY2027-Q2.png"]) == 2
 
-    await tick_at(bot, calendar.add_business_days(day, 1))
+    await tick_at(bot, calendar.add_business_days(day, 1), cron=cron)
     async with bot.sessions() as session:
         cycle = (await session.exec(select(CheckInCycle))).one()
         responses = list(await session.exec(select(CheckInResponse)))
