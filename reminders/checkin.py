@@ -256,6 +256,8 @@ async def _prompts(
     team_id, quarter = cycle.team_id, cycle.quarter
     owners = await _owners(session, team_id)
     answered = await _responders(session, cycle)
+    if released := await outbox.release_uncarried(session, team_id=team_id, kinds=CHECKIN_KINDS):
+        log.info("owed again, their digest never went out: %s", ", ".join(released))
     days_sent, keys_sent = await _sent(session, team_id, quarter)
     owed: list[NotificationCreate] = []
     for user_id, person in owners.items():

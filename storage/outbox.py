@@ -50,6 +50,8 @@ _INSERT_CHUNK = 200
 _ERROR_LIMIT = 500
 
 PENDING = NotificationState.PENDING.value
+# A carried row's payload names the row that carried it (see carry).
+CARRIED_BY = "carried_by"
 SENDING = NotificationState.SENDING.value
 
 
@@ -187,10 +189,40 @@ async def carry(session: AsyncSession, *, carrier: str, companion: NotificationB
     )
     if folded.rowcount != 1:
         return False
-    if await enqueue(session, rows=[companion]):
+    stored = companion.model_copy(update={"payload": {**companion.payload, CARRIED_BY: carrier}})
+    if await enqueue(session, rows=[stored]):
         settled = {"state": NotificationState.SKIPPED.value, "last_error": _clip(f"carried by {carrier}")}
         await _run(session, update(NOTIFICATIONS).where(c.key == companion.key).values(**settled))
     return True
+
+
+async def release_uncarried(session: AsyncSession, *, team_id: str, kinds: Sequence[str]) -> list[str]:
+    """Forget carried rows of `kinds` whose carrier reached nobody (skipped or failed); their keys.
+
+    A digest can still be skipped after a companion was folded into it (its day passed during an
+    outage, or its recipient paused). Deleting the companion makes it owed again, so the planner
+    plans it on the recipient's next sending day instead of it being lost with its carrier.
+    """
+    c = NOTIFICATIONS.c
+    found = await _run(
+        session,
+        select(c.key, c.payload).where(
+            c.team_id == team_id, c.kind.in_(list(kinds)), c.state == NotificationState.SKIPPED.value
+        ),
+    )
+    carriers = {
+        str(m["key"]): str((m["payload"] or {})[CARRIED_BY])
+        for m in found.mappings()
+        if isinstance(m["payload"], dict) and m["payload"].get(CARRIED_BY)
+    }
+    if not carriers:
+        return []
+    known = await states(session, keys=list(carriers.values()))
+    undelivered = {NotificationState.SKIPPED.value, NotificationState.FAILED.value}
+    lost = sorted(key for key, carrier in carriers.items() if known.get(carrier) in undelivered)
+    for condition in one_of(c.key, lost, dialect=await _dialect(session)):
+        await _run(session, delete(NOTIFICATIONS).where(condition))
+    return lost
 
 
 def _claimable(now: datetime) -> ColumnElement[bool]:

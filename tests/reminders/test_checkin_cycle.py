@@ -13,8 +13,9 @@ from sqlmodel import select
 
 from commands.quarterly import checkin_window
 from reminders.calendar import build_calendar
-from reminders.checkin import Schedule
-from reminders.wiring import remind_once
+from reminders.checkin import Schedule, plan_checkins_in
+from reminders.planner import plan_in, team_ids
+from reminders.wiring import parts_of, remind_once
 from storage.engine import transaction
 from storage.models import CheckInCycle, CheckInResponse, Notification
 from tests.factories import COORDINATOR, OTHER, OWNER, make_item, make_plan
@@ -185,3 +186,33 @@ async def test_a_checkin_started_after_the_days_digest_waits_for_the_next_busine
 
     await tick_at(bot, day + timedelta(days=1))
     assert checkin_dms(bot, OWNER) == ["Your FY2027-Q2 REAP check-in"]
+
+
+async def test_a_checkin_whose_digest_never_went_out_is_owed_again_the_next_day(bot: Bot):
+    """The digest carrying a prompt is skipped (its day passed in an outage): the prompt is not lost."""
+    opens_on = date(2027, 1, 6)
+    async with transaction(bot.sessions) as session:
+        plan = await make_plan(session, key="DIG", coordinator=None, people=())
+        await make_item(session, plan, owner=OWNER, due=opens_on)
+    now = datetime.combine(opens_on, time(9, 30), tzinfo=NY)
+    parts = parts_of(bot.app)
+    async with transaction(bot.sessions) as session:  # plan only: the outage begins before delivery
+        for team_id in await team_ids(bot.sessions):
+            await plan_in(session, team_id=team_id, now=now, config=await parts.plan_config(now))
+            await plan_checkins_in(session, team_id=team_id, now=now, config=await parts.plan_config(now))
+    async with bot.sessions() as session:
+        prompt = (await session.exec(select(Notification).where(Notification.kind == "checkin_prompt"))).all()
+    assert [(p.recipient, p.state) for p in prompt if p.recipient == OWNER] == [(OWNER, "skipped")]
+
+    # Back up the next morning: the first tick finds yesterday's digest stale and skips it, the
+    # next one (a minute later) owes the prompt again.
+    await tick_at(bot, calendar_day_after(opens_on))
+    await tick_at(bot, calendar_day_after(opens_on), minute=31)
+
+    assert checkin_dms(bot, OWNER) == ["Your FY2027-Q2 REAP check-in"]
+    assert len(bot.slack.dms_to(OWNER)) == 1, "the stale digest itself is not replayed"
+
+
+def calendar_day_after(day: date) -> date:
+    """The next business day after `day` (no holidays in January's first weeks but the weekend)."""
+    return build_calendar(["US-PA"], years=range(2026, 2028)).add_business_days(day, 1)

@@ -110,6 +110,21 @@ async def test_a_companion_is_carried_by_a_pending_row_and_stored_settled(sessio
     assert [row.key for row in await claim(sessions, "worker-1")] == ["digest"]
 
 
+async def test_a_companion_whose_carrier_reached_nobody_is_released_to_be_owed_again(sessions: Sessions):
+    """Carried by a digest later skipped: forgotten (owed again). Carried by one sent: kept."""
+    await enqueue(sessions, owed("digest-a"), owed("digest-b"))
+    async with transaction(sessions) as session:
+        for carrier, key in (("digest-a", "prompt-a"), ("digest-b", "prompt-b")):
+            companion = owed(key).model_copy(update={"kind": "checkin_prompt", "payload": {"quarter": "Q2"}})
+            assert await outbox.carry(session, carrier=carrier, companion=companion, field="checkin")
+        await session.exec(update(Notification).where(Notification.key == "digest-a").values(state="skipped"))
+        await session.exec(update(Notification).where(Notification.key == "digest-b").values(state="sent"))
+    async with transaction(sessions) as session:
+        released = await outbox.release_uncarried(session, team_id="T0REAP", kinds=["checkin_prompt"])
+    assert released == ["prompt-a"]
+    assert sorted(await rows(sessions)) == ["digest-a", "digest-b", "prompt-b"]
+
+
 async def test_a_claimed_or_missing_carrier_carries_nothing(sessions: Sessions):
     await enqueue(sessions, owed("digest"))
     await claim(sessions, "worker-1")
