@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import time
 import urllib.parse
@@ -11,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,6 +29,16 @@ from storage.engine import Sessions, create_engine, session_factory
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 TOKEN = "xoxb-test-token"
 TEAM = "T0REAP"
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli_env(**values: str) -> dict[str, str]:
+    """The environment for a `reap` subprocess: ours minus every REAP_/SLACK_/DATABASE_URL
+    setting (so nothing leaks in from the developer's shell), plus PYTHONPATH and `values`."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("REAP_", "SLACK_", "DATABASE_URL"))}
+    return {**base, "PYTHONPATH": str(ROOT), **values}
 
 
 def free_port() -> int:

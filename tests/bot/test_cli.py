@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot.localslack import LocalSlack
+from tests.harness import cli_env
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "examples" / "oit-reap.yaml"
@@ -20,10 +20,9 @@ DEMO = ROOT / "examples" / "oit-reap.yaml"
 
 def reap(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     """Run `reap` in a subprocess with exactly the given REAP/Slack environment."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("REAP_", "SLACK_", "DATABASE_URL"))}
     return subprocess.run(
         [sys.executable, "-m", "bot.cli", *args],
-        env={**base, "PYTHONPATH": str(ROOT), **env},
+        env=cli_env(**env),
         cwd=cwd,
         capture_output=True,
         text=True,

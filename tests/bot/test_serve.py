@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -15,9 +14,7 @@ import httpx
 import pytest
 
 from bot.localslack import LocalSlack
-from tests.harness import SECRET, TEAM, TOKEN, free_port, sign
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.harness import SECRET, TEAM, TOKEN, cli_env, free_port, sign
 
 
 @pytest.fixture
@@ -31,15 +28,13 @@ def slack() -> Iterator[LocalSlack]:
 @pytest.fixture
 def served(tmp_path: Path, slack: LocalSlack) -> Iterator[str]:
     """`reap db upgrade` then `reap serve` in a subprocess; yields its base URL."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("REAP_", "SLACK_", "DATABASE_URL"))}
-    env |= {
-        "PYTHONPATH": str(ROOT),
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/reap.db",
-        "SLACK_SIGNING_SECRET": SECRET,
-        "SLACK_BOT_TOKEN": TOKEN,
-        "SLACK_API_URL": slack.base_url,
-        "REAP_LOG_LEVEL": "WARNING",
-    }
+    env = cli_env(
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/reap.db",
+        SLACK_SIGNING_SECRET=SECRET,
+        SLACK_BOT_TOKEN=TOKEN,
+        SLACK_API_URL=slack.base_url,
+        REAP_LOG_LEVEL="WARNING",
+    )
     subprocess.run(
         [sys.executable, "-m", "bot.cli", "db", "upgrade"], env=env, check=True, capture_output=True
     )

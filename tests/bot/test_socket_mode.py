@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -23,9 +22,7 @@ from bot.localslack import Fault, LocalSlack
 from bot.server import create_health_asgi
 from bot.socketmode import SocketModeDead, SocketWatchdog, quiet_for, serve_socket_mode
 from storage.engine import create_engine, session_factory
-from tests.harness import SECRET, TEAM, TOKEN, free_port
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.harness import SECRET, TEAM, TOKEN, cli_env, free_port
 
 
 @dataclass
@@ -272,16 +269,14 @@ async def test_reap_socket_answers_health_probes_while_connected(tmp_path: Path)
     runner, socket_url = await serve_websocket(server.handle)
     with LocalSlack(team_id=TEAM) as slack:
         slack.socket_url = socket_url
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("REAP_", "SLACK_", "DATABASE_URL"))}
-        env |= {
-            "PYTHONPATH": str(ROOT),
-            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/reap.db",
-            "SLACK_SIGNING_SECRET": SECRET,
-            "SLACK_BOT_TOKEN": TOKEN,
-            "SLACK_APP_TOKEN": "xapp-1-probe",
-            "SLACK_API_URL": slack.base_url,
-            "REAP_TICKER": "false",
-        }
+        env = cli_env(
+            DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/reap.db",
+            SLACK_SIGNING_SECRET=SECRET,
+            SLACK_BOT_TOKEN=TOKEN,
+            SLACK_APP_TOKEN="xapp-1-probe",
+            SLACK_API_URL=slack.base_url,
+            REAP_TICKER="false",
+        )
         upgrade = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot.cli", "db", "upgrade", env=env, stdout=asyncio.subprocess.DEVNULL
         )

@@ -27,7 +27,7 @@ from reminders.delivery import EVENT_TYPE
 from storage.engine import Sessions, transaction
 from storage.models import Notification, NotificationState
 from tests.factories import make_item, make_person, make_plan
-from tests.harness import free_port
+from tests.harness import cli_env, free_port
 from tests.reminders.support import SECRET, TOKEN
 
 T = TypeVar("T")
@@ -185,9 +185,8 @@ def dms_per_person(slack: LocalSlack, people: list[str]) -> Counter[int]:
 
 def reap_env(database_url: str, slack: LocalSlack, **extra: str) -> dict[str, str]:
     """The environment a `reap` subprocess runs with: this database, localslack, quiet logs."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("REAP_", "SLACK_", "DATABASE_URL"))}
+    env = cli_env()
     env |= {
-        "PYTHONPATH": str(ROOT),
         "DATABASE_URL": database_url,
         "SLACK_SIGNING_SECRET": SECRET,
         "SLACK_BOT_TOKEN": TOKEN,
