@@ -31,7 +31,6 @@ from tests.harness import cli_env, free_port
 from tests.reminders.support import SECRET, TOKEN
 
 T = TypeVar("T")
-ROOT = Path(__file__).resolve().parents[2]
 # Monday 2 November 2026, 09:30 in New York: a business day, after the 09:00 reminder hour.
 MONDAY_0930 = datetime(2026, 11, 2, 14, 30, tzinfo=UTC)
 MONDAY = date(2026, 11, 2)
