@@ -145,6 +145,7 @@ class SendLimiter:
 
     async def _acquire_shared(self, channel: str, shared: SharedBooking) -> float:
         started = self._clock()
+        self._prune(started)
         pace = self._channel(channel)
         while True:
             now = self._clock()

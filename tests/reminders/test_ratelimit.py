@@ -196,3 +196,16 @@ async def test_a_busy_channel_still_waits_its_second_with_a_shared_budget():
     await paced.acquire("D1")
     await paced.acquire("D1")
     assert clock.now - 100.0 == 1.0
+
+
+async def test_idle_channels_are_forgotten_with_a_shared_budget_too(monkeypatch: pytest.MonkeyPatch):
+    import reminders.ratelimit as module
+
+    monkeypatch.setattr(module, "_PRUNE_AT", 10)
+    clock = FakeClock()
+    paced = limiter(clock, workspace_rate=1000, shared=SharedBudget(clock, rate=1000).book, wall=clock)
+    for i in range(10):
+        await paced.acquire(f"D{i}")
+    clock.now += 10
+    await paced.acquire("D99")
+    assert len(paced._channels) == 1
