@@ -12,6 +12,7 @@ import contextlib
 import hmac
 import http.client
 import itertools
+import json
 import math
 import multiprocessing
 import os
@@ -735,21 +736,21 @@ def uvicorn_factory(factory: str, port: int) -> list[str]:
 
 
 @contextlib.contextmanager
-def localslack_process(*, team_id: str = TEAM) -> Iterator[str]:
-    """localslack in a child process; yields its Web API base URL."""
+def url_child(argv: Sequence[str], *, config: object = None) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """A child process that prints its URL as its first line (after reading `config` as one JSON
+    line, if given); yields the process and the URL, and closes its stdin to stop it."""
     process = subprocess.Popen(
-        python_module("bench.common", "localslack", team_id),
-        env=child_env(),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        cwd=ROOT,
+        list(argv), env=child_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT
     )
     try:
-        assert process.stdout is not None
+        assert process.stdin is not None and process.stdout is not None
+        if config is not None:
+            process.stdin.write(json.dumps(config).encode() + b"\n")
+            process.stdin.flush()
         url = process.stdout.readline().decode().strip()
         if not url.startswith("http"):
             raise BenchError("localslack", f"did not start (printed {url!r})")
-        yield url
+        yield process, url
     finally:
         if process.stdin is not None:
             process.stdin.close()
@@ -758,6 +759,13 @@ def localslack_process(*, team_id: str = TEAM) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextlib.contextmanager
+def localslack_process(*, team_id: str = TEAM) -> Iterator[str]:
+    """localslack in a child process; yields its Web API base URL."""
+    with url_child(python_module("bench.common", "localslack", team_id)) as (_, url):
+        yield url
 
 
 def run_checked(argv: Sequence[str], *, env: dict[str, str], part: str) -> str:

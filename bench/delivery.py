@@ -33,15 +33,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
 from bench.common import (
-    ROOT,
     TOKEN,
     BenchError,
     bench_command,
-    child_env,
     fmt_ratio,
     print_header,
     print_table,
     python_module,
+    url_child,
     verdict,
 )
 from bench.seed import SeedPlan, owner_id, seed
@@ -151,37 +150,16 @@ class _Slack:
 
 @contextmanager
 def _localslack(team_id: str, users: Sequence[str]) -> Iterator[_Slack]:
-    process = subprocess.Popen(
-        python_module("bench.delivery", "localslack"),
-        env=child_env(),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        cwd=ROOT,
-    )
-    try:
-        assert process.stdin is not None and process.stdout is not None
-        config = {
-            "team_id": team_id,
-            "workspace_rate": WORKSPACE_RATE,
-            "channel_rate": CHANNEL_RATE,
-            "random_429": RANDOM_429,
-            "seed": SLACK_SEED,
-            "users": list(users),
-        }
-        process.stdin.write(json.dumps(config).encode() + b"\n")
-        process.stdin.flush()
-        url = process.stdout.readline().decode().strip()
-        if not url.startswith("http"):
-            raise BenchError("localslack", f"did not start (printed {url!r})")
+    config = {
+        "team_id": team_id,
+        "workspace_rate": WORKSPACE_RATE,
+        "channel_rate": CHANNEL_RATE,
+        "random_429": RANDOM_429,
+        "seed": SLACK_SEED,
+        "users": list(users),
+    }
+    with url_child(python_module("bench.delivery", "localslack"), config=config) as (process, url):
         yield _Slack(process, url)
-    finally:
-        if process.stdin is not None:
-            process.stdin.close()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 # --- The run -------------------------------------------------------------------------------------
