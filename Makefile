@@ -3,9 +3,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-SOURCES := bot commands reminders storage tests $(wildcard bench)
+PACKAGES := domain storage messages reports plans commands reminders bot localslack
+SOURCES := $(PACKAGES) tests $(wildcard bench)
 
-.PHONY: run test lint typecheck pytest bench soak clean
+.PHONY: run test lint layers typecheck pytest bench soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,13 +21,16 @@ lint: $(STAMP)
 	$(BIN)/ruff check $(SOURCES)
 	$(BIN)/ruff format --check $(SOURCES)
 
+layers: $(STAMP)
+	$(BIN)/lint-imports
+
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
 pytest: $(STAMP)
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
-test: lint typecheck pytest
+test: lint layers typecheck pytest
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -33,7 +33,7 @@ from typing import IO
 import httpx
 
 from bot.signing import signed_headers
-from storage.errors import ReapError
+from domain.errors import ReapError
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "bench-signing-secret-5f0c2e8a9d41"
@@ -824,7 +824,7 @@ async def postgres_schema(url: str) -> AsyncIterator[str]:
 
 
 def _serve_localslack(team_id: str) -> int:
-    from bot.localslack import LocalSlack
+    from localslack.server import LocalSlack
 
     with LocalSlack(team_id=team_id) as slack:
         print(slack.base_url, flush=True)

@@ -44,13 +44,14 @@ from bench.common import (
     verdict,
 )
 from bench.seed import SeedPlan, owner_id, seed
-from reminders.calendar import calendar_for_year
+from domain.calendar import calendar_for_year
+from domain.status import ItemStatus
 from reminders.delivery import DeliveryConfig, DeliveryReport, deliver
 from reminders.planner import PlanConfig, plan_tick
 from reminders.ratelimit import SendLimiter
 from storage.engine import create_engine, session_factory
 from storage.migrate import upgrade_async
-from storage.models import ActionItem, ItemStatus, Notification, NotificationState
+from storage.models import ActionItem, Notification, NotificationState
 
 ORDER = 3
 NAME = "delivery"
@@ -110,7 +111,7 @@ class SlackRecord:
 
 def _serve(config_line: str) -> int:
     """Child: start localslack as configured, print its URL, print its record when asked."""
-    from bot.localslack import LocalSlack
+    from localslack.server import LocalSlack
 
     config = json.loads(config_line)
     slack = LocalSlack(

@@ -94,10 +94,12 @@ async def measure(database_url: str, runs: int, team_id: str) -> dict[str, Any]:
     import sqlalchemy as sa
     from sqlmodel import col
 
-    from reminders.fiscal import FiscalQuarter
-    from reminders.rollup import build_rollup, render_html, slack_messages, template_env
+    from domain.fiscal import FiscalQuarter
+    from messages.rollup import slack_messages
+    from reports.rollup import render_html, template_env
     from storage.engine import create_engine, session_factory
     from storage.models import ActionItem
+    from storage.queries.rollup import build_rollup
 
     template_env().get_template("rollup.html.j2")
     quarter = FiscalQuarter.parse(QUARTER, today=AS_OF)

@@ -25,6 +25,7 @@ from sqlalchemy import Table, insert, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import col
 
+from domain.status import ItemStatus, Role
 from storage.engine import create_engine
 from storage.models import (
     ActionItem,
@@ -32,12 +33,10 @@ from storage.models import (
     CheckInCycle,
     CheckInResponse,
     Department,
-    ItemStatus,
     Measure,
     MeasureReading,
     Person,
     Plan,
-    Role,
     Strategy,
 )
 

@@ -47,7 +47,7 @@ from bench.common import (
     verdict,
 )
 from bench.seed import SeedPlan, seed
-from reminders.calendar import calendar_for_year
+from domain.calendar import calendar_for_year
 from reminders.planner import PlanConfig, PlanReport, plan_tick
 from reminders.policy import OPEN_STATUSES
 from storage.engine import create_engine, session_factory

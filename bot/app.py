@@ -17,11 +17,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import commands
-import reminders.wiring
+from bot import runtime
 from bot.settings import Settings
 from bot.slack import make_client
 from commands.handlers import team_of
 from commands.service import Reap
+from reminders.scheduler import ReminderScheduler
+from reminders.tick import ReminderParts
 from storage.engine import Sessions, create_engine, session_factory
 
 log = logging.getLogger(__name__)
@@ -77,8 +79,10 @@ class ReapApp:
     tasks: BackgroundTasks
     identity: Identity
     health_checks: dict[str, Callable[[], Coroutine[Any, Any, str | None]]] = field(default_factory=dict)
-    # One reminder tick at an instant (plan, then deliver); wired by the reminders package.
+    # One reminder tick at an instant (plan, then deliver); wired by bot.runtime.
     ticker: Callable[[datetime], Coroutine[Any, Any, Any]] | None = None
+    reminders: ReminderParts | None = None
+    scheduler: ReminderScheduler | None = None
     starters: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
     stoppers: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
 
@@ -164,7 +168,7 @@ def create_app(
         process_before_response=True,
         raise_error_for_unhandled_request=False,
     )
-    reap = Reap(settings=settings, sessions=sessions, clock=clock, spawn=tasks.spawn, client=client)
+    reap = Reap(org=settings.organisation(), sessions=sessions, clock=clock, spawn=tasks.spawn, client=client)
 
     @bolt.middleware
     async def provide_services(context: AsyncBoltContext, body: dict[str, Any], next: Any) -> Any:
@@ -186,5 +190,5 @@ def create_app(
         tasks=tasks,
         identity=identity,
     )
-    reminders.wiring.install(app)
+    runtime.install(app)
     return app

@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.logs import configure_logging
 from bot.settings import Settings, SettingsError, load_settings
-from storage.errors import ReapError
+from domain.errors import ReapError
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -67,7 +67,7 @@ async def _open(settings: Settings) -> tuple[AsyncEngine, Sessions]:
 
 async def _import(args: argparse.Namespace, settings: Settings) -> int:
     from bot.slack import make_client, workspace_id
-    from storage.plans import import_plan, parse_plan_file
+    from plans.planfile import import_plan, parse_plan_file
 
     path = Path(args.file)
     try:
@@ -99,7 +99,7 @@ async def _import(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _export(args: argparse.Namespace, settings: Settings) -> int:
     from bot.slack import workspace_id
-    from storage.plans import export_plan
+    from plans.planfile import export_plan
 
     engine, sessions = await _open(settings)
     try:
@@ -117,8 +117,9 @@ async def _export(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _report(args: argparse.Namespace, settings: Settings) -> int:
     from bot.slack import workspace_id
-    from reminders.fiscal import FiscalQuarter, QuarterError
-    from reminders.rollup import build_rollup, render_html, render_json, render_markdown
+    from domain.fiscal import FiscalQuarter, QuarterError
+    from reports.rollup import render_html, render_json, render_markdown
+    from storage.queries.rollup import build_rollup
 
     today = utc_now().astimezone(settings.zone).date()
     try:
@@ -149,7 +150,7 @@ async def _report(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _remind(args: argparse.Namespace, settings: Settings) -> int:
-    from reminders.wiring import remind_once
+    from bot.runtime import remind_once
 
     at = parse_instant(args.at, settings) if args.at else utc_now()
     return await remind_once(settings, at=at, dry_run=args.dry_run, out=sys.stdout)

@@ -2,7 +2,7 @@
 
 The console is a Slack client: it signs each request with the app's signing secret and sends it
 through the same HTTP path Slack uses (uvicorn -> create_asgi -> Bolt), then reads what the bot
-posted back from localslack and prints it, rendered from Block Kit by bot.render. Nothing in the
+posted back from localslack and prints it, rendered from Block Kit by localslack.render. Nothing in the
 app knows it is being driven by a console.
 """
 
@@ -36,14 +36,22 @@ from pydantic import SecretStr
 from sqlmodel import select
 
 from bot.app import ReapApp, create_app
-from bot.localslack import LocalSlack, Message
-from bot.render import Control, Origin, Rendered, modal_state, render_message, render_view
 from bot.server import create_asgi
 from bot.settings import Settings
 from bot.signing import signed_headers
 from bot.slack import learn_workspace
+from domain.errors import ReapError
+from localslack.render import (
+    Control,
+    ControlError,
+    Origin,
+    Rendered,
+    modal_state,
+    render_message,
+    render_view,
+)
+from localslack.server import LocalSlack, Message
 from storage.engine import Sessions, create_engine, session_factory
-from storage.errors import ReapError
 from storage.migrate import current_revision, upgrade_async
 from storage.models import Department, Installation
 from storage.models import Person as PersonRow
@@ -276,9 +284,9 @@ async def _demo_workspace(
 ) -> Workspace:
     """Migrate a fresh database and load the plan file into it; its people become the workspace."""
     try:
-        from storage.plans import import_plan, parse_plan_file
+        from plans.planfile import import_plan, parse_plan_file
     except ImportError as exc:
-        raise DemoUnavailable(f"the plan loader (storage.plans) is not importable: {exc}") from None
+        raise DemoUnavailable(f"the plan loader (plans.planfile) is not importable: {exc}") from None
     try:
         text = await asyncio.to_thread(plan_path.read_text, encoding="utf-8")
     except OSError as exc:
@@ -905,7 +913,7 @@ class Shell:
         """run_line, telling the person about any failure instead of stopping."""
         try:
             return await self.run_line(line)
-        except ReapError as exc:  # the console's own refusals (ShellError, ControlError) included
+        except (ReapError, ControlError) as exc:  # the console's own refusals included
             self.say(f"   ! {exc}")
         except (httpx.HTTPError, OSError) as exc:
             self.say(f"   ! the request failed: {type(exc).__name__}: {exc}")

@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from domain.org import Organisation
+
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 
 
@@ -98,6 +100,19 @@ class Settings(BaseSettings):
     def zone(self) -> ZoneInfo:
         """The organisation's default time zone."""
         return ZoneInfo(self.timezone)
+
+    def organisation(self) -> Organisation:
+        """The organisation's zone, fiscal year, calendar and bootstrap admins, for the layers below."""
+        return Organisation(
+            zone=self.zone,
+            fiscal_year_start_month=self.fiscal_year_start_month,
+            reminder_hour=self.reminder_hour,
+            quiet_hour=self.quiet_hour,
+            holidays=tuple(self.holidays),
+            holidays_file=self.holidays_file,
+            dei_channel=self.dei_channel,
+            admins=frozenset(self.admins),
+        )
 
     def require(self, *names: str) -> None:
         """Raise SettingsError for the first of `names` (field names) that is unset."""

@@ -14,8 +14,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlmodel import select
 
 from bot.settings import Settings
+from domain.errors import ReapError
 from storage.engine import Sessions, transaction
-from storage.errors import ReapError
 from storage.models import Department, Installation
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from commands import blocks as bk
 from commands import handlers as h
-from commands import quarterly as q
+from messages import blocks as bk
+from messages import checkin as ck
 
 COMMANDS = {"/reap": h.on_reap}
 SHORTCUTS = {"create_action_item": h.on_create_from_message}
@@ -15,13 +15,13 @@ ACTIONS = {
     bk.DONE: h.on_done,
     bk.SNOOZE: h.on_snooze,
     bk.UPDATE: h.on_update,
-    q.CHECKIN_OPEN: h.on_checkin_open,
+    ck.CHECKIN_OPEN: h.on_checkin_open,
 }
 VIEWS = {
     bk.ADD_MODAL: h.on_add_submit,
     bk.UPDATE_MODAL: h.on_update_submit,
     bk.SNOOZE_MODAL: h.on_snooze_submit,
-    q.CHECKIN_MODAL: h.on_checkin_submit,
+    ck.CHECKIN_MODAL: h.on_checkin_submit,
 }
 
 

@@ -18,7 +18,7 @@ import calendar
 import re
 from datetime import date, timedelta
 
-from reminders.fiscal import FiscalQuarter
+from domain.fiscal import FiscalQuarter
 
 MIN_YEAR = 1900
 MAX_YEAR = 2999

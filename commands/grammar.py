@@ -20,7 +20,7 @@ from datetime import date
 from typing import Literal, TypeAlias
 
 from commands.dates import DateError, parse_date, parse_duration_or_date, snippet
-from reminders.fiscal import FiscalQuarter, QuarterError
+from domain.fiscal import FiscalQuarter, QuarterError
 
 MAX_TEXT_LENGTH = 4000
 MAX_TITLE_LENGTH = 300

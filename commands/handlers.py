@@ -12,12 +12,14 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.exc import IntegrityError
 
-from commands import blocks as bk
 from commands import grammar as g
 from commands import quarterly
 from commands import service as sv
+from domain.errors import PermissionDenied, ReapError
+from messages import blocks as bk
+from messages import checkin as ck
+from messages import primitives as ui
 from storage.engine import transaction
-from storage.errors import PermissionDenied, ReapError
 from storage.models import ProcessedEvent
 
 log = logging.getLogger(__name__)
@@ -94,7 +96,7 @@ async def on_reap(
         parsed = g.parse_command(
             command.get("text") or "",
             today=caller.today,
-            fiscal_start_month=reap.settings.fiscal_year_start_month,
+            fiscal_start_month=reap.org.fiscal_year_start_month,
         )
         reply = await sv.run_command(reap, caller=caller, command=parsed)
     except (g.ReapInputError, ReapError) as exc:
@@ -262,7 +264,7 @@ async def _update(reap: sv.Reap, body: dict[str, Any], client: AsyncWebClient, r
 async def _refuse_inline(ack: AsyncAck, body: dict[str, Any], exc: Exception, *, block_id: str) -> None:
     """Keep the modal open with the refusal shown under `block_id`, and log it."""
     _log_refusal(body, exc)
-    await ack(response_action="errors", errors={block_id: bk.clip(str(exc), 150)})
+    await ack(response_action="errors", errors={block_id: ui.clip(str(exc), 150)})
 
 
 def _metadata(view: dict[str, Any]) -> dict[str, Any]:
@@ -395,9 +397,7 @@ async def _checkin_open(reap: sv.Reap, body: dict[str, Any], client: AsyncWebCli
     subject = await quarterly.checkin_subject(
         reap, team_id=caller.actor.team_id, user_id=caller.actor.user_id
     )
-    await client.views_open(
-        trigger_id=caller.trigger_id, view=quarterly.build_checkin_modal(quarter, subject)
-    )
+    await client.views_open(trigger_id=caller.trigger_id, view=ck.build_checkin_modal(quarter, subject))
 
 
 async def on_checkin_submit(
@@ -423,7 +423,7 @@ async def on_checkin_submit(
         return
     await ack()
     text = f":white_check_mark: Thank you! Your {quarter} check-in covers {count} item(s)."
-    reap.spawn(client.chat_postMessage(channel=caller.actor.user_id, text=text, blocks=[bk.section(text)]))
+    reap.spawn(client.chat_postMessage(channel=caller.actor.user_id, text=text, blocks=[ui.section(text)]))
 
 
 # --- App Home and shortcut ---------------------------------------------------------------------

@@ -6,18 +6,21 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from commands import blocks as bk
 from commands import grammar as g
 from commands import quarterly
+from domain.errors import InvalidChange, NotFound, PermissionDenied, ReapError
+from domain.org import Organisation
+from domain.status import ItemStatus, Role
+from messages import blocks as bk
+from messages import primitives as ui
 from storage.engine import Sessions, reading, transaction
-from storage.errors import InvalidChange, NotFound, PermissionDenied, ReapError
 from storage.items import (
     add_note,
     complete_item,
@@ -29,33 +32,41 @@ from storage.items import (
     set_status,
     snooze_item,
 )
-from storage.models import ActionItem, ActionItemCreate, Department, ItemStatus, Plan, Role, Strategy
+from storage.models import ActionItem, ActionItemCreate, Department, Plan, Strategy
 from storage.people import ensure_person, find_person, refresh_person, set_pause, set_role
 from storage.permissions import Actor, ensure_can_edit
-from storage.queries import ItemFilter, count_items, find_items, find_strategy, item_history
-
-if TYPE_CHECKING:
-    from bot.settings import Settings
+from storage.queries.items import ItemFilter, count_items, find_items, find_strategy, item_history
 
 log = logging.getLogger(__name__)
 
 FollowUp = Callable[[AsyncWebClient], Awaitable[Any]]
 
 
+# Re-renders a whole bot message (a digest) after one of its items changed; None if it cannot.
+MessageRebuilder = Callable[[str, str, bk.ItemCard], Awaitable[list[dict[str, Any]] | None]]
+
+
 @dataclass
 class Reap:
-    """What handlers need: settings, sessions, the clock and a way to run follow-ups after ack."""
+    """What handlers need: the organisation, sessions, the clock and a way to run follow-ups after ack."""
 
-    settings: Settings
+    org: Organisation
     sessions: Sessions
     clock: Callable[[], datetime]
     spawn: Callable[[Coroutine[Any, Any, Any]], None]
     client: AsyncWebClient | None = None
-    extensions: dict[str, Any] = field(default_factory=dict)
+    # Handed in by bot/ so that commands need not import reminders (which owns digests and delivery).
+    rebuild_message: MessageRebuilder | None = None
+    deliver_now: Callable[[], Awaitable[Any]] | None = None
+
+    async def deliver_soon(self) -> None:
+        """Send what a person's command owed through the outbox now, instead of at the next tick."""
+        if self.deliver_now is not None:
+            await self.deliver_now()
 
     def actor(self, team_id: str, user_id: str) -> Actor:
         """The acting person, an admin if listed in REAP_ADMINS."""
-        return Actor(team_id, user_id, is_admin=user_id in self.settings.admins)
+        return Actor(team_id, user_id, is_admin=user_id in self.org.admins)
 
 
 @dataclass(frozen=True)
@@ -82,7 +93,7 @@ class Reply:
 
     def ack_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for Bolt's ack()."""
-        kwargs: dict[str, Any] = {"text": bk.clip(self.text, 3000), "blocks": self.blocks}
+        kwargs: dict[str, Any] = {"text": ui.clip(self.text, 3000), "blocks": self.blocks}
         if self.in_channel:
             kwargs["response_type"] = "in_channel"
         return kwargs
@@ -119,7 +130,7 @@ async def caller_for(reap: Reap, *, team_id: str, user_id: str, **where: str | N
         # First contact is the only write here; every later request just reads.
         async with transaction(reap.sessions) as session:
             person = await ensure_person(session, team_id=team_id, user_id=user_id, now=now)
-    zone = ZoneInfo(person.tz) if person.tz else reap.settings.zone
+    zone = ZoneInfo(person.tz) if person.tz else reap.org.zone
     stale = person.refreshed_at is None or now - person.refreshed_at > PROFILE_MAX_AGE
     if stale and reap.client is not None:
         # Name and time zone arrive from users.info after the ack; the org zone serves until then.
@@ -154,7 +165,7 @@ async def run_command(reap: Reap, *, caller: Caller, command: g.Command) -> Repl
     """Carry out one parsed /reap command."""
     match command:
         case g.Help(topic=topic):
-            return Reply(text=g.help_text(topic), blocks=[bk.section(bk.escape(g.help_text(topic)))])
+            return Reply(text=g.help_text(topic), blocks=[ui.section(ui.escape(g.help_text(topic)))])
         case g.Add():
             return await _add(reap, caller, command)
         case g.ListItems():
@@ -208,7 +219,7 @@ async def run_command(reap: Reap, *, caller: Caller, command: g.Command) -> Repl
                 reap,
                 caller,
                 ref,
-                f"{ref.upper()} is now due {bk.date_token(due, caller.zone)}.",
+                f"{ref.upper()} is now due {ui.date_token(due, caller.zone)}.",
                 lambda s: redate_item(s, ref=ref, due=due, actor=caller.actor, now=caller.now),
             )
         case g.Assign(ref=ref, owner=owner):
@@ -224,7 +235,7 @@ async def run_command(reap: Reap, *, caller: Caller, command: g.Command) -> Repl
                 reap,
                 caller,
                 ref,
-                f":zzz: No reminders about {ref.upper()} until {bk.date_token(wake, caller.zone)}.",
+                f":zzz: No reminders about {ref.upper()} until {ui.date_token(wake, caller.zone)}.",
                 lambda s: snooze_item(s, ref=ref, until=wake, actor=caller.actor, now=caller.now),
             )
         case g.Pause(until=resume):
@@ -242,7 +253,7 @@ async def run_command(reap: Reap, *, caller: Caller, command: g.Command) -> Repl
             where = f" of {department.upper()}" if department else ""
             return Reply(
                 text=f"<@{user}> is now a {role}{where}.",
-                blocks=[bk.section(f"<@{user}> is now a {role}{where}.")],
+                blocks=[ui.section(f"<@{user}> is now a {role}{where}.")],
             )
         case g.CheckIn():
             return await quarterly.run_checkin(reap, caller=caller, command=command)
@@ -278,11 +289,11 @@ async def _pause(reap: Reap, caller: Caller, until: date | None) -> Reply:
     async with transaction(reap.sessions) as session:
         await set_pause(session, actor=caller.actor, until=until, now=caller.now)
     text = (
-        f":double_vertical_bar: Your reminders are paused; they resume {bk.date_token(until, caller.zone)}."
+        f":double_vertical_bar: Your reminders are paused; they resume {ui.date_token(until, caller.zone)}."
         if until
         else ":arrow_forward: Your reminders are back on."
     )
-    return Reply(text=text, blocks=[bk.section(text)])
+    return Reply(text=text, blocks=[ui.section(text)])
 
 
 async def _caller_department(session: AsyncSession, caller: Caller) -> int | None:
@@ -576,9 +587,8 @@ async def blocks_after_change(
     reap: Reap, *, channel: str, ts: str, card: bk.ItemCard
 ) -> list[dict[str, Any]]:
     """The fresh blocks of a bot message (a reminder digest knows how to rebuild itself) after a change."""
-    rebuild = reap.extensions.get("rebuild_message")
-    if rebuild is not None:
-        blocks: list[dict[str, Any]] | None = await rebuild(reap, channel=channel, ts=ts, card=card)
+    if reap.rebuild_message is not None:
+        blocks = await reap.rebuild_message(channel, ts, card)
         if blocks is not None:
             return blocks
     return bk.build_item_card(card)

@@ -18,9 +18,12 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from commands import blocks as bk
-from commands.quarterly import CheckInSubject, build_checkin_note, build_checkin_prompt, checkin_window
-from reminders.calendar import BusinessCalendar
+from domain.calendar import BusinessCalendar
+from domain.checkin import checkin_window
+from domain.fiscal import FiscalQuarter
+from domain.status import OPEN_STATUSES
+from messages import primitives as ui
+from messages.checkin import build_checkin_note, build_checkin_prompt
 from reminders.digest import (
     DIGEST,
     ESCALATION,
@@ -31,34 +34,40 @@ from reminders.digest import (
     Skip,
     zone_of,
 )
-from reminders.fiscal import FiscalQuarter
 from reminders.planner import PlanConfig
 from reminders.policy import digest_key
 from storage import outbox
-from storage.checkins import close_cycle, cycle_progress, open_cycle
+from storage.checkins import (
+    NONRESPONDERS,
+    ROLLUP,
+    close_and_owe,
+    open_cycle,
+)
+from storage.checkins import (
+    outbox_key as _key,
+)
+from storage.checkins import (
+    outbox_row as _row,
+)
 from storage.engine import Sessions
 from storage.models import (
-    OPEN_STATUSES,
     ActionItem,
     CheckInCycle,
     CheckInResponse,
-    Department,
     Measure,
     Notification,
     NotificationCreate,
     NotificationState,
     Person,
-    Role,
 )
 from storage.outbox import enqueue
 from storage.permissions import Actor
+from storage.queries.checkins import CheckInSubject, checkin_subject
 
 log = logging.getLogger(__name__)
 
 PROMPT = "checkin_prompt"
 FOLLOWUP = "checkin_followup"
-NONRESPONDERS = "checkin_nonresponders"
-ROLLUP = "rollup"
 CHECKIN_KINDS = (PROMPT, FOLLOWUP)
 # Where a digest row's payload carries a check-in folded into it.
 CARRIED = "checkin"
@@ -93,31 +102,6 @@ class CheckInReport:
     opened: list[str]
     closed: list[str]
     inserted: int = 0
-
-
-def _key(team_id: str, kind: str, quarter: str, recipient: str, extra: str = "") -> str:
-    return f"{team_id}:{kind}:{quarter}:{recipient}" + (f":{extra}" if extra else "")
-
-
-def _row(
-    team_id: str,
-    kind: str,
-    key: str,
-    recipient: str,
-    day: date | None,
-    payload: dict[str, Any],
-    now: datetime,
-) -> NotificationCreate:
-    return NotificationCreate(
-        team_id=team_id,
-        key=key,
-        kind=kind,
-        recipient=recipient,
-        local_date=day,
-        payload=payload,
-        send_after=now,
-        created_at=now,
-    )
 
 
 async def _owners(session: AsyncSession, team_id: str) -> dict[str, Person]:
@@ -235,11 +219,11 @@ async def plan_checkins_in(
             )
             report.opened.append(cycle.quarter)
         if org_today >= schedule.due_on and config.slot(now, config.zone) is not None:
-            rows += await _close(
+            rows += await close_and_owe(
                 session,
-                cycle,
+                actor=system,
+                quarter=cycle.quarter,
                 now=now,
-                system=system,
                 dei_channel=dei_channel,
                 start_month=fiscal_start_month,
             )
@@ -318,58 +302,6 @@ async def _one_dm_a_day(
     return alone
 
 
-async def _close(
-    session: AsyncSession,
-    cycle: CheckInCycle,
-    *,
-    now: datetime,
-    system: Actor,
-    dei_channel: str | None,
-    start_month: int,
-) -> list[NotificationCreate]:
-    team_id, quarter = cycle.team_id, cycle.quarter
-    await close_cycle(session, actor=system, quarter=quarter, now=now)
-    rows: list[NotificationCreate] = []
-    progress = await cycle_progress(session, team_id=team_id, cycle=cycle)
-    departments = {
-        d.key: d for d in await session.exec(select(Department).where(Department.team_id == team_id))
-    }
-    for entry in progress:
-        department = departments.get(entry.key)
-        if department is None or not entry.waiting:
-            continue
-        coordinators = await session.exec(
-            select(Person.user_id)
-            .where(Person.department_id == department.id)
-            .where(Person.role == Role.COORDINATOR.value)
-            .where(Person.active == True)  # noqa: E712
-        )
-        for coordinator in coordinators:
-            key = _key(team_id, NONRESPONDERS, quarter, coordinator, entry.key)
-            payload = {
-                "quarter": quarter,
-                "department": entry.key,
-                "waiting": entry.waiting,
-                "responded": len(entry.responded),
-            }
-            rows.append(_row(team_id, NONRESPONDERS, key, coordinator, None, payload, now))
-    channels = [dei_channel] if dei_channel else []
-    channels += [d.report_channel for d in departments.values() if d.report_channel]
-    for channel in dict.fromkeys(channels):
-        rows.append(
-            _row(
-                team_id,
-                ROLLUP,
-                _key(team_id, ROLLUP, quarter, channel),
-                channel,
-                None,
-                {"quarter": quarter, "start_month": start_month},
-                now,
-            )
-        )
-    return rows
-
-
 # --- rendering at send time ----------------------------------------------------------------------
 
 
@@ -386,23 +318,10 @@ async def _prompt_subject(
         return Skip(f"the {quarter} check-in is closed")
     if followup and recipient in await _responders(session, cycle):
         return Skip("already checked in")
-    items = list(
-        await session.exec(
-            select(ActionItem)
-            .where(ActionItem.team_id == team_id)
-            .where(ActionItem.owner_id == recipient)
-            .where(col(ActionItem.status).in_(OPEN_STATUSES))
-            .order_by(col(ActionItem.due), col(ActionItem.id))
-        )
-    )
-    measures = list(
-        await session.exec(
-            select(Measure).where(Measure.team_id == team_id).where(Measure.owner_id == recipient)
-        )
-    )
-    if not items and not measures:
+    subject = await checkin_subject(session, team_id=team_id, user_id=recipient)
+    if not subject.items and not subject.measures:
         return Skip("nothing open to check in on")
-    return cycle, CheckInSubject(items=items, measures=measures)
+    return cycle, subject
 
 
 def _prompt_message(
@@ -411,8 +330,8 @@ def _prompt_message(
     quarter = cycle.quarter
     blocks = build_checkin_prompt(quarter, subject, zone=zone, today=now.astimezone(zone).date())
     if followup:
-        due = f" It is due {bk.date_token(cycle.due_on, zone)}." if cycle.due_on else ""
-        blocks.insert(0, bk.context(f":bell: A reminder: your {quarter} check-in is still open.{due}"))
+        due = f" It is due {ui.date_token(cycle.due_on, zone)}." if cycle.due_on else ""
+        blocks.insert(0, ui.context(f":bell: A reminder: your {quarter} check-in is still open.{due}"))
     return f"Your {quarter} REAP check-in" + (" (reminder)" if followup else ""), blocks
 
 
@@ -468,8 +387,8 @@ async def render_nonresponders(
         + ", ".join(f"<@{u}>" for u in waiting[:100])
     )
     return Rendered(
-        text=bk.clip(text, 3000),
-        blocks=[bk.section(text)],
+        text=ui.clip(text, 3000),
+        blocks=[ui.section(text)],
         lines=(text,),
         row_ids=frozenset(r.id for r in rows if r.id),
     )
@@ -479,7 +398,8 @@ async def render_rollup(
     session: AsyncSession, rows: Sequence[Notification], ctx: RenderContext
 ) -> Rendered | Skip:
     """The rollup's summary message; the thread and the chart follow once it is posted."""
-    from reminders.rollup import build_rollup, slack_messages
+    from messages.rollup import slack_messages
+    from storage.queries.rollup import build_rollup
 
     row = rows[0]
     quarter = FiscalQuarter.parse(
@@ -490,6 +410,7 @@ async def render_rollup(
         team_id=row.team_id,
         quarter=quarter,
         as_of=ctx.now.astimezone(ctx.default_zone).date(),
+        department_key=_department(row),
         zone=ctx.default_zone,
     )
     summary, _ = slack_messages(rollup)
@@ -505,6 +426,11 @@ def _start_month(row: Notification) -> int:
     return int((row.payload or {}).get("start_month") or 7)
 
 
+def _department(row: Notification) -> str | None:
+    department = (row.payload or {}).get("department")
+    return str(department) if department else None
+
+
 async def after_rollup(
     sessions: Sessions,
     client: AsyncWebClient,
@@ -516,15 +442,21 @@ async def after_rollup(
     zone: ZoneInfo,
 ) -> None:
     """Post the rollup's per-department detail in the summary's thread, then the chart."""
-    from reminders.chart import rollup_chart_png
-    from reminders.rollup import build_rollup, slack_messages
+    from messages.rollup import slack_messages
+    from reports.chart import rollup_chart_png
+    from storage.queries.rollup import build_rollup
 
     quarter = FiscalQuarter.parse(
         str((row.payload or {}).get("quarter")), today=now.date(), start_month=_start_month(row)
     )
     async with sessions() as session:
         rollup = await build_rollup(
-            session, team_id=row.team_id, quarter=quarter, as_of=now.astimezone(zone).date(), zone=zone
+            session,
+            team_id=row.team_id,
+            quarter=quarter,
+            as_of=now.astimezone(zone).date(),
+            department_key=_department(row),
+            zone=zone,
         )
     _, replies = slack_messages(rollup)
     for reply in replies:

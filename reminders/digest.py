@@ -18,10 +18,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from commands import blocks as bk
+from messages import blocks as bk
+from messages import primitives as ui
 from reminders.policy import NudgeKind, PlannedDigest
 from storage import outbox
-from storage.models import ActionItem, Notification, NotificationCreate, Person, Role, Strategy
+from storage.models import ActionItem, Notification, NotificationCreate, Person, Strategy
+from storage.queries.people import active_coordinators
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,7 @@ WHY_LABELS: dict[str, str] = {
     "escalation": ":rotating_light: Well overdue",
 }
 # Intro, group headers, item cards, a "more" line and the footer must fit Slack's 50 blocks.
-_BLOCK_BUDGET = bk.MAX_MESSAGE_BLOCKS - 3
+_BLOCK_BUDGET = ui.MAX_MESSAGE_BLOCKS - 3
 # Slack also refuses messages whose blocks are too long overall (msg_blocks_too_long, ~13k chars).
 _CHAR_BUDGET = 11_000
 _TEXT = ("mrkdwn", "plain_text")
@@ -240,19 +242,8 @@ async def report_orphans(
 async def _coordinators(
     session: AsyncSession, team_id: str, departments: Iterable[int]
 ) -> dict[int, list[str]]:
-    wanted = sorted(set(departments))
-    if not wanted:
-        return {}
-    people = await session.exec(
-        select(Person)
-        .where(Person.team_id == team_id, col(Person.department_id).in_(wanted))
-        .where(Person.role == Role.COORDINATOR.value, Person.active == True)  # noqa: E712
-        .order_by(Person.user_id)
-    )
-    found: dict[int, list[str]] = {}
-    for person in people:
-        found.setdefault(person.department_id or 0, []).append(person.user_id)
-    return found
+    found = await active_coordinators(session, team_id=team_id, department_ids=departments)
+    return {department: [p.user_id for p in people] for department, people in found.items()}
 
 
 # --- rendering -----------------------------------------------------------------------------------
@@ -284,13 +275,13 @@ def build_message(
     """Intro, then each group's header and item cards (with Done/Snooze/Update), within Slack's
     50 blocks and overall size; what does not fit is counted in an "…and N more" line. `tail`
     (a folded-in message) keeps its room and goes just before the footer."""
-    blocks: list[Block] = [bk.section(intro)]
+    blocks: list[Block] = [ui.section(intro)]
     size = _size(blocks) + 400 + _size(list(tail))  # room for the "more" line, tail and footer
     budget = _BLOCK_BUDGET - len(tail)
     total = sum(len(cards) for _, cards in groups)
     shown = 0
     for label, cards in groups:
-        header = bk.context(f"*{label}*")
+        header = ui.context(f"*{label}*")
         first = True
         for card in cards:
             added = ([header] if first else []) + bk.build_item_card(card)
@@ -301,9 +292,9 @@ def build_message(
             first = False
             shown += 1
     if shown < total:
-        blocks.append(bk.context(f"…and {total - shown} more. {more_hint}"))
+        blocks.append(ui.context(f"…and {total - shown} more. {more_hint}"))
     blocks.extend(tail)
-    blocks.append(bk.context(footer))
+    blocks.append(ui.context(footer))
     return blocks
 
 
@@ -354,7 +345,7 @@ async def _recipient_silenced(session: AsyncSession, row: Notification, day: dat
 def _line(card: bk.ItemCard, why: str) -> str:
     due = f", due {card.item.due.isoformat()}" if card.item.due else ""
     label = WHY_LABELS.get(why, why).split(" ", 1)[-1].lower()
-    return f"{card.item.ref} {bk.clip(card.item.title, 80)} ({label}{due}; {card.item.status_enum.label})"
+    return f"{card.item.ref} {ui.clip(card.item.title, 80)} ({label}{due}; {card.item.status_enum.label})"
 
 
 def _grouped(
@@ -443,7 +434,7 @@ async def render_digest(
         # The notification preview is all some people read; name the folded-in message up front.
         text = f"{companion.line} · {text}"
         lines += (companion.line,)
-    text = bk.clip(text, 3000)
+    text = ui.clip(text, 3000)
     return Rendered(text=text, blocks=blocks, lines=lines, row_ids=frozenset({row.id or 0}))
 
 
@@ -472,12 +463,12 @@ async def render_orphans(
         card = bk.ItemCard(item=item, strategy=names.get(item.strategy_id, ""), zone=zone, today=today)
         by_owner.setdefault(owner, []).append(card)
         reasons.setdefault(owner, entry.why)
-        lines.append(f"{item.ref} {bk.clip(item.title, 80)} (owner {owner} gone: {entry.why})")
+        lines.append(f"{item.ref} {ui.clip(item.title, 80)} (owner {owner} gone: {entry.why})")
     if not by_owner:
         return Skip("every orphaned item has been closed or reassigned")
     n = len(seen)
     groups = [
-        (f"Owned by <@{owner}>, who can't be reached ({bk.escape(reasons[owner])})", cards)
+        (f"Owned by <@{owner}>, who can't be reached ({ui.escape(reasons[owner])})", cards)
         for owner, cards in by_owner.items()
     ]
     blocks = build_message(
@@ -490,7 +481,7 @@ async def render_orphans(
         more_hint="See the rest with `/reap list all`.",
     )
     refs = ", ".join(card.item.ref for cards in by_owner.values() for card in cards)
-    text = bk.clip(f"REAP: {n} action {_plural(n, 'item', 'items')} need a new owner: {refs}", 3000)
+    text = ui.clip(f"REAP: {n} action {_plural(n, 'item', 'items')} need a new owner: {refs}", 3000)
     return Rendered(text=text, blocks=blocks, lines=tuple(lines), row_ids=frozenset(covered))
 
 

@@ -22,12 +22,11 @@ from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from reminders.calendar import BusinessCalendar
+from domain.cadence import Cadence, CadenceError
+from domain.calendar import BusinessCalendar
 from reminders.digest import orphan_row, planned_row
 from reminders.policy import (
     OPEN_STATUSES,
-    Cadence,
-    CadenceError,
     ItemView,
     PlannedDigest,
     Recipient,
@@ -41,17 +40,9 @@ from reminders.policy import (
 )
 from storage import outbox
 from storage.engine import Sessions, one_of, transaction
-from storage.models import (
-    ActionItem,
-    Department,
-    Installation,
-    NotificationCreate,
-    Person,
-    Plan,
-    Role,
-    Strategy,
-)
+from storage.models import ActionItem, Department, Installation, NotificationCreate, Person, Plan, Strategy
 from storage.people import valid_zone
+from storage.queries.people import active_coordinators
 
 log = logging.getLogger(__name__)
 
@@ -245,20 +236,13 @@ async def _coordinators(
     session: AsyncSession, *, team_id: str, departments: Iterable[int], config: PlanConfig
 ) -> tuple[dict[str, Recipient], dict[int, list[str]]]:
     """The active coordinators of `departments`, as recipients and by department."""
-    wanted = sorted(set(departments))
     people: dict[str, Recipient] = {}
     coordinators: dict[int, list[str]] = {}
-    if not wanted:
-        return people, coordinators
-    found = await session.exec(
-        select(Person)
-        .where(Person.team_id == team_id, col(Person.department_id).in_(wanted))
-        .where(Person.role == Role.COORDINATOR.value, Person.active == True)  # noqa: E712
-        .order_by(Person.user_id)
-    )
-    for person in found:
-        coordinators.setdefault(person.department_id or 0, []).append(person.user_id)
-        people[person.user_id] = _recipient(person, config)
+    found = await active_coordinators(session, team_id=team_id, department_ids=departments)
+    for department, persons in found.items():
+        coordinators[department] = [person.user_id for person in persons]
+        for person in persons:
+            people[person.user_id] = _recipient(person, config)
     return people, coordinators
 
 

@@ -8,17 +8,17 @@ planner's query fetch only the items owed on a day, so a tick costs what is owed
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from reminders.calendar import BusinessCalendar, local_date_and_hour, local_reminder_instant
-from storage.errors import ReapError
+from domain.cadence import Cadence
+from domain.calendar import BusinessCalendar, local_date_and_hour, local_reminder_instant
+from domain.errors import ReapError
 
 OPEN_STATUSES = frozenset({"not_started", "on_track", "at_risk", "off_track", "blocked"})
-MAX_CADENCE_VALUE = 365
 _ONE_DAY = timedelta(days=1)
 
 
@@ -32,15 +32,6 @@ class NudgeKind(StrEnum):
     SNOOZE_ENDED = "snooze_ended"
 
 
-class CadenceError(ReapError, ValueError):
-    """A reminder cadence setting is missing, unknown or out of range; the message names it."""
-
-    def __init__(self, setting: str, problem: str) -> None:
-        self.setting = setting
-        self.problem = problem
-        super().__init__(f"cadence {setting}: {problem}" if setting else f"cadence: {problem}")
-
-
 class ReminderWindowError(ReapError, ValueError):
     """The reminder hour does not come before the quiet hour on a 24-hour clock."""
 
@@ -50,39 +41,6 @@ class ReminderWindowError(ReapError, ValueError):
             f" {quiet_hour}; the start must be a time of day (00:00-23:59) before the quiet hour"
             " (1-24)"
         )
-
-
-@dataclass(frozen=True)
-class Cadence:
-    """How often an open item is chased; 0 turns a step off (escalate_every=0: never repeat)."""
-
-    first_days_before: int = 7
-    business_days_before: int = 1
-    overdue_every: int = 3
-    escalate_after: int = 5
-    escalate_every: int = 5
-
-    def __post_init__(self) -> None:
-        for spec in fields(self):
-            value = getattr(self, spec.name)
-            # bool is an int subclass; `true` in a plan file is a typo, not 1.
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise CadenceError(spec.name, f"must be a whole number, not {value!r}")
-            if not 0 <= value <= MAX_CADENCE_VALUE:
-                raise CadenceError(spec.name, f"must be between 0 and {MAX_CADENCE_VALUE}, not {value}")
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, object] | None) -> Cadence:
-        """A cadence from a plan file's `cadence:` mapping; missing settings keep their defaults."""
-        if values is None:
-            return cls()
-        if not isinstance(values, Mapping):
-            raise CadenceError("", f"expected a mapping of settings, not {type(values).__name__}")
-        known = [spec.name for spec in fields(cls)]
-        for key in values:
-            if key not in known:
-                raise CadenceError(str(key), f"is not a setting; use {', '.join(known)}")
-        return cls(**{str(key): value for key, value in values.items()})  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

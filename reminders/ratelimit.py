@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from storage.errors import ReapError
+from domain.errors import ReapError
 
 DEFAULT_WORKSPACE_RATE = 50.0
 DEFAULT_CHANNEL_RATE = 1.0

@@ -4,26 +4,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from domain.errors import InvalidChange, NotFound
+from domain.status import OPEN_STATUSES, ItemStatus
 from storage.audit import record
-from storage.errors import InvalidChange, NotFound, PermissionDenied
 from storage.items import add_note, audit, get_item, set_progress, set_status
 from storage.models import (
-    OPEN_STATUSES,
     ActionItem,
     CheckInCycle,
     CheckInResponse,
     Department,
-    ItemStatus,
     Measure,
     MeasureReading,
-    Person,
-    Role,
+    NotificationCreate,
 )
-from storage.permissions import Actor, ensure_coordinator
+from storage.permissions import Actor, ensure_can_record, ensure_coordinator
+from storage.queries.people import coordinators_of
+
+# Outbox kinds of the quarterly cycle that a person's command and the tick both owe.
+NONRESPONDERS = "checkin_nonresponders"
+ROLLUP = "rollup"
 
 
 def _audit(
@@ -283,20 +287,7 @@ async def record_reading(
     ).first()
     if measure is None:
         raise NotFound("measure", key)
-    if not (actor.is_admin or measure.owner_id == actor.user_id):
-        coordinator = (
-            await session.exec(
-                select(Person.id)
-                .where(Person.team_id == actor.team_id)
-                .where(Person.user_id == actor.user_id)
-                .where(Person.role == Role.COORDINATOR.value)
-            )
-        ).first()
-        if coordinator is None:
-            owner = f"<@{measure.owner_id}> (its owner)" if measure.owner_id else "its owner"
-            raise PermissionDenied(
-                f"record {key}", f"{key} can be recorded by {owner}, coordinators or a REAP admin."
-            )
+    await ensure_can_record(session, actor=actor, measure=measure)
     reading = (
         await session.exec(
             select(MeasureReading)
@@ -335,3 +326,112 @@ async def record_reading(
         note=note,
     )
     return reading
+
+
+def outbox_key(team_id: str, kind: str, quarter: str, recipient: str, extra: str = "") -> str:
+    """The outbox key of a quarterly message: one per workspace, kind, quarter and recipient."""
+    return f"{team_id}:{kind}:{quarter}:{recipient}" + (f":{extra}" if extra else "")
+
+
+def outbox_row(
+    team_id: str,
+    kind: str,
+    key: str,
+    recipient: str,
+    day: date | None,
+    payload: dict[str, Any],
+    now: datetime,
+) -> NotificationCreate:
+    """An owed quarterly message, sendable from `now`."""
+    return NotificationCreate(
+        team_id=team_id,
+        key=key,
+        kind=kind,
+        recipient=recipient,
+        local_date=day,
+        payload=payload,
+        send_after=now,
+        created_at=now,
+    )
+
+
+async def close_and_owe(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    quarter: str,
+    now: datetime,
+    dei_channel: str | None,
+    start_month: int,
+) -> list[NotificationCreate]:
+    """Close a quarter's check-in and owe its messages: the non-responder list to each coordinator
+    whose department has owners waiting, and the rollup to every rollup channel.
+
+    The keys are the same whether the tick or a person closes, so a close pressed twice, or racing
+    the scheduled close, posts once.
+    """
+    cycle = await close_cycle(session, actor=actor, quarter=quarter, now=now)
+    team_id = cycle.team_id
+    rows: list[NotificationCreate] = []
+    progress = await cycle_progress(session, team_id=team_id, cycle=cycle)
+    departments = {
+        d.key: d for d in await session.exec(select(Department).where(Department.team_id == team_id))
+    }
+    for entry in progress:
+        department = departments.get(entry.key)
+        if department is None or not entry.waiting:
+            continue
+        coordinators = await coordinators_of(session, team_id=team_id, department_id=department.id or 0)
+        for coordinator in (person.user_id for person in coordinators):
+            key = outbox_key(team_id, NONRESPONDERS, quarter, coordinator, entry.key)
+            payload = {
+                "quarter": quarter,
+                "department": entry.key,
+                "waiting": entry.waiting,
+                "responded": len(entry.responded),
+            }
+            rows.append(outbox_row(team_id, NONRESPONDERS, key, coordinator, None, payload, now))
+    channels = await rollup_channels(session, team_id=team_id, department=None, dei_channel=dei_channel)
+    payload = {"quarter": quarter, "start_month": start_month, "requested_by": actor.user_id}
+    for channel in channels:
+        key = outbox_key(team_id, ROLLUP, quarter, channel)
+        rows.append(outbox_row(team_id, ROLLUP, key, channel, None, payload, now))
+    return rows
+
+
+async def rollup_channels(
+    session: AsyncSession, *, team_id: str, department: str | None, dei_channel: str | None
+) -> list[str]:
+    """Where a rollup goes: the DEI channel, then each (or the one) department's report channel."""
+    channels: list[str] = [dei_channel] if dei_channel else []
+    query = select(Department).where(Department.team_id == team_id).order_by(col(Department.key))
+    if department:
+        query = query.where(Department.key == department.upper())
+    for row in await session.exec(query):
+        if row.report_channel and row.report_channel not in channels:
+            channels.append(row.report_channel)
+    return channels
+
+
+def rollup_requests(
+    *,
+    team_id: str,
+    actor: Actor,
+    quarter: str,
+    channels: list[str],
+    department: str | None,
+    start_month: int,
+    day: date,
+    now: datetime,
+) -> list[NotificationCreate]:
+    """A person's rollup request as owed messages, one per channel, keyed by the person's day: asking
+    twice on one day posts once; asking again another day posts the rollup as it then stands."""
+    payload: dict[str, Any] = {"quarter": quarter, "start_month": start_month, "requested_by": actor.user_id}
+    if department:
+        payload["department"] = department.upper()
+    extra = f"{(department or 'all').upper()}:{day.isoformat()}"
+    rows = []
+    for channel in channels:
+        key = outbox_key(team_id, ROLLUP, quarter, channel, extra)
+        rows.append(outbox_row(team_id, ROLLUP, key, channel, None, payload, now))
+    return rows

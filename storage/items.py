@@ -9,15 +9,15 @@ from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from domain.errors import InvalidChange, NotFound
+from domain.status import ItemStatus
 from storage.audit import record
-from storage.errors import InvalidChange, NotFound
 from storage.models import (
     ActionItem,
     ActionItemCreate,
     ActionItemUpdate,
     AuditEvent,
     Department,
-    ItemStatus,
     Plan,
     Strategy,
 )

@@ -9,46 +9,8 @@ from typing import Any
 from sqlalchemy import JSON, CheckConstraint, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from domain.status import Direction, ItemStatus, Role
 from storage.types import UTCDateTime
-
-
-class ItemStatus(StrEnum):
-    """The lifecycle of an action item."""
-
-    NOT_STARTED = "not_started"
-    ON_TRACK = "on_track"
-    AT_RISK = "at_risk"
-    OFF_TRACK = "off_track"
-    BLOCKED = "blocked"
-    DONE = "done"
-    DROPPED = "dropped"
-
-    @property
-    def is_open(self) -> bool:
-        """Whether the item still needs work (and chasing)."""
-        return self not in (ItemStatus.DONE, ItemStatus.DROPPED)
-
-    @property
-    def label(self) -> str:
-        """Human label, e.g. 'at risk'."""
-        return self.value.replace("_", " ")
-
-
-OPEN_STATUSES: tuple[str, ...] = tuple(s.value for s in ItemStatus if s.is_open)
-
-
-class Role(StrEnum):
-    """A person's role within their department."""
-
-    MEMBER = "member"
-    COORDINATOR = "coordinator"
-
-
-class Direction(StrEnum):
-    """Which way a performance measure should move."""
-
-    INCREASE = "increase"
-    DECREASE = "decrease"
 
 
 class NotificationState(StrEnum):

@@ -9,9 +9,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from domain.errors import NotFound
+from domain.status import Role
 from storage.audit import record
-from storage.errors import NotFound
-from storage.models import Department, Person, Role
+from storage.models import Department, Person
 from storage.permissions import Actor, ensure_admin
 
 

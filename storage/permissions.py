@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.errors import PermissionDenied
-from storage.models import ActionItem, Department, Person, Role
+from domain.errors import PermissionDenied
+from domain.status import Role
+from storage.models import ActionItem, Department, Measure, Person, Plan, Strategy
+from storage.queries.people import coordinators_of
 
 SYSTEM_ACTOR = "system"
 
@@ -27,34 +29,24 @@ class Actor:
         return cls(team_id, SYSTEM_ACTOR, is_admin=True)
 
 
-async def coordinators_of(session: AsyncSession, *, department_id: int) -> list[Person]:
-    """Active coordinators of a department."""
-    rows = await session.exec(
-        select(Person)
-        .where(Person.department_id == department_id)
-        .where(Person.role == Role.COORDINATOR.value)
-        .where(Person.active == True)  # noqa: E712
-        .order_by(Person.user_id)
-    )
-    return list(rows)
-
-
-async def is_coordinator(session: AsyncSession, *, actor: Actor, department_id: int) -> bool:
-    """Whether the actor coordinates the department."""
-    row = await session.exec(
+async def is_coordinator(session: AsyncSession, *, actor: Actor, department_id: int | None) -> bool:
+    """Whether the actor is an active coordinator of the department (of any, if None)."""
+    query = (
         select(Person.id)
         .where(Person.team_id == actor.team_id)
         .where(Person.user_id == actor.user_id)
-        .where(Person.department_id == department_id)
         .where(Person.role == Role.COORDINATOR.value)
+        .where(Person.active == True)  # noqa: E712
     )
-    return row.first() is not None
+    if department_id is not None:
+        query = query.where(Person.department_id == department_id)
+    return (await session.exec(query)).first() is not None
 
 
 async def who_may_edit(session: AsyncSession, *, item: ActionItem) -> str:
     """A sentence naming who may change an item."""
     department = await session.get(Department, item.department_id)
-    coordinators = await coordinators_of(session, department_id=item.department_id)
+    coordinators = await coordinators_of(session, team_id=item.team_id, department_id=item.department_id)
     names = ", ".join(f"<@{p.user_id}>" for p in coordinators) or "a REAP admin"
     owner = f"<@{item.owner_id}> (the owner)" if item.owner_id else "the owner"
     dept = department.key if department else "the department"
@@ -74,15 +66,29 @@ async def ensure_coordinator(
     session: AsyncSession, *, actor: Actor, department_id: int | None, action: str
 ) -> None:
     """Raise PermissionDenied unless the actor coordinates the department (any, if None) or is admin."""
-    if actor.is_admin:
+    if actor.is_admin or await is_coordinator(session, actor=actor, department_id=department_id):
         return
-    query = select(Person.id).where(Person.team_id == actor.team_id)
-    query = query.where(Person.user_id == actor.user_id)
-    query = query.where(Person.role == Role.COORDINATOR.value)
-    if department_id is not None:
-        query = query.where(Person.department_id == department_id)
-    if (await session.exec(query)).first() is None:
-        raise PermissionDenied(action, "Only department coordinators and REAP admins can do that.")
+    raise PermissionDenied(action, "Only department coordinators and REAP admins can do that.")
+
+
+async def ensure_can_record(session: AsyncSession, *, actor: Actor, measure: Measure) -> None:
+    """Raise PermissionDenied unless the actor owns the measure, coordinates its department, or is admin."""
+    if actor.is_admin or (measure.owner_id and measure.owner_id == actor.user_id):
+        return
+    department_id = (
+        await session.exec(
+            select(Plan.department_id)
+            .join(Strategy, col(Strategy.plan_id) == col(Plan.id))
+            .where(Strategy.id == measure.strategy_id)
+        )
+    ).first()
+    if department_id is not None and await is_coordinator(session, actor=actor, department_id=department_id):
+        return
+    owner = f"<@{measure.owner_id}> (its owner)" if measure.owner_id else "its owner"
+    raise PermissionDenied(
+        f"record {measure.key}",
+        f"{measure.key} can be recorded by {owner}, its department's coordinators or a REAP admin.",
+    )
 
 
 def ensure_admin(actor: Actor, *, action: str) -> None:

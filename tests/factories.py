@@ -7,8 +7,9 @@ from datetime import UTC, date, datetime
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from domain.status import ItemStatus, Role
 from storage.items import create_item
-from storage.models import ActionItem, ActionItemCreate, Department, ItemStatus, Person, Plan, Role, Strategy
+from storage.models import ActionItem, ActionItemCreate, Department, Person, Plan, Strategy
 from storage.permissions import Actor
 
 TEAM = "T0REAP"

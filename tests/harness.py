@@ -20,10 +20,11 @@ import uvicorn
 from sqlmodel import SQLModel
 
 from bot.app import ReapApp, create_app
-from bot.localslack import LocalSlack
 from bot.server import create_asgi
 from bot.settings import Settings
 from bot.signing import signed_headers
+from localslack.server import LocalSlack
+from reminders.tick import ReminderParts
 from storage.engine import Sessions, create_engine, session_factory
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -242,3 +243,9 @@ async def running_bot(database_url: str, **overrides: Any) -> AsyncIterator[Bot]
         await app.close()
         await engine.dispose()
         slack.stop()
+
+
+def parts_of(app: ReapApp) -> ReminderParts:
+    """The reminder parts bot.runtime wired into `app`."""
+    assert app.reminders is not None, "reminders are not installed on this app"
+    return app.reminders

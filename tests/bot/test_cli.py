@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.localslack import LocalSlack
+from localslack.server import LocalSlack
 from tests.harness import cli_env
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -28,11 +28,11 @@ from bot.console import (
     run_shell,
     slack_escape,
 )
-from bot.localslack import Fault, LocalSlack
 from bot.settings import Settings
+from localslack.server import Fault, LocalSlack
+from plans.planfile import import_plan, parse_plan_file
 from storage.engine import create_engine, session_factory
 from storage.migrate import upgrade_async
-from storage.plans import import_plan, parse_plan_file
 
 # Monday afternoon: OIT-2 (due 2026-11-20) is overdue, so it leads the coordinator's list.
 NOW = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)

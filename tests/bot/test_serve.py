@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.localslack import LocalSlack
+from localslack.server import LocalSlack
 from tests.harness import SECRET, TEAM, TOKEN, cli_env, free_port, sign
 
 

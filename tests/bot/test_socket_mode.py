@@ -18,9 +18,9 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from sqlmodel import SQLModel
 
 from bot.app import create_app
-from bot.localslack import Fault, LocalSlack
 from bot.server import create_health_asgi
 from bot.socketmode import SocketModeDead, SocketWatchdog, quiet_for, serve_socket_mode
+from localslack.server import Fault, LocalSlack
 from storage.engine import create_engine, session_factory
 from tests.harness import SECRET, TEAM, TOKEN, cli_env, free_port
 

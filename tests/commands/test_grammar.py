@@ -34,7 +34,7 @@ from commands.grammar import (
     help_text,
     parse_command,
 )
-from reminders.fiscal import FiscalQuarter
+from domain.fiscal import FiscalQuarter
 
 TODAY = date(2027, 3, 10)  # a Wednesday; FY2027-Q3 with a July fiscal year
 THIS = FiscalQuarter(2027, 3)

@@ -8,9 +8,12 @@ from datetime import date
 import pytest
 from sqlmodel import select
 
+from storage.checkins import close_and_owe
 from storage.engine import transaction
 from storage.items import get_item
-from storage.models import CheckInCycle, CheckInResponse, Measure, MeasureReading
+from storage.models import CheckInCycle, CheckInResponse, Measure, MeasureReading, Notification
+from storage.outbox import enqueue
+from storage.permissions import Actor
 from tests.factories import COORDINATOR, OTHER, OWNER, make_item, make_plan
 from tests.harness import Bot, running_bot
 
@@ -117,3 +120,44 @@ async def test_rollup_is_refused_for_a_member(bot: Bot):
     response = await bot.command(OWNER, "rollup")
     assert "Only department coordinators and REAP admins" in response.json()["text"]
     assert not bot.slack.messages(DEI)
+
+
+async def test_closing_twice_posts_the_rollup_once_and_tells_coordinators_who_did_not_respond(bot: Bot):
+    """A person's close goes through the outbox like the scheduled one: once, with the non-responders."""
+    await bot.command(COORDINATOR, "checkin start FY2027-Q2")
+    first = await bot.command(COORDINATOR, "checkin close FY2027-Q2")
+    second = await bot.command(COORDINATOR, "checkin close FY2027-Q2")
+    assert "closed" in first.json()["text"] and "closed" in second.json()["text"]
+    for channel in (DEI, "C0OIT"):
+        heads = [m for m in bot.slack.messages(channel) if m.thread_ts is None]
+        assert len(heads) == 1, f"one rollup summary in {channel}"
+    (notice,) = bot.slack.dms_to(COORDINATOR)
+    assert f"<@{OWNER}>" in str(notice.blocks) or f"<@{OWNER}>" in notice.text
+    async with bot.sessions() as session:
+        rows = list(await session.exec(select(Notification).where(Notification.kind == "rollup")))
+    assert {row.recipient for row in rows} == {DEI, "C0OIT"} and all(r.state == "sent" for r in rows)
+
+
+async def test_a_person_closing_after_the_scheduled_close_posts_nothing_more(bot: Bot):
+    """The tick's close and a coordinator's close share the outbox keys, so the rollup goes out once."""
+    await bot.command(COORDINATOR, "checkin start FY2027-Q2")
+    async with transaction(bot.sessions) as session:
+        rows = await close_and_owe(
+            session,
+            actor=Actor.system(bot.team_id),
+            quarter="FY2027-Q2",
+            now=bot.clock.now,
+            dei_channel=DEI,
+            start_month=7,
+        )
+        await enqueue(session, rows=rows)
+    await bot.command(COORDINATOR, "checkin close FY2027-Q2")
+    heads = [m for m in bot.slack.messages(DEI) if m.thread_ts is None]
+    assert len(heads) == 1
+
+
+async def test_asking_for_the_same_rollup_twice_in_a_day_posts_it_once(bot: Bot):
+    await bot.command(COORDINATOR, "rollup FY2027-Q2")
+    again = await bot.command(COORDINATOR, "rollup FY2027-Q2")
+    assert f"<#{DEI}>" in again.json()["text"]
+    assert len([m for m in bot.slack.messages(DEI) if m.thread_ts is None]) == 1

@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy.engine import make_url
 from sqlmodel import col, select
 
-from bot.localslack import LocalSlack, Message
+from localslack.server import LocalSlack, Message
 from reminders.delivery import EVENT_TYPE
 from storage.engine import Sessions, transaction
 from storage.models import Notification, NotificationState

@@ -7,7 +7,7 @@ import asyncio
 from datetime import timedelta
 from pathlib import Path
 
-from bot.localslack import Fault, LocalSlack
+from localslack.server import Fault, LocalSlack
 from storage.engine import Sessions
 from storage.models import NotificationState
 from tests.factories import TEAM

@@ -17,8 +17,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.app import ReapApp, create_app
-from bot.localslack import LocalSlack
 from bot.server import create_asgi
+from localslack.server import LocalSlack
 from reminders.scheduler import JOB_ID, ReminderScheduler
 from storage.engine import Sessions, is_sqlite
 from storage.models import NotificationState
@@ -89,7 +89,7 @@ async def bot_fixture(
     """The real app reaching PostgreSQL only through the proxy, ticking every second."""
     clock = SteppableClock(MONDAY_0930)
     app = create_app(settings_for(proxy.url_for(pg_url), slack), clock=clock)
-    scheduler = app.reap.extensions["scheduler"]
+    scheduler = app.scheduler
     assert isinstance(scheduler, ReminderScheduler)
     try:
         await app.start()

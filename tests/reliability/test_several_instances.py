@@ -11,7 +11,7 @@ from datetime import date, datetime, time, timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.localslack import LocalSlack
+from localslack.server import LocalSlack
 from storage.engine import Sessions, is_sqlite
 from storage.models import Notification, NotificationState
 from tests.factories import COORDINATOR, TEAM

@@ -13,10 +13,10 @@ import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.localslack import LocalSlack
+from localslack.server import LocalSlack
 from reminders.delivery import DeliveryConfig
 from reminders.ratelimit import SendLimiter
-from reminders.wiring import ReminderParts, tick
+from reminders.tick import ReminderParts, tick
 from storage.engine import Sessions
 from storage.models import NotificationState
 from tests.factories import TEAM
@@ -69,7 +69,7 @@ def slack_fixture() -> Iterator[LocalSlack]:
 def ticker(database_url: str, sessions: Sessions, slack: LocalSlack, outage: Outage) -> ReminderParts:
     """One instance's reminder parts, paced under localslack's limits."""
     return ReminderParts(
-        settings=settings_for(database_url, slack),
+        org=settings_for(database_url, slack).organisation(),
         sessions=sessions,
         client=AsyncWebClient(token=TOKEN, base_url=slack.base_url, timeout=5, retry_handlers=[]),
         instance_id="outage-ticker",

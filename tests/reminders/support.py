@@ -13,14 +13,15 @@ import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlmodel import col, select
 
-from bot.localslack import LocalSlack
 from bot.settings import Settings
-from reminders.calendar import BusinessCalendar, build_calendar
+from domain.calendar import BusinessCalendar, build_calendar
+from domain.status import ItemStatus
+from localslack.server import LocalSlack
 from reminders.delivery import DeliveryConfig, DeliveryReport, deliver
 from reminders.planner import PlanConfig, PlanReport, plan_tick
 from reminders.ratelimit import SendLimiter
 from storage.engine import Sessions, transaction
-from storage.models import ActionItem, ItemStatus, Notification, Person
+from storage.models import ActionItem, Notification, Person
 from tests.factories import COORDINATOR, OTHER, OWNER, TEAM, PlanFixture, make_item, make_plan
 
 NEW_YORK = ZoneInfo("America/New_York")

@@ -11,15 +11,15 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import select
 
-from commands.quarterly import checkin_window
-from reminders.calendar import build_calendar
+from bot.runtime import remind_once
+from domain.calendar import build_calendar
+from domain.checkin import checkin_window
 from reminders.checkin import Schedule, plan_checkins_in
 from reminders.planner import plan_in, team_ids
-from reminders.wiring import parts_of, remind_once
 from storage.engine import transaction
 from storage.models import CheckInCycle, CheckInResponse, Notification
 from tests.factories import COORDINATOR, OTHER, OWNER, make_item, make_plan
-from tests.harness import Bot, running_bot
+from tests.harness import Bot, parts_of, running_bot
 
 NY = ZoneInfo("America/New_York")
 DEI = "C0DEI"

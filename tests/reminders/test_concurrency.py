@@ -7,10 +7,10 @@ import asyncio
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.localslack import LocalSlack
+from localslack.server import LocalSlack
 from reminders.delivery import DeliveryConfig
 from reminders.ratelimit import SendLimiter
-from reminders.wiring import ReminderParts, tick
+from reminders.tick import ReminderParts, tick
 from storage.engine import create_engine, session_factory, transaction
 from tests.factories import TEAM, make_person, make_plan
 from tests.reminders.support import DUE, MONDAY_9AM, TOKEN, add_items, outbox_rows, settings_for
@@ -36,7 +36,7 @@ async def test_four_tickers_over_500_items_send_exactly_one_digest_per_owner(
         try:
             tickers = [
                 ReminderParts(
-                    settings=settings_for(database_url, slack),
+                    org=settings_for(database_url, slack).organisation(),
                     sessions=session_factory(e),
                     client=_client(slack),
                     instance_id=f"ticker-{n}",

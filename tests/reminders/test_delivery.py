@@ -14,12 +14,13 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.localslack import Fault, LocalSlack
+from domain.status import ItemStatus
+from localslack.server import Fault, LocalSlack
 from reminders.delivery import EVENT_TYPE, DeliveryConfig, backoff, classify, deliver
 from reminders.ratelimit import SendLimiter
 from storage import outbox
 from storage.engine import Sessions, transaction
-from storage.models import AuditEvent, ItemStatus
+from storage.models import AuditEvent
 from tests.factories import COORDINATOR, OTHER, OWNER, TEAM, PlanFixture, make_person
 from tests.reminders.support import (
     DUE,

@@ -6,7 +6,8 @@ from datetime import date, timedelta
 
 import pytest
 
-from bot.localslack import MESSAGE_BLOCK_LIMIT, block_problems
+from domain.status import ItemStatus
+from localslack.server import MESSAGE_BLOCK_LIMIT, block_problems
 from reminders.digest import (
     Companion,
     CompanionFinder,
@@ -20,7 +21,7 @@ from reminders.digest import (
     render_orphans,
 )
 from storage.engine import Sessions, transaction
-from storage.models import ActionItem, ItemStatus, Notification
+from storage.models import ActionItem, Notification
 from tests.factories import COORDINATOR, OTHER, OWNER, TEAM, PlanFixture
 from tests.reminders.support import (  # noqa: F401  (plan_fixture)
     DUE,

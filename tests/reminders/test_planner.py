@@ -9,10 +9,11 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from domain.cadence import Cadence
+from domain.status import ItemStatus
 from reminders.planner import plan_in, plan_tick, team_ids
-from reminders.policy import Cadence
 from storage.engine import Sessions, transaction
-from storage.models import ItemStatus, Plan
+from storage.models import Plan
 from tests.factories import COORDINATOR, OTHER, OWNER, TEAM, PlanFixture, make_person, make_plan
 from tests.reminders.support import (
     DUE,

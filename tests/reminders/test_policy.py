@@ -12,12 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reminders.calendar import BusinessCalendar, build_calendar, local_reminder_instant
-from reminders.fiscal import FiscalQuarter
+from domain.cadence import Cadence, CadenceError
+from domain.calendar import BusinessCalendar, build_calendar, local_reminder_instant
+from domain.fiscal import FiscalQuarter
+from domain.status import ItemStatus
 from reminders.policy import (
     OPEN_STATUSES,
-    Cadence,
-    CadenceError,
     ItemView,
     NudgeKind,
     PlannedDigest,
@@ -32,7 +32,6 @@ from reminders.policy import (
     sending_slot,
     snooze_end_dates,
 )
-from storage.models import ItemStatus
 
 D = date.fromisoformat
 NEW_YORK = ZoneInfo("America/New_York")

@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import func, text
 from sqlmodel import SQLModel, col, select
 
-from bot.localslack import Call
+from localslack.server import Call
 from storage.engine import create_engine, transaction
 from storage.models import ActionItem, AuditEvent, Person
 from tests.factories import COORDINATOR, OTHER, OWNER, make_item, make_plan

@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 
 from bot.server import MAX_BODY_BYTES
 from commands import grammar as g
-from commands.blocks import ADD_MODAL, DONE, SNOOZE, SNOOZE_MODAL, UPDATE, UPDATE_MODAL
-from commands.quarterly import CHECKIN_MODAL, CHECKIN_OPEN
+from messages.blocks import ADD_MODAL, DONE, SNOOZE, SNOOZE_MODAL, UPDATE, UPDATE_MODAL
+from messages.checkin import CHECKIN_MODAL, CHECKIN_OPEN
 from storage.models import ProcessedEvent
 from tests.factories import COORDINATOR, OTHER, OWNER
 from tests.harness import Bot, sign

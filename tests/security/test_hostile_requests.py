@@ -24,7 +24,7 @@ import pytest
 import pytest_asyncio
 
 from bot import server as front_door
-from commands.blocks import DONE, SNOOZE, UPDATE, UPDATE_MODAL
+from messages.blocks import DONE, SNOOZE, UPDATE, UPDATE_MODAL
 from tests.factories import COORDINATOR, OTHER, OWNER
 from tests.harness import SECRET, Bot, sign
 from tests.security import (

@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from bot.localslack import Fault
 from bot.logs import TOKEN_PATTERN
-from commands.blocks import ADD_MODAL, DONE, UPDATE
+from localslack.server import Fault
+from messages.blocks import ADD_MODAL, DONE, UPDATE
 from tests.factories import OTHER, OWNER
 from tests.harness import SECRET, TOKEN, Bot, sign
 from tests.security import FORM, seeded_bot

@@ -10,8 +10,9 @@ from sqlalchemy import func
 from sqlalchemy.exc import StatementError
 from sqlmodel import select
 
+from domain.errors import InvalidChange, NotFound, PermissionDenied
+from domain.status import ItemStatus
 from storage.engine import Sessions, reading, transaction
-from storage.errors import InvalidChange, NotFound, PermissionDenied
 from storage.items import (
     add_note,
     complete_item,
@@ -25,7 +26,7 @@ from storage.items import (
     snooze_item,
     update_item,
 )
-from storage.models import ActionItem, ActionItemCreate, ActionItemUpdate, AuditEvent, ItemStatus
+from storage.models import ActionItem, ActionItemCreate, ActionItemUpdate, AuditEvent
 from storage.permissions import Actor
 from storage.types import NaiveDatetimeError
 from tests.factories import COORDINATOR, NOW, OTHER, OWNER, TEAM, PlanFixture, make_item, make_plan

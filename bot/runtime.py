@@ -1,0 +1,131 @@
+"""Reminders wired into the process: the ticker, its health check, digest rebuilds, and `reap remind --at`."""
+
+from __future__ import annotations
+
+import functools
+from datetime import datetime
+from typing import TYPE_CHECKING, TextIO
+
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import inspect
+
+from reminders.scheduler import ReminderScheduler
+from reminders.tick import (
+    ReminderParts,
+    TickReport,
+    deliver_due,
+    instance_id,
+    rebuild_message,
+    scheduled_tick,
+    scheduler_health,
+    send_client,
+    send_limiter,
+    tick,
+)
+from reminders.tick import (
+    dry_run as print_dry_run,
+)
+from storage.engine import Sessions, create_engine, is_sqlite, session_factory
+
+if TYPE_CHECKING:
+    from bot.app import ReapApp
+    from bot.settings import Settings
+
+
+def install(app: ReapApp) -> None:
+    """Wire reminders into the app: digest rebuilds always; the ticker, its start/stop and the
+    "scheduler" health check unless REAP_TICKER=false (then `reap remind` runs from cron)."""
+    if app.reminders is not None:
+        return  # already wired; a second ticker in one process would only duplicate work
+    parts = ReminderParts(
+        org=app.reap.org,
+        sessions=app.sessions,
+        client=send_client(app.client),
+        limiter=send_limiter(app.sessions, shared=not is_sqlite(app.settings.database_url)),
+        instance_id=instance_id(),
+        follow_client=app.client,
+        clock=app.reap.clock,
+    )
+    app.reminders = parts
+    # A digest edited from its DM re-renders whole whether or not this process ticks: with cron
+    # running `reap remind`, the DMs were still sent by this deployment's outbox.
+    app.reap.rebuild_message = functools.partial(rebuild_message, parts)
+    clock = app.reap.clock
+
+    async def deliver_now() -> None:
+        """Deliver what is due now: a person's rollup or close does not wait for the next tick."""
+        await deliver_due(parts, clock())
+
+    app.reap.deliver_now = deliver_now
+
+    async def ticker(now: datetime) -> TickReport:
+        """One tick at `now` (the console's :clock and tests)."""
+        return await tick(parts, now)
+
+    app.ticker = ticker
+    if not app.settings.ticker:
+        return
+
+    async def job() -> None:
+        """The ticker's job: a tick at the app's clock."""
+        await scheduled_tick(parts, clock())
+
+    scheduler = ReminderScheduler(job, clock=clock, on_stop=parts.stopping.set)
+
+    async def start() -> None:
+        """Start ticking (after a stop, deliveries may claim again)."""
+        parts.stopping.clear()
+        await scheduler.start()
+
+    async def health() -> str | None:
+        """The "scheduler" entry of /healthz."""
+        return await scheduler_health(parts, scheduler, clock())
+
+    app.scheduler = scheduler
+    app.starters.append(start)
+    app.stoppers.append(scheduler.stop)
+    app.health_checks["scheduler"] = health
+
+
+async def _has_outbox(sessions: Sessions) -> bool:
+    async with sessions() as session:
+        connection = await session.connection()
+        return bool(await connection.run_sync(lambda sync: inspect(sync).has_table("notification")))
+
+
+async def remind_once(settings: Settings, *, at: datetime, dry_run: bool, out: TextIO) -> int:
+    """`reap remind --at`: run exactly one tick at `at` and print a summary; 0 if it ran cleanly.
+
+    With dry_run, print what would be sent and write nothing (the planning is rolled back).
+    """
+    if at.tzinfo is None or at.utcoffset() is None:
+        at = at.replace(tzinfo=settings.zone)
+    if not dry_run:
+        settings.require("slack_bot_token")
+    engine = create_engine(settings.database_url)
+    sessions = session_factory(engine)
+    try:
+        if not await _has_outbox(sessions):
+            out.write("the database has no tables yet; run `reap db upgrade` first\n")
+            return 1
+        token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+        client = AsyncWebClient(
+            token=token,
+            base_url=settings.slack_api_url,
+            timeout=int(settings.slack_timeout_seconds),
+            retry_handlers=[],
+        )
+        parts = ReminderParts(
+            org=settings.organisation(),
+            sessions=sessions,
+            client=client,
+            limiter=send_limiter(sessions, shared=not is_sqlite(settings.database_url)),
+            instance_id=f"remind:{instance_id()}",
+        )
+        if dry_run:
+            return await print_dry_run(parts, at, out)
+        report = await tick(parts, at)
+        out.writelines(f"{line}\n" for line in report.lines())
+        return 1 if report.errors else 0
+    finally:
+        await engine.dispose()

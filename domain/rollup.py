@@ -1,0 +1,153 @@
+"""The quarterly rollup as frozen value types: what each department's plan looks like at a quarter.
+
+`storage.queries.rollup.build_rollup` fills these in; `messages.rollup` and `reports.rollup`
+present them. Nothing here reads a clock or a database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from domain.status import ITEM_STATUSES, MeasureStatus
+
+STALE_DAYS = 60
+STATUSES = ITEM_STATUSES
+
+
+@dataclass(frozen=True)
+class ItemLine:
+    """One item as a rollup list shows it."""
+
+    ref: str
+    title: str
+    owner_id: str | None
+    owner_name: str
+    status: str
+    progress: int
+    due: date | None
+    days_overdue: int
+    last_note: str | None
+    strategy: str = ""
+    updated_on: date | None = None
+    owner_state: str = "active"  # active | deactivated | unknown | none
+
+
+@dataclass(frozen=True)
+class MeasureLine:
+    """A performance measure at the quarter: baseline, latest reading, target, status and change."""
+
+    key: str
+    name: str
+    unit: str
+    baseline: float
+    latest: float | None
+    target: float
+    status: MeasureStatus
+    change: float | None
+    latest_quarter: str | None = None
+    direction: str = "increase"
+    target_date: date | None = None
+    owner_id: str | None = None
+    progress: float | None = None  # share of baseline->target reached by the latest reading
+    expected: float | None = None  # share expected by the end of the quarter
+
+
+@dataclass(frozen=True)
+class StrategyRollup:
+    """A strategy's items by status, completion, overdue and blocked items, and measures."""
+
+    key: str
+    name: str
+    counts: dict[str, int]
+    percent_complete: float
+    on_time_rate: float | None
+    overdue: list[ItemLine]
+    blocked: list[ItemLine]
+    measures: list[MeasureLine]
+
+    @property
+    def total(self) -> int:
+        """How many items the strategy has, dropped included."""
+        return sum(self.counts.values())
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What happened inside the quarter, from the audit trail; transitions are net per item."""
+
+    status_transitions: list[tuple[str, str, str]]
+    completed: list[str]
+    newly_overdue: list[str]
+    new_items: list[str]
+    redated: list[tuple[str, date | None, date | None]]
+
+    @property
+    def empty(self) -> bool:
+        """Whether nothing changed."""
+        return not (
+            self.status_transitions or self.completed or self.newly_overdue or self.new_items or self.redated
+        )
+
+
+@dataclass(frozen=True)
+class DepartmentRollup:
+    """One department's part of the rollup."""
+
+    key: str
+    name: str
+    report_channel: str | None
+    coordinators: list[str]
+    strategies: list[StrategyRollup]
+    changes: Changes
+    response_rate: float | None
+    non_responders: list[str]
+    stale: list[ItemLine]
+    orphaned: list[ItemLine]
+    counts: dict[str, int] = field(default_factory=dict)
+    percent_complete: float = 0.0
+    on_time_rate: float | None = None
+    checkin_asked: int = 0
+    checkin_responded: int = 0
+
+    @property
+    def total(self) -> int:
+        """How many items the department has."""
+        return sum(self.counts.values())
+
+    @property
+    def overdue_count(self) -> int:
+        """How many of its items are overdue."""
+        return sum(len(s.overdue) for s in self.strategies)
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """The whole rollup for a quarter, as of a day inside (or at the end of) it."""
+
+    quarter: str
+    as_of: date
+    departments: list[DepartmentRollup]
+    counts: dict[str, int]
+    percent_complete: float
+    on_time_rate: float | None
+    response_rate: float | None
+    previous_quarter: str = ""
+    stale_days: int = STALE_DAYS
+    names: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        """How many items the rollup covers."""
+        return sum(self.counts.values())
+
+    @property
+    def overdue_count(self) -> int:
+        """How many items are overdue across departments."""
+        return sum(d.overdue_count for d in self.departments)
+
+    def name_of(self, user_id: str | None) -> str:
+        """A person's display name, or their id when the bot does not know them."""
+        if not user_id:
+            return "no owner"
+        return self.names.get(user_id) or user_id

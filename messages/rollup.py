@@ -1,0 +1,208 @@
+"""The quarterly rollup in Slack: a summary message and a threaded detail per department."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from domain.numbers import format_change, format_percent, format_rate, one_line, plural, with_unit
+from domain.rollup import STATUSES, Changes, DepartmentRollup, ItemLine, MeasureLine, Rollup
+from domain.status import label, style
+from messages.primitives import (
+    FALLBACK_LIMIT,
+    MAX_MESSAGE_BLOCKS,
+    MESSAGE_BUDGET,
+    SECTION_LIMIT,
+    Block,
+    block_size,
+    build_list_sections,
+    build_messages,
+    context,
+    divider,
+    escape,
+    header,
+    section,
+    split_text,
+)
+
+_SLACK_ID = re.compile(r"^[UW][A-Z0-9]{2,30}$")
+
+
+def _mention(user_id: str, rollup: Rollup) -> str:
+    if _SLACK_ID.match(user_id):
+        return f"<@{user_id}>"
+    return escape(rollup.name_of(user_id))
+
+
+def _counts_text(counts: dict[str, int]) -> str:
+    parts = [f"{style(s).slack_emoji} {counts[s]} {label(s)}" for s in STATUSES if counts.get(s)]
+    return " · ".join(parts) if parts else "no items"
+
+
+def build_department_summary(department: DepartmentRollup) -> str:
+    """One mrkdwn line summing a department up for the summary message."""
+    parts = [
+        f"*{escape(department.key)}* {escape(one_line(department.name))}",
+        plural(department.total, "item"),
+        _counts_text(department.counts),
+        f"{format_percent(department.percent_complete)} complete",
+        f"on time {format_rate(department.on_time_rate)}",
+    ]
+    if department.overdue_count:
+        parts.append(f"*{department.overdue_count} overdue*")
+    if department.response_rate is not None:
+        parts.append(f"check-in {format_rate(department.response_rate)}")
+    return " · ".join(parts)
+
+
+def _item_head(line: ItemLine) -> str:
+    title = escape(one_line(line.title))
+    return f"• *{escape(line.ref)}* {title} — {escape(line.owner_name)}"
+
+
+def _item_text(line: ItemLine, *, due: bool = False, note: bool = False, updated: bool = False) -> str:
+    text = _item_head(line)
+    if due and line.due is not None:
+        text += f" — *{line.days_overdue} days overdue* (due {line.due.isoformat()})"
+    if updated and line.updated_on is not None:
+        text += f" — last update {line.updated_on.isoformat()}"
+    if note:
+        text += f"\n> {escape(one_line(line.last_note))}" if line.last_note else "\n> _no note_"
+    return text
+
+
+def _orphan_text(line: ItemLine) -> str:
+    why = {"deactivated": " (owner deactivated)", "unknown": " (owner unknown to the bot)"}
+    return _item_head(line) + why.get(line.owner_state, "")
+
+
+def _measure_text(m: MeasureLine) -> str:
+    def value(number: float | None) -> str:
+        return escape(with_unit(number, one_line(m.unit)))
+
+    latest = value(m.latest) + (f" ({m.latest_quarter})" if m.latest_quarter else "")
+    return (
+        f"• *{escape(one_line(m.name))}*: baseline {value(m.baseline)}"
+        f" → latest {latest} → target {value(m.target)}"
+        f" · {style(m.status).slack_emoji} {label(m.status)} · change {format_change(m.change)}"
+    )
+
+
+def build_department_blocks(department: DepartmentRollup, rollup: Rollup) -> list[Block]:
+    """Every block of a department's detail, in reading order (split into messages later)."""
+    blocks: list[Block] = [divider()]
+    blocks += [section(t) for t in split_text(build_department_summary(department), SECTION_LIMIT)]
+    strategy_lines = [
+        f"• *{escape(one_line(s.name))}* — {plural(s.total, 'item')}: {_counts_text(s.counts)}"
+        f" · {format_percent(s.percent_complete)} complete · on time {format_rate(s.on_time_rate)}"
+        for s in department.strategies
+    ]
+    blocks += build_list_sections("Items by strategy", strategy_lines)
+    overdue = [line for s in department.strategies for line in s.overdue]
+    overdue.sort(key=lambda line: -line.days_overdue)
+    blocks += build_list_sections(
+        f":red_circle: Overdue ({len(overdue)})", [_item_text(line, due=True) for line in overdue]
+    )
+    blocked = [line for s in department.strategies for line in s.blocked]
+    blocks += build_list_sections(
+        f":red_circle: Blocked ({len(blocked)})", [_item_text(line, note=True) for line in blocked]
+    )
+    measures = [_measure_text(m) for s in department.strategies for m in s.measures]
+    blocks += build_list_sections("Measures", measures)
+    blocks += build_list_sections(
+        f"Changes since {rollup.previous_quarter}", _change_lines(department.changes)
+    )
+    if department.response_rate is not None:
+        lines = [
+            f"Response rate {format_rate(department.response_rate)}"
+            f" ({department.checkin_responded} of {department.checkin_asked} owners)"
+        ]
+        if department.non_responders:
+            lines.append("Not yet responded:")
+            lines += [f"• {escape(rollup.name_of(u))}" for u in department.non_responders]
+        blocks += build_list_sections("Check-in", lines)
+    if department.stale or department.orphaned:
+        who = " ".join(_mention(u, rollup) for u in department.coordinators) or "the DEI coordinator"
+        attention = [
+            f"For {who}",
+            f"• Stale (no update in {rollup.stale_days} days): {len(department.stale)}",
+            f"• Orphaned (owner deactivated, unknown or missing): {len(department.orphaned)}",
+        ]
+        blocks += build_list_sections(":warning: For the coordinator's attention", attention)
+        blocks += build_list_sections(
+            "Stale items", [_item_text(line, updated=True) for line in department.stale]
+        )
+        blocks += build_list_sections("Orphaned items", [_orphan_text(line) for line in department.orphaned])
+    return blocks
+
+
+def _change_lines(changes: Changes) -> list[str]:
+    lines = [
+        f"• {escape(ref)}: {escape(label(old))} → {escape(label(new))}"
+        for ref, old, new in changes.status_transitions
+    ]
+    for title, refs in (
+        ("Completed", changes.completed),
+        ("Newly overdue", changes.newly_overdue),
+        ("New items", changes.new_items),
+    ):
+        if refs:
+            lines.append(f"• {title}: {', '.join(escape(r) for r in refs)}")
+    lines += [
+        f"• Re-dated {escape(ref)}: {old.isoformat() if old else 'no date'} → "
+        f"{new.isoformat() if new else 'no date'}"
+        for ref, old, new in changes.redated
+    ]
+    return lines or ["_No changes recorded this quarter._"]
+
+
+def build_summary_intro(rollup: Rollup) -> list[Block]:
+    """The opening blocks of the summary message: title, as-of line and overall status counts."""
+    facts = [
+        f"As of {rollup.as_of.isoformat()}",
+        plural(rollup.total, "item"),
+        f"{format_percent(rollup.percent_complete)} complete",
+        f"on-time completion {format_rate(rollup.on_time_rate)}",
+        f"{rollup.overdue_count} overdue",
+    ]
+    if rollup.response_rate is not None:
+        facts.append(f"check-in response {format_rate(rollup.response_rate)}")
+    return [
+        header(f"REAP rollup {rollup.quarter}"),
+        context(" · ".join(facts)),
+        section(_counts_text(rollup.counts)),
+    ]
+
+
+def slack_messages(rollup: Rollup) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The summary message and the thread replies with each department's detail, all within limits."""
+    blocks = build_summary_intro(rollup)
+    lines = [build_department_summary(d) for d in rollup.departments]
+    sections = build_list_sections("Departments", lines)
+    closing_reserve = 200
+    size = sum(block_size(b) for b in blocks)
+    kept = 0
+    for part in sections:
+        if len(blocks) + 2 > MAX_MESSAGE_BLOCKS or size + block_size(part) > MESSAGE_BUDGET - closing_reserve:
+            break
+        blocks.append(part)
+        size += block_size(part)
+        kept += 1
+    thread_blocks: list[Block] = []
+    if kept < len(sections):
+        blocks.append(context(f"{len(sections) - kept} more department section(s) continue in the thread."))
+        thread_blocks += sections[kept:]
+    else:
+        blocks.append(context("Each department's detail is in the thread."))
+    fallback = escape(
+        f"REAP rollup {rollup.quarter}: {plural(rollup.total, 'item')}, "
+        f"{format_percent(rollup.percent_complete)} complete, {rollup.overdue_count} overdue"
+    )
+    summary = {"text": fallback, "blocks": blocks}
+    replies: list[dict[str, Any]] = []
+    if thread_blocks:
+        replies += build_messages(thread_blocks, fallback=f"REAP rollup {rollup.quarter}: departments")
+    for department in rollup.departments:
+        text = escape(one_line(f"REAP rollup {rollup.quarter}: {department.key} {department.name}"))
+        replies += build_messages(build_department_blocks(department, rollup), fallback=text[:FALLBACK_LIMIT])
+    return summary, replies

@@ -1,0 +1,1171 @@
+"""Plan files: parse and validate a REAP plan, import it idempotently, and export it back out.
+
+The file format is documented at the top of examples/oit-reap.yaml. Parsing is pure and reports
+the first problem with the file name and the path inside the file; importing writes every change
+through the audited storage functions in the caller's transaction, so a dry run is an import
+followed by a rollback.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, PrivateAttr, ValidationError
+from pydantic_core import ErrorDetails, PydanticCustomError
+from sqlmodel import SQLModel, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
+
+from domain.cadence import CADENCE_KEYS, Cadence, CadenceError
+from domain.errors import ReapError
+from domain.status import Direction, ItemStatus, Role
+from storage.audit import record
+from storage.items import (
+    add_note,
+    audit,
+    create_items,
+    reassign_item,
+    redate_item,
+    set_progress,
+    set_status,
+    update_item,
+)
+from storage.models import (
+    ActionItem,
+    ActionItemCreate,
+    ActionItemUpdate,
+    CheckInCycle,
+    Department,
+    Measure,
+    MeasureReading,
+    Person,
+    Plan,
+    Strategy,
+)
+from storage.permissions import Actor
+
+FORMAT_VERSION = 1
+CSV_COLUMNS = (
+    "ref",
+    "department",
+    "strategy",
+    "title",
+    "owner",
+    "owner_name",
+    "due",
+    "status",
+    "progress",
+    "last_note",
+    "updated_at",
+)
+
+
+class PlanFileError(ReapError):
+    """A plan file is wrong: which file, where inside it, and why."""
+
+    def __init__(self, filename: str, path: str, reason: str) -> None:
+        self.filename = filename
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{filename}: {path}: {reason}" if path else f"{filename}: {reason}")
+
+
+# --- Reading YAML -----------------------------------------------------------------------------
+
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _PlanLoader(_BaseLoader):  # type: ignore[valid-type,misc]
+    """A safe loader that refuses duplicate keys, keeps dates as text and reads only true/false as bools."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        # PyYAML silently keeps the last of two equal keys, which would hide a copy-paste mistake.
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    problem=f"duplicate key '{key}' (first at line {seen[key].start_mark.line + 1})",
+                    problem_mark=key_node.start_mark,
+                )
+            seen[key] = key_node
+        return dict(super().construct_mapping(node, deep=deep))
+
+
+# Dates stay text so a bad one (2027-02-30) is reported with its path instead of crashing the
+# constructor; YAML 1.1 booleans (yes/no/on/off) would silently turn a note like "no" into False.
+_PlanLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_TIMESTAMP_TAG, _BOOL_TAG)]
+    for first, resolvers in _BaseLoader.yaml_implicit_resolvers.items()
+}
+_PlanLoader.add_implicit_resolver(
+    _BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+# --- Field validators -------------------------------------------------------------------------
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_DEPARTMENT_KEY = re.compile(r"[A-Z][A-Z0-9]*")
+_USER_ID = re.compile(r"[UW][A-Z0-9]+")
+_CHANNEL_ID = re.compile(r"[CG][A-Z0-9]+")
+_TEAM_ID = re.compile(r"[TE][A-Z0-9]+")
+_QUARTER = re.compile(r"FY\d{4}-Q[1-4]")
+STATUS_NAMES = tuple(s.value for s in ItemStatus)
+_BARE = re.compile(r"[\w./:+-]+")  # identifiers and statuses read fine unquoted in reports
+
+
+def _problem(message: str) -> PydanticCustomError:
+    return PydanticCustomError("plan_file", message)
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "an empty value"
+    if isinstance(value, str):
+        return f"the text '{value[:40]}'"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def _text(max_length: int, *, optional: bool = False, empty: bool = False) -> BeforeValidator:
+    def check(value: object) -> object:
+        if value is None and optional:
+            return None
+        if value is None:
+            raise _problem("must not be empty")
+        if not isinstance(value, str):
+            raise _problem(f"expected text, not {_kind(value)}")
+        value = value.strip()
+        if not value and not empty:
+            raise _problem("must not be empty")
+        if len(value) > max_length:
+            raise _problem(f"is {len(value)} characters long; the limit is {max_length}")
+        return value
+
+    return BeforeValidator(check)
+
+
+def _pattern(regexp: re.Pattern[str], what: str, *, optional: bool = False, limit: int = 64) -> Any:
+    def check(value: object) -> object:
+        if value is None and optional:
+            return None
+        if not isinstance(value, str):
+            raise _problem(f"expected {what}, not {_kind(value)}")
+        value = value.strip()
+        if len(value) > limit or not regexp.fullmatch(value):
+            raise _problem(f"'{value}' is not {what}")
+        return value
+
+    return BeforeValidator(check)
+
+
+def _date(optional: bool = False) -> BeforeValidator:
+    def check(value: object) -> object:
+        if value is None and optional:
+            return None
+        if isinstance(value, datetime):
+            raise _problem(f"'{value}' has a time of day; write just the date as YYYY-MM-DD")
+        if isinstance(value, date):
+            return value
+        if isinstance(value, str) and _DATE.fullmatch(value.strip()):
+            try:
+                return date.fromisoformat(value.strip())
+            except ValueError:
+                pass
+        shown = f"'{value}'" if isinstance(value, str) else _kind(value)
+        raise _problem(f"{shown} is not a valid date; write it as YYYY-MM-DD")
+
+    return BeforeValidator(check)
+
+
+def _status(value: object) -> object:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _problem(f"expected a status, not {_kind(value)}")
+    normal = re.sub(r"[\s-]+", "_", value.strip().lower())
+    if normal not in STATUS_NAMES:
+        raise _problem(f"'{value}' is not a status; use one of {', '.join(STATUS_NAMES)}")
+    return normal
+
+
+def _choice(names: tuple[str, ...], what: str) -> BeforeValidator:
+    def check(value: object) -> object:
+        if value is None:
+            return None
+        if not isinstance(value, str) or value.strip().lower() not in names:
+            shown = f"'{value}'" if isinstance(value, str) else _kind(value)
+            raise _problem(f"{shown} is not a {what}; use one of {', '.join(names)}")
+        return value.strip().lower()
+
+    return BeforeValidator(check)
+
+
+def _progress(value: object) -> object:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _problem(f"progress is a whole percentage from 0 to 100, not {_kind(value)}")
+    if not 0 <= value <= 100:
+        raise _problem(f"progress must be between 0 and 100, not {value}")
+    return value
+
+
+def _time_zone(value: object) -> object:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _problem(f"expected an IANA time zone name, not {_kind(value)}")
+    name = value.strip()
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise _problem(f"'{name}' is not an IANA time zone name (like America/New_York)") from None
+    return name
+
+
+def _version(value: object) -> object:
+    if value != FORMAT_VERSION or isinstance(value, bool):
+        raise _problem(f"unsupported version {value!r}; this REAP Tracker reads version {FORMAT_VERSION}")
+    return value
+
+
+def _readings(value: object) -> object:
+    # `FY2027-Q1: 25` is shorthand for `FY2027-Q1: {value: 25}`.
+    if isinstance(value, dict):
+        return {
+            quarter: {"value": reading}
+            if isinstance(reading, int | float) and not isinstance(reading, bool)
+            else reading
+            for quarter, reading in value.items()
+        }
+    return value
+
+
+Key = Annotated[str, _pattern(_KEY, "a key (letters, digits, '.', '_' or '-')")]
+ItemKey = Annotated[str, _pattern(_KEY, "a key (letters, digits, '.', '_' or '-')", limit=100)]
+DepartmentKey = Annotated[str, _pattern(_DEPARTMENT_KEY, "a department key (like OIT)", limit=16)]
+OptionalDepartmentKey = Annotated[
+    str | None, _pattern(_DEPARTMENT_KEY, "a department key (like OIT)", optional=True, limit=16)
+]
+UserId = Annotated[str, _pattern(_USER_ID, "a Slack user id (like U0123ABCD)", limit=32)]
+OptionalUserId = Annotated[
+    str | None, _pattern(_USER_ID, "a Slack user id (like U0123ABCD)", optional=True, limit=32)
+]
+ChannelId = Annotated[
+    str | None, _pattern(_CHANNEL_ID, "a Slack channel id (like C0123ABCD)", optional=True, limit=32)
+]
+TeamId = Annotated[
+    str | None, _pattern(_TEAM_ID, "a Slack workspace id (like T0123ABCD)", optional=True, limit=32)
+]
+Quarter = Annotated[str, _pattern(_QUARTER, "a fiscal quarter label (like FY2027-Q2)", limit=10)]
+IsoDate = Annotated[date, _date()]
+OptionalDate = Annotated[date | None, _date(optional=True)]
+Status = Annotated[str | None, BeforeValidator(_status)]
+Progress = Annotated[int | None, BeforeValidator(_progress)]
+TimeZone = Annotated[str | None, BeforeValidator(_time_zone)]
+RoleName = Annotated[str | None, _choice(tuple(r.value for r in Role), "role")]
+DirectionName = Annotated[str, _choice(tuple(d.value for d in Direction), "direction")]
+
+
+# --- The document -----------------------------------------------------------------------------
+
+
+class _Doc(BaseModel):
+    """Strict parts of a plan file: no unknown fields, no silent type coercion."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class PersonDoc(_Doc):
+    """Someone named in the plan: an owner, a coordinator or a measure owner."""
+
+    user_id: UserId
+    name: Annotated[str | None, _text(200, optional=True, empty=True)] = None
+    title: Annotated[str | None, _text(200, optional=True)] = None
+    tz: TimeZone = None
+    department: OptionalDepartmentKey = None
+    role: RoleName = None
+
+
+class DepartmentDoc(_Doc):
+    """A department with its report channel."""
+
+    key: DepartmentKey
+    name: Annotated[str, _text(200)]
+    report_channel: ChannelId = None
+
+
+def _cadence(value: dict[str, Any]) -> dict[str, Any]:
+    """The plan's cadence overrides, checked by the one Cadence type the policy uses."""
+    try:
+        Cadence.from_mapping(value)
+    except CadenceError as exc:
+        raise PydanticCustomError("cadence", str(exc)) from None
+    return value
+
+
+# Reminder cadence overrides: any of Cadence's settings; the others keep their defaults.
+CadenceDoc = Annotated[dict[str, Any], AfterValidator(_cadence)]
+
+
+class ItemDoc(_Doc):
+    """An action item; `ref` is informational (export writes it, import ignores it)."""
+
+    key: ItemKey
+    ref: Annotated[str | None, _text(32, optional=True)] = None
+    title: Annotated[str, _text(300)]
+    owner: OptionalUserId = None
+    due: OptionalDate = None
+    status: Status = None
+    progress: Progress = None
+    note: Annotated[str | None, _text(2000, optional=True)] = None
+    description: Annotated[str | None, _text(4000, optional=True, empty=True)] = None
+
+
+class PlanItemDoc(ItemDoc):
+    """An item listed under the plan rather than its strategy, naming the strategy by key."""
+
+    strategy: Key
+
+
+class ReadingDoc(_Doc):
+    """One quarter's reading of a measure."""
+
+    value: float
+    note: Annotated[str | None, _text(2000, optional=True)] = None
+
+
+class MeasureDoc(_Doc):
+    """A performance measure with baseline, target, direction and quarterly readings."""
+
+    key: Key
+    name: Annotated[str, _text(300)]
+    unit: Annotated[str | None, _text(40, optional=True, empty=True)] = None
+    baseline: float
+    target: float
+    target_date: IsoDate
+    direction: DirectionName
+    owner: OptionalUserId = None
+    readings: Annotated[dict[Quarter, ReadingDoc], BeforeValidator(_readings)] = {}
+
+
+class StrategyDoc(_Doc):
+    """A priority strategy with its items and measures."""
+
+    key: Key
+    name: Annotated[str, _text(200)]
+    description: Annotated[str | None, _text(4000, optional=True, empty=True)] = None
+    items: list[ItemDoc] = []
+    measures: list[MeasureDoc] = []
+
+
+class PlanDoc(_Doc):
+    """A department's plan over a date range."""
+
+    key: Key
+    department: DepartmentKey
+    title: Annotated[str, _text(300)]
+    start: IsoDate
+    end: IsoDate
+    cadence: CadenceDoc | None = None
+    strategies: list[StrategyDoc] = []
+    items: list[PlanItemDoc] = []
+
+
+class PlanDocument(_Doc):
+    """A whole validated plan file; `workspace` optionally names the Slack team it belongs to."""
+
+    version: Annotated[int, BeforeValidator(_version)]
+    workspace: TeamId = None
+    people: list[PersonDoc] = []
+    departments: list[DepartmentDoc] = []
+    plans: list[PlanDoc] = []
+    meetings: dict[Quarter, IsoDate] = {}
+
+    _filename: str = PrivateAttr(default="plan")
+
+    @property
+    def filename(self) -> str:
+        """The file this document was read from, for error messages."""
+        return self._filename
+
+    def plan_items(self, index: int) -> Iterator[tuple[str, str, ItemDoc]]:
+        """(path, strategy key, item) for every item of plans[index], nested ones first."""
+        plan = self.plans[index]
+        for s, strategy in enumerate(plan.strategies):
+            for i, item in enumerate(strategy.items):
+                yield f"plans[{index}].strategies[{s}].items[{i}]", strategy.key, item
+        for i, flat in enumerate(plan.items):
+            yield f"plans[{index}].items[{i}]", flat.strategy, flat
+
+
+_REASONS = {
+    "missing": "required field is missing",
+    "extra_forbidden": "unknown field (check the spelling)",
+    "int_type": "expected a whole number",
+    "float_type": "expected a number",
+    "list_type": "expected a list",
+    "dict_type": "expected a mapping (key: value)",
+    "model_type": "expected a mapping (key: value)",
+    "model_attributes_type": "expected a mapping (key: value)",
+}
+
+
+def _error_path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        if part == "[key]":
+            continue
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def _error_reason(error: ErrorDetails) -> str:
+    if error["type"] == "plan_file":
+        return error["msg"]
+    reason = _REASONS.get(error["type"], error["msg"])
+    if error["type"].endswith("_type") and not isinstance(error["input"], dict | list):
+        reason += f", not {_kind(error['input'])}"
+    return reason
+
+
+def parse_plan_file(text: str, *, filename: str) -> PlanDocument:
+    """Read and validate a plan file; any problem is a PlanFileError naming its path in the file."""
+    try:
+        raw = yaml.load(text, Loader=_PlanLoader)  # a SafeLoader subclass: no arbitrary objects
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}" if mark else ""
+        raise PlanFileError(filename, where, f"invalid YAML: {exc.problem or exc}") from None
+    except yaml.YAMLError as exc:
+        raise PlanFileError(filename, "", f"invalid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise PlanFileError(filename, "", f"expected a mapping starting with `version: {FORMAT_VERSION}`")
+    try:
+        document = PlanDocument.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise PlanFileError(filename, _error_path(first["loc"]), _error_reason(first)) from None
+    document._filename = filename
+    _check_references(document)
+    return document
+
+
+def _first_seen(
+    seen: dict[Any, str], key: Any, path: str, what: str, filename: str, *, shown: str = "", scope: str = ""
+) -> None:
+    if key in seen:
+        reason = f"duplicate {what} '{shown or key}'{scope} (first at {seen[key]})"
+        raise PlanFileError(filename, path, reason)
+    seen[key] = path
+
+
+def _check_references(doc: PlanDocument) -> None:
+    """Cross-field rules pydantic cannot see: duplicates, references, owners, done means 100%."""
+    name = doc.filename
+    departments: dict[str, str] = {}
+    for d, department in enumerate(doc.departments):
+        _first_seen(departments, department.key, f"departments[{d}].key", "department key", name)
+    people: dict[str, str] = {}
+    for p, person in enumerate(doc.people):
+        _first_seen(people, person.user_id, f"people[{p}].user_id", "user_id", name)
+        if person.department is not None and person.department not in departments:
+            raise PlanFileError(name, f"people[{p}].department", f"unknown department '{person.department}'")
+        if person.role == Role.COORDINATOR and person.department is None:
+            raise PlanFileError(name, f"people[{p}].department", "a coordinator needs a department")
+
+    def owner_known(owner: str | None, path: str) -> None:
+        if owner is not None and owner not in people:
+            raise PlanFileError(name, path, f"missing owner: {owner} is not declared under people")
+
+    plans: dict[str, str] = {}
+    measures: dict[str, str] = {}
+    item_keys: dict[tuple[str, str], str] = {}
+    for index, plan in enumerate(doc.plans):
+        where = f"plans[{index}]"
+        _first_seen(plans, plan.key, f"{where}.key", "plan key", name)
+        if plan.department not in departments:
+            raise PlanFileError(name, f"{where}.department", f"unknown department '{plan.department}'")
+        if plan.end < plan.start:
+            raise PlanFileError(
+                name, f"{where}.end", f"the plan ends ({plan.end}) before it starts ({plan.start})"
+            )
+        strategies: dict[str, str] = {}
+        for s, strategy in enumerate(plan.strategies):
+            _first_seen(strategies, strategy.key, f"{where}.strategies[{s}].key", "strategy key", name)
+            for m, measure in enumerate(strategy.measures):
+                path = f"{where}.strategies[{s}].measures[{m}]"
+                _first_seen(measures, measure.key, f"{path}.key", "measure key", name)
+                owner_known(measure.owner, f"{path}.owner")
+        for path, strategy_key, item in doc.plan_items(index):
+            if strategy_key not in strategies:
+                known = ", ".join(strategies) or "none"
+                raise PlanFileError(
+                    name,
+                    f"{path}.strategy",
+                    f"unknown strategy '{strategy_key}' in plan {plan.key} (known: {known})",
+                )
+            key = (plan.department, item.key)
+            scope = f" in department {plan.department}"
+            _first_seen(item_keys, key, f"{path}.key", "item key", name, shown=item.key, scope=scope)
+            owner_known(item.owner, f"{path}.owner")
+            if item.status == ItemStatus.DONE:
+                if item.progress not in (None, 100):
+                    raise PlanFileError(
+                        name,
+                        f"{path}.progress",
+                        f"a done item is 100% complete, not {item.progress}%",
+                    )
+                item.progress = 100
+
+
+# --- Import -----------------------------------------------------------------------------------
+
+
+@dataclass
+class ImportReport:
+    """What an import changed (or, rolled back, would change): one human line per change."""
+
+    changes: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> bool:
+        """Whether the import wrote anything."""
+        return any(n for k, n in self.counts.items() if k.endswith(("_created", "_updated")))
+
+    def count(self, kind: str, outcome: str) -> None:
+        """Count one `kind` (item, measure, ...) as created, updated or not_in_file."""
+        key = f"{kind}_{outcome}"
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    def summary(self) -> str:
+        """One line such as 'item_created=3, item_updated=1', or 'no changes'."""
+        if not self.changed:
+            return "no changes"
+        return ", ".join(f"{k}={n}" for k, n in sorted(self.counts.items()))
+
+
+def _shown(value: object) -> str:
+    if value is None:
+        return "(none)"
+    if isinstance(value, float):
+        return _number_text(value)
+    if isinstance(value, str):
+        if _BARE.fullmatch(value):
+            return value
+        short = value if len(value) <= 60 else value[:57] + "..."
+        return f"'{short}'"
+    return str(value)
+
+
+def _number_text(value: float) -> str:
+    return str(int(value)) if value.is_integer() else str(value)
+
+
+class _Importer:
+    """One import run: bulk-loaded existing rows, and the report being written."""
+
+    def __init__(self, session: AsyncSession, document: PlanDocument, team_id: str, now: datetime) -> None:
+        self.session = session
+        self.doc = document
+        self.team_id = team_id
+        self.now = now
+        self.actor = Actor.system(team_id)
+        self.report = ImportReport()
+        self.departments: dict[str, Department] = {}
+        self.plans: dict[str, Plan] = {}
+        self.strategies: dict[tuple[int, str], Strategy] = {}
+        self.strategy_keys: dict[int, str] = {}
+
+    async def _all(self, query: SelectOfScalar[Any]) -> list[Any]:
+        return list(await self.session.exec(query))
+
+    def _team(self, model: type[SQLModel]) -> SelectOfScalar[Any]:
+        return select(model).where(model.team_id == self.team_id)  # type: ignore[attr-defined]
+
+    def _audit(self, kind: str, row_id: int | None, **fields: Any) -> None:
+        record(
+            self.session,
+            team_id=self.team_id,
+            entity=kind,
+            entity_id=row_id,
+            actor=self.actor.user_id,
+            at=self.now,
+            action=fields.pop("action"),
+            field=fields.pop("field", None),
+            old=fields.pop("old", None),
+            new=fields.pop("new", None),
+        )
+
+    async def _created(self, kind: str, rows: list[tuple[Any, str]]) -> None:
+        if not rows:
+            return
+        for row, _ in rows:
+            self.session.add(row)
+        await self.session.flush()
+        for row, line in rows:
+            self._audit(kind, row.id, action="create", new=line)
+            self.report.changes.append(f"create {kind} {line}")
+            self.report.count(kind, "created")
+
+    def _sync(
+        self,
+        row: Any,
+        *,
+        kind: str,
+        label: str,
+        wanted: Mapping[str, object],
+        names: Mapping[str, str] | None = None,
+        show: Mapping[str, Callable[[Any], str]] | None = None,
+    ) -> None:
+        """Set each wanted field that differs (None means the file leaves it alone), auditing each."""
+        changed = False
+        for attr, value in wanted.items():
+            old = getattr(row, attr)
+            if value is None or old == value:
+                continue
+            setattr(row, attr, value)
+            self._audit(kind, row.id, action="update", field=attr, old=old, new=value)
+            render = (show or {}).get(attr, _shown)
+            field_name = (names or {}).get(attr, attr)
+            self.report.changes.append(
+                f"update {kind} {label} {field_name}: {render(old)} -> {render(value)}"
+            )
+            changed = True
+        if changed:
+            self.report.count(kind, "updated")
+
+    async def run(self) -> ImportReport:
+        await self._import_departments()
+        await self._import_people()
+        await self._import_plans()
+        await self._import_items()
+        await self._import_measures()
+        await self._import_meetings()
+        return self.report
+
+    async def _import_departments(self) -> None:
+        self.departments = {d.key: d for d in await self._all(self._team(Department))}
+        new: list[tuple[Any, str]] = []
+        for doc in self.doc.departments:
+            row = self.departments.get(doc.key)
+            if row is None:
+                row = Department(
+                    team_id=self.team_id,
+                    key=doc.key,
+                    name=doc.name,
+                    report_channel=doc.report_channel,
+                    created_at=self.now,
+                )
+                self.departments[doc.key] = row
+                new.append((row, f"{doc.key} '{doc.name}'"))
+            else:
+                wanted = {"name": doc.name, "report_channel": doc.report_channel}
+                self._sync(row, kind="department", label=doc.key, wanted=wanted)
+        await self._created("department", new)
+
+    def _department_key(self, department_id: int | None) -> str:
+        keys = {d.id: key for key, d in self.departments.items()}
+        return keys.get(department_id, "(none)") if department_id is not None else "(none)"
+
+    async def _import_people(self) -> None:
+        existing = {p.user_id: p for p in await self._all(self._team(Person))}
+        new: list[tuple[Any, str]] = []
+        for doc in self.doc.people:
+            department_id = self.departments[doc.department].id if doc.department else None
+            row = existing.get(doc.user_id)
+            if row is None:
+                row = Person(
+                    team_id=self.team_id,
+                    user_id=doc.user_id,
+                    name=doc.name or "",
+                    title=doc.title,
+                    tz=doc.tz,
+                    role=doc.role or Role.MEMBER.value,
+                    department_id=department_id,
+                    created_at=self.now,
+                )
+                new.append((row, f"{doc.user_id} '{doc.name or ''}'"))
+                continue
+            wanted = {
+                "name": doc.name,
+                "title": doc.title,
+                "tz": doc.tz,
+                "role": doc.role,
+                "department_id": department_id,
+            }
+            self._sync(
+                row,
+                kind="person",
+                label=doc.user_id,
+                wanted=wanted,
+                names={"department_id": "department"},
+                show={"department_id": self._department_key},
+            )
+        await self._created("person", new)
+
+    async def _import_plans(self) -> None:
+        self.plans = {p.key: p for p in await self._all(self._team(Plan))}
+        new: list[tuple[Any, str]] = []
+        for index, doc in enumerate(self.doc.plans):
+            department = self.departments[doc.department]
+            cadence = dict(doc.cadence) if doc.cadence is not None else None
+            row = self.plans.get(doc.key)
+            if row is None:
+                row = Plan(
+                    team_id=self.team_id,
+                    department_id=department.id or 0,
+                    key=doc.key,
+                    title=doc.title,
+                    start_date=doc.start,
+                    end_date=doc.end,
+                    cadence=cadence,
+                    created_at=self.now,
+                )
+                self.plans[doc.key] = row
+                new.append((row, f"{doc.key} '{doc.title}'"))
+                continue
+            if row.department_id != department.id:
+                raise PlanFileError(
+                    self.doc.filename,
+                    f"plans[{index}].department",
+                    f"plan {doc.key} already belongs to department "
+                    f"{self._department_key(row.department_id)}, not {doc.department}",
+                )
+            # Cadence keys the file does not mention keep their stored values.
+            merged = {**(row.cadence or {}), **cadence} if cadence is not None else None
+            wanted = {
+                "title": doc.title,
+                "start_date": doc.start,
+                "end_date": doc.end,
+                "cadence": merged,
+            }
+            self._sync(row, kind="plan", label=doc.key, wanted=wanted)
+        await self._created("plan", new)
+
+        for strategy in await self._all(self._team(Strategy)):
+            self.strategies[(strategy.plan_id, strategy.key)] = strategy
+        new = []
+        for doc in self.doc.plans:
+            plan = self.plans[doc.key]
+            for position, sdoc in enumerate(doc.strategies):
+                srow = self.strategies.get((plan.id or 0, sdoc.key))
+                label = f"{doc.key}/{sdoc.key}"
+                if srow is None:
+                    srow = Strategy(
+                        team_id=self.team_id,
+                        plan_id=plan.id or 0,
+                        key=sdoc.key,
+                        name=sdoc.name,
+                        description=sdoc.description or "",
+                        position=position,
+                    )
+                    self.strategies[(plan.id or 0, sdoc.key)] = srow
+                    new.append((srow, f"{label} '{sdoc.name}'"))
+                    continue
+                wanted = {"name": sdoc.name, "description": sdoc.description, "position": position}
+                self._sync(srow, kind="strategy", label=label, wanted=wanted)
+        await self._created("strategy", new)
+        self.strategy_keys = {s.id or 0: key for (_, key), s in self.strategies.items()}
+
+    async def _import_items(self) -> None:
+        department_ids = {self.departments[p.department].id for p in self.doc.plans}
+        department_ids |= {self.departments[d.key].id for d in self.doc.departments}
+        loaded = await self._all(select(ActionItem).where(col(ActionItem.department_id).in_(department_ids)))
+        by_key = {(i.department_id, i.import_key): i for i in loaded if i.import_key is not None}
+        # Items added in Slack have no key; an export writes their ref as the key.
+        by_ref = {(i.department_id, i.ref): i for i in loaded if i.import_key is None}
+        seen: set[int] = set()
+        new: list[tuple[ItemDoc, Strategy]] = []
+        for index, plan_doc in enumerate(self.doc.plans):
+            plan = self.plans[plan_doc.key]
+            department = self.departments[plan_doc.department]
+            for _path, strategy_key, doc in self.doc.plan_items(index):
+                strategy = self.strategies[(plan.id or 0, strategy_key)]
+                existing = by_key.get((department.id, doc.key)) or by_ref.get(
+                    (department.id, doc.key.upper())
+                )
+                if existing is None:
+                    new.append((doc, strategy))
+                else:
+                    seen.add(existing.id or 0)
+                    await self._update_item(existing, doc, strategy)
+        await self._create_items(new)
+        keys = {d.id: key for key, d in self.departments.items()}
+        missing = sorted(
+            (i for i in loaded if i.id not in seen), key=lambda i: (keys[i.department_id], i.number)
+        )
+        for item in missing:
+            self.report.changes.append(f"not in file: {item.ref}")
+            self.report.count("item", "not_in_file")
+
+    async def _create_items(self, new: list[tuple[ItemDoc, Strategy]]) -> None:
+        """Create the file's new items in one batch (refs in file order), each audited."""
+        if not new:
+            return
+        items = await create_items(
+            self.session,
+            data=[
+                ActionItemCreate(
+                    strategy_id=strategy.id or 0,
+                    import_key=doc.key,
+                    title=doc.title,
+                    description=doc.description or "",
+                    owner_id=doc.owner,
+                    due=doc.due,
+                    status=ItemStatus(doc.status or ItemStatus.NOT_STARTED.value),
+                    progress=doc.progress if doc.progress is not None else 0,
+                )
+                for doc, strategy in new
+            ],
+            actor=self.actor,
+            now=self.now,
+        )
+        for item, (doc, _) in zip(items, new, strict=True):
+            if doc.note:
+                item.last_note = doc.note
+                audit(self.session, item=item, actor=self.actor, now=self.now, action="note", note=doc.note)
+            self.report.changes.append(f"create item {item.ref} '{item.title}'")
+            self.report.count("item", "created")
+
+    def _item_state(self, item: ActionItem) -> dict[str, object]:
+        return {
+            "title": item.title,
+            "description": item.description,
+            "strategy": self.strategy_keys.get(item.strategy_id, str(item.strategy_id)),
+            "status": item.status,
+            "progress": item.progress,
+            "owner": item.owner_id,
+            "due": item.due,
+            "note": item.last_note,
+        }
+
+    async def _update_item(self, item: ActionItem, doc: ItemDoc, strategy: Strategy) -> None:
+        """Bring one item in line with the file through the audited storage functions."""
+        before = self._item_state(item)
+        ref, actor, now, session = item.ref, self.actor, self.now, self.session
+        changes = ActionItemUpdate(
+            title=doc.title if doc.title != item.title else None,
+            description=doc.description if doc.description not in (None, item.description) else None,
+            strategy_id=strategy.id if strategy.id != item.strategy_id else None,
+        )
+        if changes.model_dump(exclude_none=True):
+            await update_item(session, ref=ref, changes=changes, actor=actor, now=now)
+        if doc.status is not None and doc.status != item.status:
+            await set_status(session, ref=ref, status=ItemStatus(doc.status), actor=actor, now=now)
+        if doc.progress is not None and doc.progress != item.progress:
+            await set_progress(session, ref=ref, percent=doc.progress, actor=actor, now=now)
+        if doc.owner is not None and doc.owner != item.owner_id:
+            await reassign_item(session, ref=ref, owner_id=doc.owner, actor=actor, now=now)
+        if doc.due is not None and doc.due != item.due:
+            await redate_item(session, ref=ref, due=doc.due, actor=actor, now=now)
+        if doc.note and doc.note != item.last_note:
+            await add_note(session, ref=ref, text=doc.note, actor=actor, now=now)
+        after = self._item_state(item)
+        lines = [
+            f"update {ref} {name}: {_shown(before[name])} -> {_shown(after[name])}"
+            for name in before
+            if before[name] != after[name]
+        ]
+        if lines:
+            self.report.changes.extend(lines)
+            self.report.count("item", "updated")
+
+    async def _import_measures(self) -> None:
+        measures = {m.key: m for m in await self._all(self._team(Measure))}
+        new: list[tuple[Any, str]] = []
+        for plan_doc in self.doc.plans:
+            plan = self.plans[plan_doc.key]
+            for sdoc in plan_doc.strategies:
+                strategy = self.strategies[(plan.id or 0, sdoc.key)]
+                for doc in sdoc.measures:
+                    row = measures.get(doc.key)
+                    if row is None:
+                        row = Measure(
+                            team_id=self.team_id,
+                            strategy_id=strategy.id or 0,
+                            key=doc.key,
+                            name=doc.name,
+                            unit=doc.unit or "",
+                            baseline=doc.baseline,
+                            target=doc.target,
+                            target_date=doc.target_date,
+                            direction=doc.direction,
+                            owner_id=doc.owner,
+                        )
+                        measures[doc.key] = row
+                        new.append((row, f"{doc.key} '{doc.name}'"))
+                        continue
+                    wanted = {
+                        "name": doc.name,
+                        "unit": doc.unit,
+                        "baseline": doc.baseline,
+                        "target": doc.target,
+                        "target_date": doc.target_date,
+                        "direction": doc.direction,
+                        "owner_id": doc.owner,
+                        "strategy_id": strategy.id,
+                    }
+                    self._sync(
+                        row,
+                        kind="measure",
+                        label=doc.key,
+                        wanted=wanted,
+                        names={"owner_id": "owner", "strategy_id": "strategy"},
+                        show={"strategy_id": lambda i: self.strategy_keys.get(i, str(i))},
+                    )
+        await self._created("measure", new)
+
+        readings = {(r.measure_id, r.quarter): r for r in await self._all(self._team(MeasureReading))}
+        new = []
+        for plan_doc in self.doc.plans:
+            for sdoc in plan_doc.strategies:
+                for doc in sdoc.measures:
+                    measure = measures[doc.key]
+                    for quarter, reading in doc.readings.items():
+                        label = f"{doc.key} {quarter}"
+                        row = readings.get((measure.id or 0, quarter))
+                        if row is None:
+                            row = MeasureReading(
+                                team_id=self.team_id,
+                                measure_id=measure.id or 0,
+                                quarter=quarter,
+                                value=reading.value,
+                                note=reading.note,
+                                recorded_by=self.actor.user_id,
+                                recorded_at=self.now,
+                            )
+                            new.append((row, f"{label} = {_number_text(reading.value)}"))
+                            continue
+                        wanted = {"value": reading.value, "note": reading.note}
+                        self._sync(row, kind="reading", label=label, wanted=wanted)
+        await self._created("reading", new)
+
+    async def _import_meetings(self) -> None:
+        cycles = {c.quarter: c for c in await self._all(self._team(CheckInCycle))}
+        new: list[tuple[Any, str]] = []
+        for quarter, day in self.doc.meetings.items():
+            row = cycles.get(quarter)
+            if row is None:
+                row = CheckInCycle(team_id=self.team_id, quarter=quarter, meeting_date=day)
+                new.append((row, f"{quarter} on {day.isoformat()}"))
+                continue
+            self._sync(
+                row,
+                kind="meeting",
+                label=quarter,
+                wanted={"meeting_date": day},
+                names={"meeting_date": "date"},
+            )
+        await self._created("meeting", new)
+
+
+async def import_plan(
+    session: AsyncSession, *, document: PlanDocument, team_id: str, now: datetime
+) -> ImportReport:
+    """Upsert a parsed plan into `team_id` in the caller's transaction (commit it, or roll back a dry run)."""
+    # Only what differs is written, each change with its AuditEvent, so a second import of the
+    # same file writes nothing. Fields the file leaves out keep their stored values, so status
+    # updates owners made in Slack survive; items missing from the file are reported, never
+    # deleted. The caller picks team_id: the file's `workspace`, else the installation's.
+    return await _Importer(session, document, team_id, now).run()
+
+
+# --- Export -----------------------------------------------------------------------------------
+
+
+def _number(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else value
+
+
+def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+async def _rows(session: AsyncSession, model: type[SQLModel], team_id: str, *order: Any) -> list[Any]:
+    query = select(model).where(model.team_id == team_id)  # type: ignore[attr-defined]
+    return list(await session.exec(query.order_by(*order)))
+
+
+async def _plan_dict(session: AsyncSession, team_id: str) -> dict[str, Any]:
+    departments = await _rows(session, Department, team_id, col(Department.id))
+    department_keys = {d.id: d.key for d in departments}
+    people = await _rows(session, Person, team_id, col(Person.id))
+    plans = await _rows(session, Plan, team_id, col(Plan.id))
+    strategies = await _rows(session, Strategy, team_id, col(Strategy.position), col(Strategy.id))
+    items = await _rows(session, ActionItem, team_id, col(ActionItem.number))
+    measures = await _rows(session, Measure, team_id, col(Measure.id))
+    readings = await _rows(session, MeasureReading, team_id, col(MeasureReading.quarter))
+    cycles = await _rows(session, CheckInCycle, team_id, col(CheckInCycle.quarter))
+
+    items_of: dict[int, list[ActionItem]] = {}
+    for item in items:
+        items_of.setdefault(item.strategy_id, []).append(item)
+    measures_of: dict[int, list[Measure]] = {}
+    for measure in measures:
+        measures_of.setdefault(measure.strategy_id, []).append(measure)
+    readings_of: dict[int, list[MeasureReading]] = {}
+    for reading in readings:
+        readings_of.setdefault(reading.measure_id, []).append(reading)
+
+    def item_dict(item: ActionItem) -> dict[str, Any]:
+        return _drop_none(
+            {
+                "key": item.import_key or item.ref,
+                "ref": item.ref,
+                "title": item.title,
+                "owner": item.owner_id,
+                "due": item.due,
+                "status": item.status,
+                "progress": item.progress,
+                "note": item.last_note,
+                "description": item.description or None,
+            }
+        )
+
+    def measure_dict(measure: Measure) -> dict[str, Any]:
+        return _drop_none(
+            {
+                "key": measure.key,
+                "name": measure.name,
+                "unit": measure.unit or None,
+                "baseline": _number(measure.baseline),
+                "target": _number(measure.target),
+                "target_date": measure.target_date,
+                "direction": measure.direction,
+                "owner": measure.owner_id,
+                "readings": {
+                    r.quarter: _drop_none({"value": _number(r.value), "note": r.note})
+                    for r in readings_of.get(measure.id or 0, [])
+                },
+            }
+        )
+
+    def plan_dict(plan: Plan) -> dict[str, Any]:
+        stored = plan.cadence or {}
+        cadence = {k: stored[k] for k in CADENCE_KEYS if k in stored}
+        return _drop_none(
+            {
+                "key": plan.key,
+                "department": department_keys.get(plan.department_id),
+                "title": plan.title,
+                "start": plan.start_date,
+                "end": plan.end_date,
+                "cadence": cadence or None,
+                "strategies": [
+                    _drop_none(
+                        {
+                            "key": s.key,
+                            "name": s.name,
+                            "description": s.description or None,
+                            "items": [item_dict(i) for i in items_of.get(s.id, [])],
+                            "measures": [measure_dict(m) for m in measures_of.get(s.id, [])],
+                        }
+                    )
+                    for s in strategies
+                    if s.plan_id == plan.id
+                ],
+            }
+        )
+
+    return {
+        "version": FORMAT_VERSION,
+        "people": [
+            _drop_none(
+                {
+                    "user_id": p.user_id,
+                    "name": p.name,
+                    "title": p.title,
+                    "tz": p.tz,
+                    "department": department_keys.get(p.department_id),
+                    "role": p.role,
+                }
+            )
+            for p in people
+        ],
+        "departments": [
+            _drop_none({"key": d.key, "name": d.name, "report_channel": d.report_channel})
+            for d in departments
+        ],
+        "plans": [plan_dict(p) for p in plans],
+        "meetings": {c.quarter: c.meeting_date for c in cycles},
+    }
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, date):
+        return value.isoformat()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def _cell(value: str | None) -> str:
+    # A spreadsheet runs a cell starting with = + - @ as a formula; notes come from Slack users.
+    if value and value[0] in "=+-@\t\r":
+        return "'" + value
+    return value or ""
+
+
+async def _csv(session: AsyncSession, team_id: str) -> str:
+    departments = {d.id: d.key for d in await _rows(session, Department, team_id, col(Department.id))}
+    strategies = {s.id: s.name for s in await _rows(session, Strategy, team_id, col(Strategy.id))}
+    names = {p.user_id: p.name for p in await _rows(session, Person, team_id, col(Person.id))}
+    items = await _rows(session, ActionItem, team_id, col(ActionItem.number))
+    items.sort(key=lambda i: (departments.get(i.department_id, ""), i.number))
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for item in items:
+        writer.writerow(
+            [
+                item.ref,
+                departments.get(item.department_id, ""),
+                _cell(strategies.get(item.strategy_id)),
+                _cell(item.title),
+                item.owner_id or "",
+                _cell(names.get(item.owner_id or "")),
+                item.due.isoformat() if item.due else "",
+                item.status,
+                item.progress,
+                _cell(item.last_note),
+                item.updated_at.isoformat(),
+            ]
+        )
+    return out.getvalue()
+
+
+async def export_plan(session: AsyncSession, *, team_id: str, fmt: Literal["yaml", "json", "csv"]) -> str:
+    """The team's plan as YAML or JSON (the shape import reads) or CSV (one row per item)."""
+    if fmt == "csv":
+        return await _csv(session, team_id)
+    document = await _plan_dict(session, team_id)
+    if fmt == "json":
+        return json.dumps(document, indent=2, ensure_ascii=False, default=_json_default) + "\n"
+    header = f"# REAP Tracker plan (format version {FORMAT_VERSION}); load it with `reap import`.\n"
+    return header + yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)

@@ -1,0 +1,597 @@
+"""The quarterly rollup read from the database in a few bulk queries (per rollup, not per item)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from domain.errors import NotFound
+from domain.fiscal import FiscalQuarter
+from domain.measures import actual_fraction, expected_fraction, measure_status
+from domain.rollup import (
+    STALE_DAYS,
+    STATUSES,
+    Changes,
+    DepartmentRollup,
+    ItemLine,
+    MeasureLine,
+    Rollup,
+    StrategyRollup,
+)
+from domain.status import ItemStatus, Role
+from storage.models import (
+    ActionItem,
+    AuditEvent,
+    CheckInCycle,
+    CheckInResponse,
+    Department,
+    Measure,
+    MeasureReading,
+    Person,
+    Plan,
+    Strategy,
+)
+
+DEFAULT_ZONE = "America/New_York"
+
+
+class _Tally:
+    """Counts, percent complete and on-time completion over a set of items."""
+
+    def __init__(self) -> None:
+        self.counts = dict.fromkeys(STATUSES, 0)
+        self.progress_sum = 0
+        self.progress_n = 0
+        self.completed_with_due = 0
+        self.on_time = 0
+
+    def add(self, status: str, progress: int, on_time: bool | None) -> None:
+        self.counts[status] = self.counts.get(status, 0) + 1
+        if status != ItemStatus.DROPPED:
+            # Done counts as finished even if nobody moved the progress slider.
+            self.progress_sum += 100 if status == ItemStatus.DONE else progress
+            self.progress_n += 1
+        if on_time is not None:
+            self.completed_with_due += 1
+            self.on_time += on_time
+
+    def merge(self, other: _Tally) -> None:
+        for status, n in other.counts.items():
+            self.counts[status] = self.counts.get(status, 0) + n
+        self.progress_sum += other.progress_sum
+        self.progress_n += other.progress_n
+        self.completed_with_due += other.completed_with_due
+        self.on_time += other.on_time
+
+    @property
+    def percent_complete(self) -> float:
+        return round(self.progress_sum / self.progress_n, 1) if self.progress_n else 0.0
+
+    @property
+    def on_time_rate(self) -> float | None:
+        return self.on_time / self.completed_with_due if self.completed_with_due else None
+
+
+@dataclass
+class _Item:
+    id: int
+    ref: str
+    title: str
+    owner_id: str | None
+    status: str
+    progress: int
+    due: date | None
+    last_note: str | None
+    strategy_id: int
+    department_id: int
+    completed_on: date | None
+    updated_on: date
+
+
+def _local_midnight(day: date, zone: ZoneInfo) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=zone)
+
+
+def _choose_plan(plans: Sequence[Plan], as_of: date) -> Plan | None:
+    """The plan covering `as_of`, else the latest one already started, else the earliest."""
+    covering = [p for p in plans if p.start_date <= as_of <= p.end_date]
+    if covering:
+        return max(covering, key=lambda p: p.start_date)
+    started = [p for p in plans if p.start_date <= as_of]
+    if started:
+        return max(started, key=lambda p: p.start_date)
+    return min(plans, key=lambda p: p.start_date) if plans else None
+
+
+def _as_date(text: str | None) -> date | None:
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+async def build_rollup(
+    session: AsyncSession,
+    *,
+    team_id: str,
+    quarter: FiscalQuarter,
+    as_of: date,
+    department_key: str | None = None,
+    stale_days: int = STALE_DAYS,
+    zone: ZoneInfo | None = None,
+) -> Rollup:
+    """The rollup of every department (or one) at `quarter`, as of min(`as_of`, quarter end).
+
+    Item states are today's; the changes come from the audit trail inside the quarter. Dates of
+    instants (completion, last update, audit events) are taken in `zone`, the organisation's.
+    """
+    zone = zone or ZoneInfo(DEFAULT_ZONE)
+    as_of = min(as_of, quarter.end)
+    departments = await _departments(session, team_id=team_id, key=department_key)
+    dept_ids = [d.id for d in departments if d.id is not None]
+    plans = await _plans(session, dept_ids=dept_ids, as_of=as_of)
+    strategies = await _strategies(session, plan_ids=[p.id for p in plans.values() if p.id is not None])
+    people = await _people(session, team_id=team_id)
+    items = await _items(session, team_id=team_id, dept_ids=dept_ids, zone=zone)
+    strategy_ids = {s.id for group in strategies.values() for s in group}
+    items = [i for i in items if i.strategy_id in strategy_ids]
+    measures = await _measures(session, team_id=team_id, quarter=quarter, strategy_ids=strategy_ids)
+    window = (_local_midnight(quarter.start, zone), _local_midnight(as_of + timedelta(days=1), zone))
+    events = await _events(session, team_id=team_id, dept_ids=dept_ids, window=window)
+    checkin = await _checkin(session, team_id=team_id, quarter=quarter)
+
+    names = {user_id: person.name or user_id for user_id, person in people.items()}
+    by_dept: dict[int, list[_Item]] = defaultdict(list)
+    for item in items:
+        by_dept[item.department_id].append(item)
+    context = _Context(
+        quarter=quarter,
+        as_of=as_of,
+        stale_before=as_of - timedelta(days=stale_days),
+        people=people,
+        names=names,
+        plans=plans,
+        strategies=strategies,
+        measures=measures,
+        events=events,
+        checkin=checkin,
+    )
+    total = _Tally()
+    dept_rollups = []
+    asked = responded = 0
+    for department in departments:
+        assert department.id is not None
+        rollup, tally = _department_rollup(context, department, by_dept.get(department.id, []))
+        dept_rollups.append(rollup)
+        total.merge(tally)
+        asked += rollup.checkin_asked
+        responded += rollup.checkin_responded
+    return Rollup(
+        quarter=quarter.label,
+        as_of=as_of,
+        departments=dept_rollups,
+        counts=total.counts,
+        percent_complete=total.percent_complete,
+        on_time_rate=total.on_time_rate,
+        response_rate=(responded / asked) if checkin is not None and asked else None,
+        previous_quarter=quarter.previous().label,
+        stale_days=stale_days,
+        names=names,
+    )
+
+
+async def _departments(session: AsyncSession, *, team_id: str, key: str | None) -> list[Department]:
+    query = select(Department).where(Department.team_id == team_id)
+    if key is not None:
+        query = query.where(Department.key == key.strip().upper())
+    departments = list(await session.exec(query.order_by(col(Department.key))))
+    if key is not None and not departments:
+        raise NotFound("department", key.strip().upper())
+    return departments
+
+
+async def _plans(session: AsyncSession, *, dept_ids: list[int], as_of: date) -> dict[int, Plan]:
+    rows = await session.exec(select(Plan).where(col(Plan.department_id).in_(dept_ids)))
+    grouped: dict[int, list[Plan]] = defaultdict(list)
+    for plan in rows:
+        grouped[plan.department_id].append(plan)
+    chosen = {dept_id: _choose_plan(group, as_of) for dept_id, group in grouped.items()}
+    return {dept_id: plan for dept_id, plan in chosen.items() if plan is not None}
+
+
+async def _strategies(session: AsyncSession, *, plan_ids: list[int]) -> dict[int, list[Strategy]]:
+    rows = await session.exec(
+        select(Strategy)
+        .where(col(Strategy.plan_id).in_(plan_ids))
+        .order_by(col(Strategy.position), col(Strategy.key))
+    )
+    grouped: dict[int, list[Strategy]] = defaultdict(list)
+    for strategy in rows:
+        grouped[strategy.plan_id].append(strategy)
+    return grouped
+
+
+@dataclass(frozen=True)
+class _PersonRow:
+    name: str
+    active: bool
+    role: str
+    department_id: int | None
+
+
+async def _people(session: AsyncSession, *, team_id: str) -> dict[str, _PersonRow]:
+    connection = await session.connection()
+    rows = await connection.execute(
+        sa.select(
+            col(Person.user_id),
+            col(Person.name),
+            col(Person.active),
+            col(Person.role),
+            col(Person.department_id),
+        ).where(col(Person.team_id) == team_id)
+    )
+    return {r[0]: _PersonRow(name=r[1], active=bool(r[2]), role=r[3], department_id=r[4]) for r in rows}
+
+
+async def _items(session: AsyncSession, *, team_id: str, dept_ids: list[int], zone: ZoneInfo) -> list[_Item]:
+    # Plain columns, not ORM entities: a 10,000-item rollup must not build 10,000 tracked objects.
+    connection = await session.connection()
+    rows = await connection.execute(
+        sa.select(
+            col(ActionItem.id),
+            col(ActionItem.ref),
+            col(ActionItem.title),
+            col(ActionItem.owner_id),
+            col(ActionItem.status),
+            col(ActionItem.progress),
+            col(ActionItem.due),
+            col(ActionItem.last_note),
+            col(ActionItem.strategy_id),
+            col(ActionItem.department_id),
+            col(ActionItem.completed_at),
+            col(ActionItem.updated_at),
+        )
+        .where(col(ActionItem.team_id) == team_id)
+        .where(col(ActionItem.department_id).in_(dept_ids))
+        .order_by(col(ActionItem.department_id), col(ActionItem.number))
+    )
+    items = []
+    for id_, ref, title, owner, status, progress, due, note, strategy_id, dept_id, done_at, updated in rows:
+        items.append(
+            _Item(
+                id=id_ or 0,
+                ref=ref,
+                title=title,
+                owner_id=owner,
+                status=status,
+                progress=progress,
+                due=due,
+                last_note=note,
+                strategy_id=strategy_id,
+                department_id=dept_id,
+                completed_on=done_at.astimezone(zone).date() if done_at is not None else None,
+                updated_on=updated.astimezone(zone).date(),
+            )
+        )
+    return items
+
+
+@dataclass(frozen=True)
+class _MeasureData:
+    measure: Measure
+    readings: dict[str, float]  # quarter label -> value, up to the rollup's quarter
+
+
+async def _measures(
+    session: AsyncSession, *, team_id: str, quarter: FiscalQuarter, strategy_ids: set[int | None]
+) -> dict[int, list[_MeasureData]]:
+    ids = [s for s in strategy_ids if s is not None]
+    measures = list(
+        await session.exec(
+            select(Measure).where(col(Measure.strategy_id).in_(ids)).order_by(col(Measure.key))
+        )
+    )
+    readings: dict[int, dict[str, float]] = defaultdict(dict)
+    if measures:
+        rows = await session.exec(
+            select(col(MeasureReading.measure_id), col(MeasureReading.quarter), col(MeasureReading.value))
+            .where(MeasureReading.team_id == team_id)
+            .where(col(MeasureReading.measure_id).in_([m.id for m in measures]))
+            # Canonical labels (FY2027-Q2) sort in time order as text.
+            .where(col(MeasureReading.quarter) <= quarter.label)
+        )
+        for measure_id, label, value in rows:
+            readings[measure_id][label] = value
+    grouped: dict[int, list[_MeasureData]] = defaultdict(list)
+    for m in measures:
+        grouped[m.strategy_id].append(_MeasureData(measure=m, readings=readings.get(m.id or 0, {})))
+    return grouped
+
+
+@dataclass(frozen=True)
+class _Event:
+    item_id: int
+    action: str
+    field: str | None
+    old: str | None
+    new: str | None
+
+
+async def _events(
+    session: AsyncSession, *, team_id: str, dept_ids: list[int], window: tuple[datetime, datetime]
+) -> dict[int, list[_Event]]:
+    connection = await session.connection()
+    rows = await connection.execute(
+        sa.select(
+            col(AuditEvent.item_id),
+            col(AuditEvent.action),
+            col(AuditEvent.field),
+            col(AuditEvent.old),
+            col(AuditEvent.new),
+        )
+        .join(ActionItem, col(ActionItem.id) == col(AuditEvent.item_id))
+        .where(col(AuditEvent.team_id) == team_id)
+        .where(col(ActionItem.department_id).in_(dept_ids))
+        .where(col(AuditEvent.entity) == "item")
+        .where(col(AuditEvent.at) >= window[0])
+        .where(col(AuditEvent.at) < window[1])
+        .where(col(AuditEvent.action).in_(["create", "status", "redate"]))
+        .order_by(col(AuditEvent.at), col(AuditEvent.id))
+    )
+    grouped: dict[int, list[_Event]] = defaultdict(list)
+    for item_id, action, fld, old, new in rows:
+        if item_id is not None:
+            grouped[item_id].append(_Event(item_id, action, fld, old, new))
+    return grouped
+
+
+@dataclass(frozen=True)
+class _CheckIn:
+    responded_items: set[int]
+
+
+async def _checkin(session: AsyncSession, *, team_id: str, quarter: FiscalQuarter) -> _CheckIn | None:
+    cycle = (
+        await session.exec(
+            select(CheckInCycle)
+            .where(CheckInCycle.team_id == team_id)
+            .where(CheckInCycle.quarter == quarter.label)
+        )
+    ).first()
+    if cycle is None:
+        return None
+    rows = await session.exec(
+        select(col(CheckInResponse.item_id)).where(CheckInResponse.cycle_id == cycle.id)
+    )
+    return _CheckIn(responded_items=set(rows))
+
+
+@dataclass(frozen=True)
+class _Context:
+    quarter: FiscalQuarter
+    as_of: date
+    stale_before: date
+    people: dict[str, _PersonRow]
+    names: dict[str, str]
+    plans: dict[int, Plan]
+    strategies: dict[int, list[Strategy]]
+    measures: dict[int, list[_MeasureData]]
+    events: dict[int, list[_Event]]
+    checkin: _CheckIn | None
+
+    def owner_state(self, owner_id: str | None) -> str:
+        if not owner_id:
+            return "none"
+        person = self.people.get(owner_id)
+        if person is None:
+            return "unknown"
+        return "active" if person.active else "deactivated"
+
+    def line(self, item: _Item, strategy: str) -> ItemLine:
+        overdue = item.due is not None and item.status in _OPEN and item.due < self.as_of
+        return ItemLine(
+            ref=item.ref,
+            title=item.title,
+            owner_id=item.owner_id,
+            owner_name=self.names.get(item.owner_id, item.owner_id) if item.owner_id else "no owner",
+            status=item.status,
+            progress=100 if item.status == ItemStatus.DONE else item.progress,
+            due=item.due,
+            days_overdue=(self.as_of - item.due).days if overdue and item.due else 0,
+            last_note=item.last_note,
+            strategy=strategy,
+            updated_on=item.updated_on,
+            owner_state=self.owner_state(item.owner_id),
+        )
+
+
+_OPEN = frozenset(s.value for s in ItemStatus if s.is_open)
+
+
+def _department_rollup(
+    ctx: _Context, department: Department, items: list[_Item]
+) -> tuple[DepartmentRollup, _Tally]:
+    plan = ctx.plans.get(department.id or 0)
+    strategies = ctx.strategies.get(plan.id or 0, []) if plan else []
+    strategy_names = {s.id: s.name for s in strategies}
+    by_strategy: dict[int, list[_Item]] = defaultdict(list)
+    for item in items:
+        by_strategy[item.strategy_id].append(item)
+    lines = {item.id: ctx.line(item, strategy_names.get(item.strategy_id, "")) for item in items}
+    dept_tally = _Tally()
+    strategy_rollups = []
+    for strategy in strategies:
+        assert strategy.id is not None and plan is not None
+        rollup, tally = _strategy_rollup(ctx, strategy, plan, by_strategy.get(strategy.id, []), lines)
+        strategy_rollups.append(rollup)
+        dept_tally.merge(tally)
+    stale = sorted(
+        (lines[i.id] for i in items if i.status in _OPEN and i.updated_on <= ctx.stale_before),
+        # Items arrive in ref-number order and sorted() is stable, so ties stay in that order.
+        key=lambda line: line.updated_on or ctx.as_of,
+    )
+    orphaned = [lines[i.id] for i in items if i.status in _OPEN and lines[i.id].owner_state != "active"]
+    asked, responded = _response(ctx, items)
+    coordinators = sorted(
+        user_id
+        for user_id, person in ctx.people.items()
+        if person.department_id == department.id and person.role == Role.COORDINATOR and person.active
+    )
+    return (
+        DepartmentRollup(
+            key=department.key,
+            name=department.name,
+            report_channel=department.report_channel,
+            coordinators=coordinators,
+            strategies=strategy_rollups,
+            changes=_changes(ctx, items),
+            response_rate=(len(responded) / len(asked)) if ctx.checkin is not None and asked else None,
+            non_responders=sorted(asked - responded, key=lambda u: (ctx.names.get(u, u) or u).lower()),
+            stale=stale,
+            orphaned=orphaned,
+            counts=dept_tally.counts,
+            percent_complete=dept_tally.percent_complete,
+            on_time_rate=dept_tally.on_time_rate,
+            checkin_asked=len(asked),
+            checkin_responded=len(responded),
+        ),
+        dept_tally,
+    )
+
+
+def _strategy_rollup(
+    ctx: _Context, strategy: Strategy, plan: Plan, items: list[_Item], lines: dict[int, ItemLine]
+) -> tuple[StrategyRollup, _Tally]:
+    tally = _Tally()
+    overdue: list[ItemLine] = []
+    blocked: list[ItemLine] = []
+    for item in items:
+        on_time = None
+        if item.status == ItemStatus.DONE and item.due is not None and item.completed_on is not None:
+            on_time = item.completed_on <= item.due
+        tally.add(item.status, item.progress, on_time)
+        line = lines[item.id]
+        if line.days_overdue > 0:
+            overdue.append(line)
+        if item.status == ItemStatus.BLOCKED:
+            blocked.append(line)
+    overdue.sort(key=lambda line: -line.days_overdue)
+    measures = [_measure_line(ctx, data, plan) for data in ctx.measures.get(strategy.id or 0, [])]
+    return (
+        StrategyRollup(
+            key=strategy.key,
+            name=strategy.name,
+            counts=tally.counts,
+            percent_complete=tally.percent_complete,
+            on_time_rate=tally.on_time_rate,
+            overdue=overdue,
+            blocked=blocked,
+            measures=measures,
+        ),
+        tally,
+    )
+
+
+def _measure_line(ctx: _Context, data: _MeasureData, plan: Plan) -> MeasureLine:
+    m = data.measure
+    current = data.readings.get(ctx.quarter.label)
+    previous = data.readings.get(ctx.quarter.previous().label)
+    latest_quarter = max(data.readings) if data.readings else None
+    latest = data.readings[latest_quarter] if latest_quarter else None
+    status = measure_status(
+        baseline=m.baseline,
+        target=m.target,
+        direction=m.direction,
+        plan_start=plan.start_date,
+        target_date=m.target_date,
+        quarter=ctx.quarter,
+        value=current,
+    )
+    progress = None
+    if latest is not None:
+        progress = actual_fraction(baseline=m.baseline, target=m.target, value=latest, direction=m.direction)
+    return MeasureLine(
+        key=m.key,
+        name=m.name,
+        unit=m.unit,
+        baseline=m.baseline,
+        latest=latest,
+        target=m.target,
+        status=status,
+        change=(current - previous) if current is not None and previous is not None else None,
+        latest_quarter=latest_quarter,
+        direction=m.direction,
+        target_date=m.target_date,
+        owner_id=m.owner_id,
+        progress=progress,
+        expected=expected_fraction(
+            plan_start=plan.start_date, target_date=m.target_date, as_of=ctx.quarter.end
+        ),
+    )
+
+
+def _changes(ctx: _Context, items: list[_Item]) -> Changes:
+    transitions: list[tuple[str, str, str]] = []
+    completed: list[str] = []
+    new_items: list[str] = []
+    redated: list[tuple[str, date | None, date | None]] = []
+    for item in items:
+        events = ctx.events.get(item.id, [])
+        statuses = [e for e in events if e.action == "status" and e.field == "status"]
+        # Net change per item: a quarter's packet cares where an item went, not each wobble.
+        if statuses and statuses[0].old != statuses[-1].new:
+            transitions.append((item.ref, statuses[0].old or "", statuses[-1].new or ""))
+        created = any(e.action == "create" for e in events)
+        if created:
+            new_items.append(item.ref)
+        finished_here = statuses and statuses[-1].new == ItemStatus.DONE
+        # An item imported as done has a create event but no status change to count.
+        created_done = (
+            created
+            and not statuses
+            and item.completed_on is not None
+            and ctx.quarter.start <= item.completed_on <= ctx.as_of
+        )
+        if item.status == ItemStatus.DONE and (finished_here or created_done):
+            completed.append(item.ref)
+        dates = [e for e in events if e.action == "redate" and e.field == "due"]
+        if dates and dates[0].old != dates[-1].new:
+            redated.append((item.ref, _as_date(dates[0].old), _as_date(dates[-1].new)))
+    newly_overdue = [
+        item.ref
+        for item in items
+        if item.status in _OPEN and item.due is not None and ctx.quarter.start <= item.due < ctx.as_of
+    ]
+    return Changes(
+        status_transitions=transitions,
+        completed=completed,
+        newly_overdue=newly_overdue,
+        new_items=new_items,
+        redated=redated,
+    )
+
+
+def _response(ctx: _Context, items: list[_Item]) -> tuple[set[str], set[str]]:
+    """Owners asked (active owners of open or answered items) and those who answered."""
+    if ctx.checkin is None:
+        return set(), set()
+    asked: set[str] = set()
+    responded: set[str] = set()
+    for item in items:
+        answered = item.id in ctx.checkin.responded_items
+        if not item.owner_id or ctx.owner_state(item.owner_id) != "active":
+            continue
+        if item.status in _OPEN or answered:
+            asked.add(item.owner_id)
+        if answered:
+            responded.add(item.owner_id)
+    return asked, responded
