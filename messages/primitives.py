@@ -16,6 +16,7 @@ Block = dict[str, Any]
 MAX_MESSAGE_BLOCKS = 50
 MAX_VIEW_BLOCKS = 100
 MAX_SECTION_TEXT = 3000
+_TEXT_TYPES = ("mrkdwn", "plain_text")
 # Slack rejects section text of 3,000 characters; stay clear of it (counted in UTF-16 units).
 SECTION_LIMIT = 2_900
 # Slack also rejects a message whose blocks are too long overall (msg_blocks_too_long, about
@@ -75,16 +76,18 @@ def build_list_sections(title: str, lines: Sequence[str], *, limit: int = SECTIO
     return [section(text) for text in texts]
 
 
+def _text_units(obj: object) -> int:
+    if not isinstance(obj, dict):
+        return 0
+    text = obj.get("text")
+    if isinstance(text, dict):  # a button or header: its text object holds the words
+        return _text_units(text)
+    return slack_len(text) if isinstance(text, str) and obj.get("type") in _TEXT_TYPES else 0
+
+
 def block_size(block: Block) -> int:
-    """The text of a block as Slack's overall message limit counts it (UTF-16 units)."""
-    size = 0
-    text = block.get("text")
-    if isinstance(text, dict):
-        size += slack_len(str(text.get("text", "")))
-    for element in block.get("elements", ()):
-        if isinstance(element, dict):
-            size += slack_len(str(element.get("text", "")))
-    return size
+    """The text people read in a block, which Slack's overall message limit counts, in UTF-16 units."""
+    return _text_units(block.get("text")) + sum(_text_units(e) for e in block.get("elements") or ())
 
 
 def build_messages(blocks: Sequence[Block], *, fallback: str) -> list[dict[str, Any]]:

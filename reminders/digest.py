@@ -45,8 +45,7 @@ WHY_LABELS: dict[str, str] = {
 # Intro, group headers, item cards, a "more" line and the footer must fit Slack's 50 blocks.
 _BLOCK_BUDGET = ui.MAX_MESSAGE_BLOCKS - 3
 # Slack also refuses messages whose blocks are too long overall (msg_blocks_too_long, ~13k chars).
-_CHAR_BUDGET = 11_000
-_TEXT = ("mrkdwn", "plain_text")
+_CHAR_BUDGET = ui.MESSAGE_BUDGET
 
 
 @dataclass(frozen=True)
@@ -254,14 +253,8 @@ def _plural(n: int, one: str, many: str) -> str:
 
 
 def _size(blocks: Sequence[Block]) -> int:
-    # The text people read, which is what Slack's overall limit counts (not the JSON around it).
-    total = 0
-    for block in blocks:
-        texts = [block.get("text"), *(block.get("elements") or [])]
-        total += sum(
-            len(t.get("text") or "") for t in texts if isinstance(t, dict) and t.get("type") in _TEXT
-        )
-    return total
+    # The text people read, which is what Slack's overall limit counts, in Slack's UTF-16 units.
+    return sum(ui.block_size(block) for block in blocks)
 
 
 def build_message(
