@@ -34,6 +34,7 @@ import httpx
 
 from bot.signing import signed_headers
 from domain.errors import ReapError
+from localslack import payloads
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "bench-signing-secret-5f0c2e8a9d41"
@@ -208,22 +209,17 @@ def slash_command(
     trigger_id: str = "1.1.bench",
 ) -> bytes:
     """The form body Slack POSTs for `/reap <text>` typed by `user_id`."""
-    fields = {
-        "token": "legacy",
-        "team_id": team_id,
-        "team_domain": "bench",
-        "channel_id": channel_id,
-        "channel_name": "bench",
-        "user_id": user_id,
-        "user_name": user_id.lower(),
-        "command": "/reap",
-        "text": text,
-        "api_app_id": "A0REAPAPP",
-        "is_enterprise_install": "false",
-        "response_url": response_url,
-        "trigger_id": trigger_id,
-    }
-    return urllib.parse.urlencode(fields).encode()
+    fields = payloads.slash_command(
+        team_id=team_id,
+        team_domain="bench",
+        channel_id=channel_id,
+        channel_name="bench",
+        user_id=user_id,
+        text=text,
+        response_url=response_url,
+        trigger_id=trigger_id,
+    )
+    return payloads.form_body(fields)
 
 
 @dataclass(frozen=True)

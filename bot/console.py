@@ -41,6 +41,7 @@ from bot.settings import Settings
 from bot.signing import signed_headers
 from bot.slack import learn_workspace
 from domain.errors import ReapError
+from localslack import payloads
 from localslack.render import (
     Control,
     ControlError,
@@ -728,24 +729,19 @@ class Shell:
         escaped = link_mentions(
             slack_escape(text), users=self.handles, channels=self.world.workspace.channels
         )
-        fields = {
-            "token": "legacy",
-            "team_id": self.world.workspace.team_id,
-            "team_domain": "reap-shell",
-            "channel_id": GENERAL_ID,
-            "channel_name": GENERAL_NAME,
-            "user_id": self.user,
-            "user_name": self.handles.get(self.user, self.user.lower()),
-            "command": "/reap",
-            "text": escaped,
-            "api_app_id": slack.app_id,
-            "is_enterprise_install": "false",
-            "response_url": slack.response_url(),
-            "trigger_id": slack.new_trigger_id(),
-        }
-        response = await self.post(
-            urllib.parse.urlencode(fields).encode(), "application/x-www-form-urlencoded"
+        fields = payloads.slash_command(
+            team_id=self.world.workspace.team_id,
+            team_domain="reap-shell",
+            channel_id=GENERAL_ID,
+            channel_name=GENERAL_NAME,
+            user_id=self.user,
+            user_name=self.handles.get(self.user, self.user.lower()),
+            text=escaped,
+            api_app_id=slack.app_id,
+            response_url=slack.response_url(),
+            trigger_id=slack.new_trigger_id(),
         )
+        response = await self.post(payloads.form_body(fields), "application/x-www-form-urlencoded")
         return self.report(response)
 
     async def click(self, args: str) -> bool:

@@ -23,6 +23,7 @@ from bot.app import ReapApp, create_app
 from bot.server import create_asgi
 from bot.settings import Settings
 from bot.signing import signed_headers
+from localslack import payloads
 from localslack.server import LocalSlack
 from reminders.tick import ReminderParts
 from storage.engine import Sessions, create_engine, session_factory
@@ -85,23 +86,17 @@ class Bot:
 
     async def command(self, user: str, text: str, *, channel: str = "C0GENERAL") -> httpx.Response:
         """Send `/reap <text>` as `user`, exactly as Slack would, and wait for follow-ups."""
-        fields = {
-            "token": "legacy",
-            "team_id": self.team_id,
-            "team_domain": "phila",
-            "channel_id": channel,
-            "channel_name": "general",
-            "user_id": user,
-            "user_name": user.lower(),
-            "command": "/reap",
-            "text": text,
-            "api_app_id": "A0REAPAPP",
-            "is_enterprise_install": "false",
-            "response_url": self.slack.response_url(),
-            "trigger_id": self.slack.new_trigger_id(),
-        }
+        fields = payloads.slash_command(
+            team_id=self.team_id,
+            team_domain="phila",
+            channel_id=channel,
+            user_id=user,
+            text=text,
+            response_url=self.slack.response_url(),
+            trigger_id=self.slack.new_trigger_id(),
+        )
         response = await self.post(
-            urllib.parse.urlencode(fields).encode(), content_type="application/x-www-form-urlencoded"
+            payloads.form_body(fields), content_type="application/x-www-form-urlencoded"
         )
         await self.app.tasks.drain()
         return response
