@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from datetime import date
@@ -54,24 +55,38 @@ async def _run(followup: sv.FollowUp, client: AsyncWebClient) -> None:
 # --- middleware --------------------------------------------------------------------------------
 
 
+def delivery_key(body: dict[str, Any]) -> str | None:
+    """What makes one delivery unique: an event's event_id, or a command's or interaction's trigger_id.
+
+    A signed request stays valid for five minutes, so a replayed slash command or button press
+    would otherwise act again. Slack mints a fresh trigger_id for every command and interaction;
+    it is hashed to fit ProcessedEvent's bounded column (and marked so it never meets an event id).
+    """
+    event_id = body.get("event_id")
+    if body.get("type") == "event_callback" and event_id:
+        return str(event_id)
+    trigger_id = body.get("trigger_id")
+    if isinstance(trigger_id, str) and trigger_id:
+        return "trigger-" + hashlib.sha256(trigger_id.encode()).hexdigest()[:48]
+    return None
+
+
 async def skip_duplicate_events(
     body: dict[str, Any],
     context: AsyncBoltContext,
     next: Any,
 ) -> BoltResponse | None:
-    """Drop an Events API delivery whose event_id was already handled (a Slack retry)."""
-    event_id = body.get("event_id")
-    if body.get("type") != "event_callback" or not event_id:
+    """Handle each delivery once: drop an event Slack retries and a command or interaction replayed."""
+    key = delivery_key(body)
+    if key is None:
         await next()
         return None
     reap = reap_of(context)
     try:
         async with transaction(reap.sessions) as session:
-            session.add(
-                ProcessedEvent(team_id=team_of(body), event_id=str(event_id), received_at=reap.clock())
-            )
+            session.add(ProcessedEvent(team_id=team_of(body), event_id=key, received_at=reap.clock()))
     except IntegrityError:
-        log.info("duplicate event %s ignored", event_id)
+        log.info("duplicate delivery %s ignored", key)
         return BoltResponse(status=200, body="")
     await next()
     return None
