@@ -233,15 +233,14 @@ async def _snooze(reap: sv.Reap, body: dict[str, Any], client: AsyncWebClient, r
 
 
 def _origin(body: dict[str, Any]) -> dict[str, Any]:
-    """Where a button was pressed, so a modal submit can update that message later."""
+    """Where a button was pressed, as ids only: the modal's submit re-checks them against the bot's
+    own records and answers the signed submitter, never an address carried through the modal."""
     container = body.get("container") or {}
-    return {
-        "channel": container.get("channel_id"),
-        "ts": container.get("message_ts"),
-        "ephemeral": bool(container.get("is_ephemeral")),
-        "response_url": body.get("response_url"),
-        "home": container.get("type") == "view",
-    }
+    if container.get("type") == "view":
+        return {"home": True}
+    if container.get("is_ephemeral"):
+        return {}
+    return {"channel": container.get("channel_id"), "ts": container.get("message_ts")}
 
 
 async def on_update(
@@ -293,20 +292,24 @@ def _metadata(view: dict[str, Any]) -> dict[str, Any]:
 async def _refresh_origin(
     reap: sv.Reap, origin: dict[str, Any], body: dict[str, Any], card: bk.ItemCard, client: AsyncWebClient
 ) -> None:
-    if origin.get("home"):
-        caller = await sv.caller_for(reap, team_id=team_of(body), user_id=_user(body))
+    """Show a modal's change where it was opened: the submitter's App Home, a message the bot sent
+    them, or else (an ephemeral list, or a message the bot cannot vouch for) a DM to the submitter."""
+    caller = await sv.caller_for(reap, team_id=team_of(body), user_id=_user(body))
+    if origin.get("home") is True:
         await client.views_publish(user_id=caller.actor.user_id, view=await sv.home_view(reap, caller=caller))
-    elif origin.get("channel") and origin.get("ts") and not origin.get("ephemeral"):
-        blocks = await sv.blocks_after_change(reap, channel=origin["channel"], ts=origin["ts"], card=card)
-        await client.chat_update(
-            channel=origin["channel"], ts=origin["ts"], text=card.item.title, blocks=blocks
-        )
-    elif origin.get("response_url"):
-        from slack_sdk.webhook.async_client import AsyncWebhookClient
-
-        await AsyncWebhookClient(origin["response_url"]).send(
-            replace_original=True, text=card.item.title, blocks=bk.build_item_card(card)
-        )
+        return
+    channel, ts = origin.get("channel"), origin.get("ts")
+    if isinstance(channel, str) and isinstance(ts, str):
+        blocks = await sv.own_message_after_change(reap, caller=caller, channel=channel, ts=ts, card=card)
+        if blocks is not None:
+            await client.chat_update(channel=channel, ts=ts, text=ui.escape(card.item.title), blocks=blocks)
+            return
+    message = f"Updated *{card.item.ref}*."
+    await client.chat_postMessage(
+        channel=caller.actor.user_id,
+        text=f"Updated {card.item.ref}.",
+        blocks=bk.build_confirmation(message, card),
+    )
 
 
 async def on_update_submit(

@@ -33,6 +33,7 @@ from storage.items import (
     snooze_item,
 )
 from storage.models import ActionItem, ActionItemCreate, Department, Plan, Strategy
+from storage.outbox import find_by_message
 from storage.people import ensure_person, find_person, refresh_person, set_pause, set_role
 from storage.permissions import Actor, ensure_can_edit
 from storage.queries.items import ItemFilter, count_items, find_items, find_strategy, item_history
@@ -583,10 +584,21 @@ async def submit_add(reap: Reap, *, caller: Caller, form: AddForm) -> ActionItem
         )
 
 
-async def blocks_after_change(
-    reap: Reap, *, channel: str, ts: str, card: bk.ItemCard
-) -> list[dict[str, Any]]:
-    """The fresh blocks of a bot message (a reminder digest knows how to rebuild itself) after a change."""
+# A modal opened from a message may refresh it this long after the bot posted it (digests are daily).
+OWN_MESSAGE_MAX_AGE = timedelta(days=90)
+
+
+async def own_message_after_change(
+    reap: Reap, *, caller: Caller, channel: str, ts: str, card: bk.ItemCard
+) -> list[dict[str, Any]] | None:
+    """The fresh blocks of message (channel, ts) after a change, if the bot's outbox says it sent
+    that message to the caller; None otherwise. A modal's metadata only names a message, and the
+    metadata round-trips through Slack's client, so where the bot writes is checked here."""
+    window = (caller.now - OWN_MESSAGE_MAX_AGE, caller.now + timedelta(minutes=5))
+    async with reading(reap.sessions) as session:
+        rows = await find_by_message(session, channel=channel, ts=ts, sent_between=window)
+    if not any(row.team_id == caller.actor.team_id and row.recipient == caller.actor.user_id for row in rows):
+        return None
     if reap.rebuild_message is not None:
         blocks = await reap.rebuild_message(channel, ts, card)
         if blocks is not None:

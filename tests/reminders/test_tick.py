@@ -15,7 +15,7 @@ from sqlmodel import SQLModel, select, update
 
 from bot.app import ReapApp, create_app
 from bot.runtime import install, remind_once
-from commands.service import blocks_after_change
+from commands.service import Caller, own_message_after_change
 from domain.status import ItemStatus
 from localslack.server import LocalSlack
 from messages import blocks as bk
@@ -193,12 +193,21 @@ async def test_a_digest_changed_from_a_modal_is_rebuilt_whole_with_fresh_states(
         item = await session.get(ActionItem, first_id)
     assert item is not None
     card = bk.ItemCard(item=item, strategy="", zone=app.settings.zone, today=DUE("2026-11-02"))
-    blocks = await blocks_after_change(app.reap, channel=message.channel, ts=message.ts, card=card)
-    assert refs_in(blocks) == ["OIT-1", "OIT-2"], "the whole digest, not one card"
+    owner, other = (
+        Caller(actor=app.reap.actor(TEAM, user), zone=app.settings.zone, today=card.today, now=MONDAY_9AM)
+        for user in (OWNER, OTHER)
+    )
+    channel, ts = message.channel, message.ts
+    blocks = await own_message_after_change(app.reap, caller=owner, channel=channel, ts=ts, card=card)
+    assert blocks is not None and refs_in(blocks) == ["OIT-1", "OIT-2"], "the whole digest, not one card"
     done = next(b for b in blocks if b.get("block_id") == "actions:OIT-1")
     assert [e["action_id"] for e in done["elements"]] == ["item_update"]
-    elsewhere = await blocks_after_change(app.reap, channel=message.channel, ts="1.000001", card=card)
-    assert refs_in(elsewhere) == [card.item.ref], "other messages fall back to the single card"
+    theirs = await own_message_after_change(app.reap, caller=other, channel=channel, ts=ts, card=card)
+    assert theirs is None, "a digest sent to someone else is not the caller's to change"
+    elsewhere = await own_message_after_change(
+        app.reap, caller=owner, channel=channel, ts="1.000001", card=card
+    )
+    assert elsewhere is None, "a message the outbox did not send is not changed"
 
 
 async def test_a_tick_before_the_sending_hour_plans_no_local_day(app: ReapApp, owed: PlanFixture):
