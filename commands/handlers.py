@@ -150,11 +150,11 @@ async def _refresh_message(
         await client.chat_update(
             channel=str(container.get("channel_id") or (body.get("channel") or {}).get("id")),
             ts=message["ts"],
-            text=message.get("text") or card.item.title,
+            text=ui.escape(card.item.title),
             blocks=bk.replace_card(message.get("blocks") or [], card),
         )
     elif respond is not None and body.get("response_url"):
-        await respond(replace_original=True, text=card.item.title, blocks=bk.build_item_card(card))
+        await respond(replace_original=True, text=ui.escape(card.item.title), blocks=bk.build_item_card(card))
 
 
 async def _tell(

@@ -104,10 +104,13 @@ def error_reply(exc: Exception) -> Reply:
     """A friendly ephemeral reply for a problem the person caused."""
     if isinstance(exc, g.UsageError):
         usage = g.USAGE.get(exc.subcommand or "", None)
-        return Reply(text=str(exc), blocks=bk.build_error(exc.problem, usage))
+        return Reply(text=ui.escape(str(exc)), blocks=bk.build_error(exc.problem, usage))
     # A refusal's text is ours (refs and mentions of who may act), so its mentions must stay live;
     # every other message may quote what the person typed, so it is escaped.
-    return Reply(text=str(exc), blocks=bk.build_error(str(exc), trusted=isinstance(exc, PermissionDenied)))
+    trusted = isinstance(exc, PermissionDenied)
+    return Reply(
+        text=str(exc) if trusted else ui.escape(str(exc)), blocks=bk.build_error(str(exc), trusted=trusted)
+    )
 
 
 PROFILE_MAX_AGE = timedelta(days=1)
@@ -174,7 +177,7 @@ async def run_command(reap: Reap, *, caller: Caller, command: g.Command) -> Repl
         case g.Show(ref=ref):
             card = await card_for(reap, caller=caller, ref=ref)
             return Reply(
-                text=f"{card.item.ref} {card.item.title}",
+                text=f"{card.item.ref} {ui.escape(card.item.title)}",
                 blocks=bk.build_item_detail(card, description=card.item.description),
             )
         case g.History(ref=ref):
@@ -398,7 +401,7 @@ async def _list(reap: Reap, caller: Caller, command: g.ListItems) -> Reply:
         names = await _strategy_names(session, team_id)
     cards = [_card(i, names, caller) for i in items]
     blocks = bk.build_item_list(cards, title=title, page=command.page, total=total)
-    return Reply(text=f"{title}: {total}", blocks=blocks)
+    return Reply(text=f"{ui.escape(title)}: {total}", blocks=blocks)
 
 
 async def _list_filter(session: AsyncSession, caller: Caller, command: g.ListItems) -> tuple[ItemFilter, str]:

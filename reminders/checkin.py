@@ -383,8 +383,8 @@ async def render_nonresponders(
         return Skip("everyone checked in")
     quarter, department = payload.get("quarter"), payload.get("department")
     text = (
-        f"The {quarter} check-in closed. In {department}, {len(waiting)} owner(s) did not respond: "
-        + ", ".join(f"<@{u}>" for u in waiting[:100])
+        f"The {ui.escape(quarter)} check-in closed. In {ui.escape(department)}, "
+        f"{len(waiting)} owner(s) did not respond: " + ", ".join(f"<@{u}>" for u in waiting[:100])
     )
     return Rendered(
         text=ui.clip(text, 3000),

@@ -107,7 +107,8 @@ async def test_a_typo_quotes_the_problem_and_shows_usage_without_changing_data(b
     before = await row_count(bot, AuditEvent)
     response = await bot.command(OWNER, "due OIT-1 Feb 30")
     text = str(response.json())
-    assert "Feb 30" in text and "/reap due <ref> <date>" in text
+    # Escaped as every text to Slack is; Slack shows it as `/reap due <ref> <date>`.
+    assert "Feb 30" in text and "/reap due &lt;ref&gt; &lt;date&gt;" in text
     assert await row_count(bot, AuditEvent) == before
 
 
