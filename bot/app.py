@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import random
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -12,12 +15,15 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped, warning_token_skipped
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import commands
 from bot import runtime
+from bot.metrics import Metrics, request_labels
 from bot.settings import Settings
 from bot.slack import make_client
 from commands.handlers import team_of
@@ -27,6 +33,10 @@ from reminders.tick import ReminderParts
 from storage.engine import Sessions, create_engine, session_factory
 
 log = logging.getLogger(__name__)
+
+STARTING_UP = "REAP Tracker is still starting up; try again in a minute."
+# auth.test is retried after a failed start-up: first after about this long, doubling up to the cap.
+IDENTITY_RETRY_SECONDS = (1.0, 60.0)
 
 
 def utc_now() -> datetime:
@@ -64,6 +74,8 @@ class Identity:
     team_id: str | None = None
     bot_user_id: str | None = None
     bot_id: str | None = None
+    # Why auth.test has not answered yet (None once it has); /readyz reports it.
+    problem: str | None = "auth.test has not been asked yet"
 
 
 @dataclass
@@ -85,31 +97,96 @@ class ReapApp:
     scheduler: ReminderScheduler | None = None
     starters: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
     stoppers: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
+    metrics: Metrics = field(default_factory=Metrics)
+    identity_retry: tuple[float, float] = IDENTITY_RETRY_SECONDS
+    _identity_task: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
-    async def learn_identity(self) -> None:
-        """Ask auth.test once who the bot is; failures are logged and retried later, not per request."""
+    async def learn_identity(self) -> bool:
+        """Ask auth.test who the bot is; True once it has answered (a failure is kept for /readyz)."""
         try:
             answer = await self.client.auth_test()
+            team = str(answer.get("team_id") or "")
+            problem = None if team else "auth.test named no workspace"
+        except SlackApiError as exc:
+            problem = f"auth.test said {exc.response.get('error') or 'error'}"
         except Exception as exc:
-            log.warning("auth.test failed (%s); will retry", type(exc).__name__)
-            return
-        self.identity.team_id = str(answer.get("team_id") or "") or None
+            problem = f"auth.test failed: {type(exc).__name__}"
+        if problem is not None:
+            self.identity.problem = problem
+            log.warning("%s; Slack requests wait until it succeeds", problem)
+            return False
+        self.identity.team_id = team
         self.identity.bot_user_id = answer.get("user_id")
         self.identity.bot_id = answer.get("bot_id")
+        self.identity.problem = None
+        return True
+
+    async def _keep_learning_identity(self) -> None:
+        """Retry auth.test with jittered exponential backoff until it answers."""
+        delay, cap = self.identity_retry
+        while True:
+            await asyncio.sleep(delay * (0.5 + random.random() / 2))
+            if await self.learn_identity():
+                log.info("auth.test answered; serving workspace %s", self.identity.team_id)
+                return
+            delay = min(cap, delay * 2)
 
     async def start(self) -> None:
         """Start what a serving process runs besides answering requests (identity, ticker)."""
-        await self.learn_identity()
+        if not await self.learn_identity() and self._identity_task is None:
+            # Requests are held (politely) until Slack says which workspace this is; keep asking.
+            self._identity_task = asyncio.get_running_loop().create_task(self._keep_learning_identity())
         for starter in self.starters:
             await starter()
 
     async def close(self) -> None:
         """Stop background services, finish background work and release the database."""
+        if self._identity_task is not None:
+            self._identity_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._identity_task
+            self._identity_task = None
         for stopper in reversed(self.stoppers):
             await stopper()
         await self.tasks.drain()
         if self.engine is not None:
             await self.engine.dispose()
+
+
+# The context key a middleware sets when it answers a request itself (see _MeteredApp).
+OUTCOME = "reap_outcome"
+
+
+def _outcome(status: int) -> str:
+    if status < 300:
+        return "ok"
+    if status == 404:
+        return "unhandled"
+    return "refused" if status < 500 else "error"
+
+
+class _MeteredApp(AsyncApp):
+    """Bolt's app, timing every dispatch (HTTP and Socket Mode alike) into the process's metrics.
+
+    Bolt runs its middleware one after another rather than nested, so no middleware can see the
+    listener's answer or its duration; only the dispatch as a whole can.
+    """
+
+    def __init__(self, *, metrics: Metrics, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.reap_metrics = metrics
+
+    async def async_dispatch(self, req: AsyncBoltRequest) -> BoltResponse:
+        """Dispatch `req` as Bolt does, counting it by name and outcome with its latency."""
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            response = await super().async_dispatch(req)
+            outcome = str(req.context.get(OUTCOME) or _outcome(response.status))
+            return response
+        finally:
+            kind, name = request_labels(req.body)
+            self.reap_metrics.observe_request(kind, name, outcome, time.perf_counter() - started)
 
 
 class _QuietTokenNotices(logging.Filter):
@@ -144,6 +221,8 @@ def create_app(
         sessions = session_factory(engine)
     tasks = BackgroundTasks()
     identity = Identity()
+    metrics = Metrics()
+    metrics.watch(client)
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
 
     async def authorize(enterprise_id: str | None, team_id: str | None, **_: Any) -> AuthorizeResult:
@@ -155,7 +234,8 @@ def create_app(
             bot_id=identity.bot_id,
         )
 
-    bolt = AsyncApp(
+    bolt = _MeteredApp(
+        metrics=metrics,
         client=client,
         logger=_bolt_logger(),
         signing_secret=settings.secret("slack_signing_secret"),
@@ -173,8 +253,16 @@ def create_app(
     @bolt.middleware
     async def provide_services(context: AsyncBoltContext, body: dict[str, Any], next: Any) -> Any:
         team = team_of(body)
-        if identity.team_id and team != "None" and team != identity.team_id:
+        if identity.team_id is None:
+            # Fail closed: until auth.test says which workspace the token serves, serve none.
+            log.warning("held a request until auth.test answers (%s)", identity.problem)
+            context[OUTCOME] = "starting"
+            if "command" in body:
+                return BoltResponse(status=200, body={"response_type": "ephemeral", "text": STARTING_UP})
+            return BoltResponse(status=503, body="")  # Slack retries an event a 503 answered
+        if team != "None" and team != identity.team_id:
             log.warning("refused a request from another workspace (%s)", team)
+            context[OUTCOME] = "refused"
             return BoltResponse(status=403, body="")
         context["reap"] = reap
         return await next()
@@ -189,6 +277,7 @@ def create_app(
         client=client,
         tasks=tasks,
         identity=identity,
+        metrics=metrics,
     )
     runtime.install(app)
     return app

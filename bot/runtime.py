@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import time
 from datetime import datetime
 from typing import TYPE_CHECKING, TextIO
 
@@ -37,10 +38,12 @@ def install(app: ReapApp) -> None:
     "scheduler" health check unless REAP_TICKER=false (then `reap remind` runs from cron)."""
     if app.reminders is not None:
         return  # already wired; a second ticker in one process would only duplicate work
+    client = send_client(app.client)
+    app.metrics.watch(client)  # delivery's Slack calls and 429s count in /metrics too
     parts = ReminderParts(
         org=app.reap.org,
         sessions=app.sessions,
-        client=send_client(app.client),
+        client=client,
         limiter=send_limiter(app.sessions, shared=not is_sqlite(app.settings.database_url)),
         instance_id=instance_id(),
         follow_client=app.client,
@@ -67,8 +70,10 @@ def install(app: ReapApp) -> None:
         return
 
     async def job() -> None:
-        """The ticker's job: a tick at the app's clock."""
+        """The ticker's job: a tick at the app's clock, timed for /metrics."""
+        started = time.perf_counter()
         await scheduled_tick(parts, clock())
+        app.metrics.observe_tick(time.perf_counter() - started, clock())
 
     scheduler = ReminderScheduler(job, clock=clock, on_stop=parts.stopping.set)
 

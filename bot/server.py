@@ -1,4 +1,4 @@
-"""The ASGI front door: /slack/events in front of Bolt, and /healthz for operators."""
+"""The ASGI front door: /slack/events in front of Bolt; /livez, /readyz (and /healthz) and /metrics."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.request.async_internals import build_async_context
 from slack_bolt.request.async_request import AsyncBoltRequest
@@ -24,6 +25,7 @@ from starlette.routing import Route
 
 from bot.app import ReapApp
 from bot.signing import slack_signature
+from storage.migrate import schema_problem
 
 log = logging.getLogger(__name__)
 
@@ -262,33 +264,85 @@ def bolt_request_for(
     return request
 
 
-def health_endpoint(app: ReapApp) -> Callable[[Request], Awaitable[Response]]:
-    """GET /healthz: the database answers and every health check of the app passes (JSON; 503 if not)."""
+# Each readiness check gets this long: a probe must answer even when a dependency hangs.
+READY_CHECK_SECONDS = 2.0
 
-    async def healthz(request: Request) -> Response:
-        report: dict[str, Any] = {}
-        healthy = True
+
+async def _bounded(check: Callable[[], Awaitable[str | None]]) -> str | None:
+    try:
+        async with asyncio.timeout(READY_CHECK_SECONDS):
+            return await check()
+    except TimeoutError:
+        return f"no answer within {READY_CHECK_SECONDS:g} s"
+
+
+async def readiness(app: ReapApp) -> dict[str, Any]:
+    """Every readiness check by name ("ok" or what is wrong), and "ok": whether all passed.
+
+    The database answers; its schema is at the newest migration; Slack's auth.test has succeeded
+    with the configured token; and every check the app registered (the ticker ticked recently
+    when it runs, Socket Mode's pongs) passes.
+    """
+    report: dict[str, Any] = {}
+
+    async def database() -> str | None:
+        async with app.sessions() as session:
+            await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+        return None
+
+    async def schema() -> str | None:
+        async with app.sessions() as session:
+            return await schema_problem(session)
+
+    try:
+        problem = await _bounded(database)
+    except Exception as exc:
+        problem = f"unreachable: {type(exc).__name__}"
+    report["database"] = problem or "ok"
+    if problem is not None:
+        report["schema"] = "not checked: the database is unreachable"
+    else:
         try:
-            async with asyncio.timeout(2):
-                async with app.sessions() as session:
-                    await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
-            report["database"] = "ok"
+            report["schema"] = await _bounded(schema) or "ok"
         except Exception as exc:
-            report["database"] = f"unreachable: {type(exc).__name__}"
-            healthy = False
-        for name, check in app.health_checks.items():
-            problem = await check()
-            report[name] = problem or "ok"
-            healthy = healthy and problem is None
-        report["ok"] = healthy
-        return JSONResponse(report, status_code=200 if healthy else 503)
+            report["schema"] = f"unreadable: {type(exc).__name__}"
+    identity = app.identity
+    report["slack"] = "ok" if identity.team_id else str(identity.problem)
+    for name, check in app.health_checks.items():
+        try:
+            report[name] = await _bounded(check) or "ok"
+        except Exception as exc:
+            report[name] = f"check failed: {type(exc).__name__}"
+    report["ok"] = all(value == "ok" for value in report.values())
+    return report
 
-    return healthz
+
+def probe_routes(app: ReapApp) -> list[Route]:
+    """GET /livez, /readyz (with /healthz as its old name) and /metrics, for operators."""
+
+    async def livez(request: Request) -> Response:
+        # The process answers: nothing else is asked, so a slow database never restarts the bot.
+        return JSONResponse({"ok": True})
+
+    async def readyz(request: Request) -> Response:
+        report = await readiness(app)
+        return JSONResponse(report, status_code=200 if report["ok"] else 503)
+
+    async def metrics(request: Request) -> Response:
+        body = await app.metrics.scrape(app.sessions, app.reap.clock())
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+    return [
+        Route("/livez", livez, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/healthz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
 
 
 def create_health_asgi(app: ReapApp) -> Starlette:
-    """Only /healthz, for `reap socket`: Slack talks to it over the WebSocket, operators over HTTP."""
-    return Starlette(routes=[Route("/healthz", health_endpoint(app), methods=["GET"])])
+    """Only the probes and /metrics, for `reap socket`: Slack talks to it over the WebSocket."""
+    return Starlette(routes=probe_routes(app))
 
 
 def create_asgi(app: ReapApp, *, manage_lifecycle: bool = True) -> Starlette:
@@ -346,8 +400,6 @@ def create_asgi(app: ReapApp, *, manage_lifecycle: bool = True) -> Starlette:
             },
         )
 
-    healthz = health_endpoint(app)
-
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         if manage_lifecycle:
@@ -362,6 +414,6 @@ def create_asgi(app: ReapApp, *, manage_lifecycle: bool = True) -> Starlette:
         lifespan=lifespan,
         routes=[
             Route("/slack/events", slack_events, methods=["POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
+            *probe_routes(app),
         ],
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +11,10 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 import storage.models  # noqa: F401
 from storage.engine import create_engine
@@ -65,3 +68,21 @@ async def current_revision(database_url: str) -> str | None:
 async def upgrade_async(database_url: str, revision: str = "head") -> None:
     """`upgrade` from async code (runs Alembic's own event loop in a worker thread)."""
     await asyncio.to_thread(upgrade, database_url, revision)
+
+
+@functools.cache
+def head_revisions() -> frozenset[str]:
+    """The newest revision(s) of our migrations, read once (they only change with a deploy)."""
+    return frozenset(ScriptDirectory.from_config(alembic_config("")).get_heads())
+
+
+async def schema_problem(session: AsyncSession) -> str | None:
+    """None when the database is at the newest migration; otherwise what `reap db upgrade` would fix."""
+    connection = await session.connection()
+    current = await connection.run_sync(lambda c: MigrationContext.configure(c).get_current_heads())
+    heads = head_revisions()
+    if frozenset(current) == heads:
+        return None
+    if not current:
+        return "no migration applied; run `reap db upgrade`"
+    return f"at {', '.join(sorted(current))}, not {', '.join(sorted(heads))}; run `reap db upgrade`"

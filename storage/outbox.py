@@ -393,6 +393,18 @@ async def last_beat(session: AsyncSession, *, instance_id: str) -> Heartbeat | N
     return None if mapping is None else Heartbeat(**dict(mapping))
 
 
+async def counts(session: AsyncSession, *, limit: int = 200) -> dict[tuple[str, str], int]:
+    """How many outbox rows there are per (state, kind); at most `limit` pairs (for /metrics)."""
+    statement = (
+        select(NOTIFICATIONS.c.state, NOTIFICATIONS.c.kind, func.count().label("rows"))
+        .group_by(NOTIFICATIONS.c.state, NOTIFICATIONS.c.kind)
+        .order_by(NOTIFICATIONS.c.state, NOTIFICATIONS.c.kind)
+        .limit(limit)
+    )
+    result = await _run(session, statement)
+    return {(str(row["state"]), str(row["kind"])): int(row["rows"]) for row in result.mappings()}
+
+
 PACES = cast(Table, SendPace.__table__)  # type: ignore[attr-defined]
 
 

@@ -205,8 +205,11 @@ def bot_settings(slack: LocalSlack, database_url: str, **overrides: Any) -> Sett
 
 
 @asynccontextmanager
-async def running_bot(database_url: str, **overrides: Any) -> AsyncIterator[Bot]:
-    """Start localslack, create the schema, and serve the real app under uvicorn on a free port."""
+async def running_bot(database_url: str, *, identify: bool = True, **overrides: Any) -> AsyncIterator[Bot]:
+    """Start localslack, create the schema, and serve the real app under uvicorn on a free port.
+
+    With identify=False the app has not asked auth.test yet, so it holds every Slack request.
+    """
     slack = LocalSlack(team_id=TEAM).start()
     engine = create_engine(database_url)
     async with engine.begin() as conn:
@@ -214,6 +217,10 @@ async def running_bot(database_url: str, **overrides: Any) -> AsyncIterator[Bot]
     sessions = session_factory(engine)
     clock = Clock()
     app = create_app(bot_settings(slack, database_url, **overrides), sessions=sessions, clock=clock)
+    # The app serves no request until auth.test has named its workspace (start() would ask; the
+    # harness leaves the ticker to each test, so it asks here).
+    if identify and not await app.learn_identity():
+        raise RuntimeError(f"auth.test failed: {app.identity.problem}")
     config = uvicorn.Config(
         create_asgi(app), host="127.0.0.1", port=0, log_level="warning", lifespan="off", ws="none"
     )
