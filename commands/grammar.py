@@ -20,10 +20,13 @@ from datetime import date
 from typing import Literal, TypeAlias
 
 from commands.dates import DateError, parse_date, parse_duration_or_date, snippet
+from domain.errors import TextRefused
 from domain.fiscal import FiscalQuarter, QuarterError
+from domain.text import NOTE_MAX, TITLE_MAX, check_text
 
+# The whole command; each field inside it has its own, smaller limit from domain.text.
 MAX_TEXT_LENGTH = 4000
-MAX_TITLE_LENGTH = 300
+MAX_TITLE_LENGTH = TITLE_MAX
 
 USAGE: dict[str, str] = {
     "help": "/reap help [subcommand]",
@@ -106,7 +109,6 @@ _STATUSES = {
 _STATUS_WORDS = "not-started, on-track, at-risk, off-track, blocked, done or dropped"
 
 _A = re.ASCII
-_FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 _MARKUP_AT = re.compile(r"<[^<>\s][^<>]{0,500}>")
 _MARKUP = re.compile(r"<([^<>]+)>")
 _ENTITY = re.compile(r"&(amp|lt|gt);")
@@ -324,11 +326,10 @@ def parse_command(text: str, *, today: date, fiscal_start_month: int = 7) -> Com
             f"That command is {len(text)} characters, which is too long (the limit is {MAX_TEXT_LENGTH})",
             guess,
         )
-    if bad := _FORBIDDEN.search(text):
-        raise UsageError(
-            f"The text contains an invisible control character (U+{ord(bad[0]):04X}); please retype it",
-            guess,
-        )
+    try:
+        check_text(text, field="text", limit=MAX_TEXT_LENGTH, multiline=True)
+    except TextRefused as err:
+        raise UsageError(str(err), guess) from None
     tokens = _tokenize(text, guess)
     if not tokens:
         return Help(None)
@@ -474,6 +475,17 @@ class _Args:
             return tokens[0].text
         return _humanise(self.text[tokens[0].start : tokens[-1].end]).strip()
 
+    def field(self, text: str, what: str, *, limit: int, multiline: bool = False) -> str:
+        """`text` unchanged if it meets domain.text's rules for the field; else a UsageError saying why."""
+        try:
+            return check_text(text, field=what, limit=limit, multiline=multiline)
+        except TextRefused as err:
+            raise self.fail(str(err)) from None
+
+    def note(self, tokens: list[_Token]) -> str | None:
+        """An optional note after the other arguments, within the note limit."""
+        return self.field(self.free_text(tokens), "note", limit=NOTE_MAX, multiline=True) or None
+
     def ref(self, tokens: list[_Token]) -> str:
         """The item reference in the first token, normalised to upper case."""
         if not tokens:
@@ -596,9 +608,10 @@ def _add(a: _Args) -> Command:
         raise a.fail("The title is empty")
     if len(title) > MAX_TITLE_LENGTH:
         raise a.fail(
-            f"The title is {len(title)} characters, which is too long"
+            f"The title is {len(title):,} characters, which is too long"
             f" (the limit is {MAX_TITLE_LENGTH}); put the details in a note"
         )
+    a.field(title, "title", limit=MAX_TITLE_LENGTH)
     options: dict[str, list[_Token]] = {}
     for n, start in enumerate(starts):
         keyword = tokens[start].raw.lower()
@@ -703,12 +716,12 @@ def _status(a: _Args) -> Command:
     ref = a.ref(a.tokens)
     rest = a.tokens[1:]
     status, used = a.status(rest)
-    return SetStatus(ref, status, a.free_text(rest[used:]) or None)
+    return SetStatus(ref, status, a.note(rest[used:]))
 
 
 def _done(a: _Args) -> Command:
     ref = a.ref(a.tokens)
-    return Done(ref, a.free_text(a.tokens[1:]) or None)
+    return Done(ref, a.note(a.tokens[1:]))
 
 
 def _progress(a: _Args) -> Command:
@@ -728,7 +741,7 @@ def _progress(a: _Args) -> Command:
 
 def _note(a: _Args) -> Command:
     ref = a.ref(a.tokens)
-    text = a.free_text(a.tokens[1:])
+    text = a.note(a.tokens[1:])
     if not text:
         raise a.fail('The note is empty; write it after the reference, like "vendor replied"')
     return Note(ref, text)
@@ -858,7 +871,7 @@ def _measure(a: _Args) -> Command:
     value = float(match[1] + match[2].replace(",", ""))
     found = a.quarter(2)
     quarter, used = found if found else (_this_quarter(a), 0)
-    note = a.free_text(tokens[2 + used :]) or None
+    note = a.note(tokens[2 + used :])
     return RecordMeasure(key_token.raw, value, quarter, note)
 
 

@@ -13,6 +13,7 @@ from domain.calendar import BusinessCalendar, calendar_for_year
 from domain.checkin import DUE_BEFORE_MEETING, OPEN_BEFORE_MEETING, checkin_window
 from domain.errors import InvalidChange, NotFound
 from domain.status import ItemStatus
+from domain.text import NOTE_MAX, number_problem, text_problem
 from messages import primitives as ui
 from messages.checkin import chunks
 from storage.checkins import (
@@ -233,15 +234,24 @@ def parse_checkin_form(values: dict[str, Any]) -> CheckInForm | dict[str, str]:
             if not raw_progress.isdigit() or not 0 <= int(raw_progress) <= 100:
                 errors[f"progress:{ref}"] = "Enter a whole number from 0 to 100."
                 continue
+            if note and (problem := text_problem(note, field="note", limit=NOTE_MAX, multiline=True)):
+                errors[f"note:{ref}"] = problem
+                continue
             answers.append(ItemAnswer(ref=ref, status=status, progress=int(raw_progress), note=note))
         elif kind == "measure":
             raw = element.get("value")
             if raw in (None, ""):
                 continue
             try:
-                readings[key] = float(str(raw).replace(",", ""))
+                value = float(str(raw).replace(",", ""))
             except ValueError:
                 errors[block_id] = "Enter a number."
+                continue
+            # float() reads inf, nan and 1e999 too; a reading must be a real number.
+            if problem := number_problem(value, field="value"):
+                errors[block_id] = problem
+                continue
+            readings[key] = value
     if errors:
         return errors
     return CheckInForm(answers=answers, readings=readings)

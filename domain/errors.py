@@ -31,3 +31,42 @@ class InvalidChange(ReapError):
     def __init__(self, problem: str) -> None:
         self.problem = problem
         super().__init__(problem)
+
+
+class TextRefused(InvalidChange):
+    """Text we will not store as given; refused whole, never cut or cleaned behind the person's back."""
+
+
+class TextTooLong(TextRefused):
+    """The text is longer than its field may hold; the message names the limit."""
+
+    def __init__(self, field: str, length: int, limit: int) -> None:
+        self.field = field
+        self.length = length
+        self.limit = limit
+        super().__init__(
+            f"The {field} is {length:,} characters, which is too long (the limit is {limit:,}); "
+            "nothing was saved."
+        )
+
+
+class ControlCharacter(TextRefused):
+    """The text holds an invisible control character (or a line break where one line is expected)."""
+
+    def __init__(self, field: str, char: str) -> None:
+        self.field = field
+        self.char = char
+        names = {"\n": "a line break", "\r": "a line break", "\t": "a tab"}
+        what = names.get(char, "an invisible control character")
+        super().__init__(
+            f"The {field} contains {what} (U+{ord(char):04X}); please retype it. Nothing was saved."
+        )
+
+
+class NotFinite(InvalidChange):
+    """A number that is infinite or not a number at all (inf, nan) where a real value is needed."""
+
+    def __init__(self, field: str, value: float) -> None:
+        self.field = field
+        self.value = value
+        super().__init__(f"The {field} must be a finite number, not {value}; nothing was saved.")

@@ -10,6 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from domain.status import ItemStatus, style
+from domain.text import NOTE_MAX, TITLE_MAX
 from messages.primitives import (
     MAX_MESSAGE_BLOCKS,
     MAX_SECTION_TEXT,
@@ -229,9 +230,13 @@ def build_add_modal(
 ) -> dict[str, Any]:
     """The Add action item modal: title, strategy, owner, due date, description."""
     options = [_option(s.name, str(s.id)) for s in strategies][:100]
-    title_element: dict[str, Any] = {"type": "plain_text_input", "action_id": "value", "max_length": 300}
+    title_element: dict[str, Any] = {
+        "type": "plain_text_input",
+        "action_id": "value",
+        "max_length": TITLE_MAX,
+    }
     if title:
-        title_element["initial_value"] = clip(title, 300)
+        title_element["initial_value"] = clip(title, TITLE_MAX)
     owner_element: dict[str, Any] = {"type": "users_select", "action_id": "value"}
     if owner:
         owner_element["initial_user"] = owner
@@ -333,7 +338,7 @@ def build_update_modal(item: ActionItem, *, metadata: dict[str, Any]) -> dict[st
                     "type": "plain_text_input",
                     "action_id": "value",
                     "multiline": True,
-                    "max_length": 2000,
+                    "max_length": NOTE_MAX,
                 },
             },
         ],

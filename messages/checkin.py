@@ -7,6 +7,7 @@ from datetime import date
 from typing import Any
 
 from domain.status import ItemStatus
+from domain.text import NOTE_MAX
 from messages import blocks as bk
 from messages import primitives as ui
 from storage.queries.checkins import CheckInSubject
@@ -130,7 +131,7 @@ def build_checkin_modal(quarter: str, subject: CheckInSubject) -> dict[str, Any]
                 "block_id": f"note:{item.ref}",
                 "optional": True,
                 "label": ui.plain("Note", 2000),
-                "element": {"type": "plain_text_input", "action_id": "value", "max_length": 2000},
+                "element": {"type": "plain_text_input", "action_id": "value", "max_length": NOTE_MAX},
             }
         )
     for measure in subject.measures[: max(0, (ui.MAX_VIEW_BLOCKS - len(blocks)) // 1)]:

@@ -26,8 +26,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from domain.cadence import CADENCE_KEYS, Cadence, CadenceError
-from domain.errors import ReapError
+from domain.errors import NotFinite, ReapError, TextRefused
 from domain.status import Direction, ItemStatus, Role
+from domain.text import DESCRIPTION_MAX, NAME_MAX, NOTE_MAX, TITLE_MAX, UNIT_MAX, check_finite, check_text
 from storage.audit import record
 from storage.items import (
     add_note,
@@ -149,7 +150,9 @@ def _kind(value: object) -> str:
     return type(value).__name__
 
 
-def _text(max_length: int, *, optional: bool = False, empty: bool = False) -> BeforeValidator:
+def _text(
+    max_length: int, *, optional: bool = False, empty: bool = False, multiline: bool = False
+) -> BeforeValidator:
     def check(value: object) -> object:
         if value is None and optional:
             return None
@@ -157,14 +160,25 @@ def _text(max_length: int, *, optional: bool = False, empty: bool = False) -> Be
             raise _problem("must not be empty")
         if not isinstance(value, str):
             raise _problem(f"expected text, not {_kind(value)}")
-        value = value.strip()
-        if not value and not empty:
-            raise _problem("must not be empty")
-        if len(value) > max_length:
-            raise _problem(f"is {len(value)} characters long; the limit is {max_length}")
-        return value
+        try:
+            # Controls first, on the text as written: strip() would quietly drop some (\x1f, \x85).
+            check_text(value, field="text", limit=len(value), multiline=True)
+            value = value.strip()
+            if not value and not empty:
+                raise _problem("must not be empty")
+            return check_text(value, field="text", limit=max_length, multiline=multiline)
+        except TextRefused as exc:
+            raise _problem(str(exc)) from None
 
     return BeforeValidator(check)
+
+
+def _finite(value: float) -> float:
+    # YAML reads .inf and .nan as numbers; a report cannot show them and JSON cannot carry them.
+    try:
+        return check_finite(value, field="value")
+    except NotFinite as exc:
+        raise _problem(str(exc)) from None
 
 
 def _pattern(regexp: re.Pattern[str], what: str, *, optional: bool = False, limit: int = 64) -> Any:
@@ -288,6 +302,8 @@ Progress = Annotated[int | None, BeforeValidator(_progress)]
 TimeZone = Annotated[str | None, BeforeValidator(_time_zone)]
 RoleName = Annotated[str | None, _choice(tuple(r.value for r in Role), "role")]
 DirectionName = Annotated[str, _choice(tuple(d.value for d in Direction), "direction")]
+Finite = Annotated[float, AfterValidator(_finite)]
+Description = Annotated[str | None, _text(DESCRIPTION_MAX, optional=True, empty=True, multiline=True)]
 
 
 # --- The document -----------------------------------------------------------------------------
@@ -303,8 +319,8 @@ class PersonDoc(_Doc):
     """Someone named in the plan: an owner, a coordinator or a measure owner."""
 
     user_id: UserId
-    name: Annotated[str | None, _text(200, optional=True, empty=True)] = None
-    title: Annotated[str | None, _text(200, optional=True)] = None
+    name: Annotated[str | None, _text(NAME_MAX, optional=True, empty=True)] = None
+    title: Annotated[str | None, _text(NAME_MAX, optional=True)] = None
     tz: TimeZone = None
     department: OptionalDepartmentKey = None
     role: RoleName = None
@@ -314,7 +330,7 @@ class DepartmentDoc(_Doc):
     """A department with its report channel."""
 
     key: DepartmentKey
-    name: Annotated[str, _text(200)]
+    name: Annotated[str, _text(NAME_MAX)]
     report_channel: ChannelId = None
 
 
@@ -336,13 +352,13 @@ class ItemDoc(_Doc):
 
     key: ItemKey
     ref: Annotated[str | None, _text(32, optional=True)] = None
-    title: Annotated[str, _text(300)]
+    title: Annotated[str, _text(TITLE_MAX)]
     owner: OptionalUserId = None
     due: OptionalDate = None
     status: Status = None
     progress: Progress = None
-    note: Annotated[str | None, _text(2000, optional=True)] = None
-    description: Annotated[str | None, _text(4000, optional=True, empty=True)] = None
+    note: Annotated[str | None, _text(NOTE_MAX, optional=True, multiline=True)] = None
+    description: Description = None
 
 
 class PlanItemDoc(ItemDoc):
@@ -354,18 +370,18 @@ class PlanItemDoc(ItemDoc):
 class ReadingDoc(_Doc):
     """One quarter's reading of a measure."""
 
-    value: float
-    note: Annotated[str | None, _text(2000, optional=True)] = None
+    value: Finite
+    note: Annotated[str | None, _text(NOTE_MAX, optional=True, multiline=True)] = None
 
 
 class MeasureDoc(_Doc):
     """A performance measure with baseline, target, direction and quarterly readings."""
 
     key: Key
-    name: Annotated[str, _text(300)]
-    unit: Annotated[str | None, _text(40, optional=True, empty=True)] = None
-    baseline: float
-    target: float
+    name: Annotated[str, _text(TITLE_MAX)]
+    unit: Annotated[str | None, _text(UNIT_MAX, optional=True, empty=True)] = None
+    baseline: Finite
+    target: Finite
     target_date: IsoDate
     direction: DirectionName
     owner: OptionalUserId = None
@@ -376,8 +392,8 @@ class StrategyDoc(_Doc):
     """A priority strategy with its items and measures."""
 
     key: Key
-    name: Annotated[str, _text(200)]
-    description: Annotated[str | None, _text(4000, optional=True, empty=True)] = None
+    name: Annotated[str, _text(NAME_MAX)]
+    description: Description = None
     items: list[ItemDoc] = []
     measures: list[MeasureDoc] = []
 
@@ -387,7 +403,7 @@ class PlanDoc(_Doc):
 
     key: Key
     department: DepartmentKey
-    title: Annotated[str, _text(300)]
+    title: Annotated[str, _text(TITLE_MAX)]
     start: IsoDate
     end: IsoDate
     cadence: CadenceDoc | None = None

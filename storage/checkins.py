@@ -11,6 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from domain.errors import InvalidChange, NotFound
 from domain.status import OPEN_STATUSES, ItemStatus
+from domain.text import NOTE_MAX, check_finite, check_text
 from storage.audit import record
 from storage.items import add_note, audit, get_item, set_progress, set_status
 from storage.models import (
@@ -181,6 +182,9 @@ async def record_response(
     """Record a check-in for several items at once, updating each item (all or nothing)."""
     if cycle.opened_at is None or cycle.closed_at is not None:
         raise InvalidChange(f"The {cycle.quarter} check-in is not open.")
+    for answer in answers:
+        if answer.note:
+            check_text(answer.note, field=f"note on {answer.ref}", limit=NOTE_MAX, multiline=True)
     responses: list[CheckInResponse] = []
     for answer in answers:
         item = await get_item(session, team_id=actor.team_id, ref=answer.ref)
@@ -282,6 +286,9 @@ async def record_reading(
     now: datetime,
 ) -> MeasureReading:
     """Record (or correct) a measure's reading for a quarter: the measure owner, coordinators, admins."""
+    check_finite(value, field=f"value of {key}")
+    if note:
+        check_text(note, field="note", limit=NOTE_MAX, multiline=True)
     measure = (
         await session.exec(select(Measure).where(Measure.team_id == actor.team_id).where(Measure.key == key))
     ).first()

@@ -11,6 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from domain.errors import InvalidChange, NotFound
 from domain.status import ItemStatus
+from domain.text import DESCRIPTION_MAX, NOTE_MAX, TITLE_MAX, check_text
 from storage.audit import record
 from storage.models import (
     ActionItem,
@@ -23,7 +24,17 @@ from storage.models import (
 )
 from storage.permissions import Actor, ensure_can_edit, ensure_coordinator
 
-MAX_NOTE = 2000
+
+def _checked_note(note: str) -> str:
+    # The last line of defence for every door: a note is stored whole or refused, never cut.
+    return check_text(note, field="note", limit=NOTE_MAX, multiline=True)
+
+
+def _check_item_text(title: str | None, description: str | None) -> None:
+    if title is not None:
+        check_text(title, field="title", limit=TITLE_MAX)
+    if description is not None:
+        check_text(description, field="description", limit=DESCRIPTION_MAX, multiline=True)
 
 
 def audit(
@@ -98,6 +109,8 @@ async def create_items(
     now: datetime,
 ) -> list[ActionItem]:
     """Create several items at once (refs reserved in one step per department), each audited."""
+    for wanted in data:
+        _check_item_text(wanted.title, wanted.description)
     departments: dict[int, Department] = {}
     for strategy_id in {d.strategy_id for d in data}:
         strategy = await session.get(Strategy, strategy_id)
@@ -224,7 +237,7 @@ async def _editable(session: AsyncSession, *, ref: str, actor: Actor, action: st
 
 def _note(session: AsyncSession, *, item: ActionItem, note: str | None, actor: Actor, now: datetime) -> None:
     if note:
-        item.last_note = note[:MAX_NOTE]
+        item.last_note = _checked_note(note)
         item.updated_at = now
 
 
@@ -238,6 +251,9 @@ async def update_item(
     note: str | None = None,
 ) -> ActionItem:
     """Apply a partial update (title, description, status, progress, strategy), auditing each field."""
+    _check_item_text(changes.title, changes.description)
+    if note:
+        _checked_note(note)
     item = await _editable(session, ref=ref, actor=actor, action="update")
     if changes.strategy_id is not None and changes.strategy_id != item.strategy_id:
         strategy = await session.get(Strategy, changes.strategy_id)
@@ -377,7 +393,7 @@ async def add_note(session: AsyncSession, *, ref: str, text: str, actor: Actor, 
     if not text.strip():
         raise InvalidChange("A note needs some text.")
     item = await _editable(session, ref=ref, actor=actor, action="add a note to")
-    item.last_note = text[:MAX_NOTE]
+    item.last_note = _checked_note(text)
     item.updated_at = now
-    audit(session, item=item, actor=actor, now=now, action="note", note=text[:MAX_NOTE])
+    audit(session, item=item, actor=actor, now=now, action="note", note=text)
     return item

@@ -10,6 +10,7 @@ from sqlalchemy import JSON, CheckConstraint, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from domain.status import Direction, ItemStatus, Role
+from domain.text import DESCRIPTION_MAX, NAME_MAX, NOTE_MAX, TITLE_MAX, UNIT_MAX
 from storage.types import UTCDateTime
 
 
@@ -36,7 +37,7 @@ class DepartmentBase(SQLModel):
     """Fields shared by every Department shape."""
 
     key: str = Field(max_length=16, description="Short key used in item refs, e.g. OIT")
-    name: str = Field(max_length=200)
+    name: str = Field(max_length=NAME_MAX)
     report_channel: str | None = Field(default=None, max_length=32)
 
 
@@ -62,9 +63,9 @@ class PersonBase(SQLModel):
     """Fields shared by every Person shape."""
 
     user_id: str = Field(max_length=32, description="Slack user id")
-    name: str = Field(default="", max_length=200)
+    name: str = Field(default="", max_length=NAME_MAX)
     title: str | None = Field(
-        default=None, max_length=200, description="Job title, e.g. Equity Program Manager"
+        default=None, max_length=NAME_MAX, description="Job title, e.g. Equity Program Manager"
     )
     tz: str | None = Field(default=None, max_length=64, description="IANA time zone from users.info")
     role: str = Field(default=Role.MEMBER.value, max_length=16)
@@ -111,7 +112,7 @@ class PlanBase(SQLModel):
     """Fields shared by every Plan shape."""
 
     key: str = Field(max_length=64)
-    title: str = Field(max_length=300)
+    title: str = Field(max_length=TITLE_MAX)
     start_date: date
     end_date: date
 
@@ -132,8 +133,8 @@ class StrategyBase(SQLModel):
     """Fields shared by every Strategy shape."""
 
     key: str = Field(max_length=64)
-    name: str = Field(max_length=200)
-    description: str = Field(default="", max_length=4000)
+    name: str = Field(max_length=NAME_MAX)
+    description: str = Field(default="", max_length=DESCRIPTION_MAX)
     position: int = Field(default=0)
 
 
@@ -153,8 +154,8 @@ class Strategy(StrategyBase, table=True):
 class ActionItemBase(SQLModel):
     """Fields shared by every ActionItem shape."""
 
-    title: str = Field(max_length=300)
-    description: str = Field(default="", max_length=4000)
+    title: str = Field(max_length=TITLE_MAX)
+    description: str = Field(default="", max_length=DESCRIPTION_MAX)
     owner_id: str | None = Field(default=None, max_length=32, description="Slack user id")
     due: date | None = Field(default=None)
 
@@ -171,8 +172,8 @@ class ActionItemCreate(ActionItemBase):
 class ActionItemUpdate(SQLModel):
     """The fields a general update may change; anything left None stays as it is."""
 
-    title: str | None = Field(default=None, max_length=300)
-    description: str | None = Field(default=None, max_length=4000)
+    title: str | None = Field(default=None, max_length=TITLE_MAX)
+    description: str | None = Field(default=None, max_length=DESCRIPTION_MAX)
     status: ItemStatus | None = None
     progress: int | None = Field(default=None, ge=0, le=100)
     strategy_id: int | None = None
@@ -204,6 +205,7 @@ class ActionItem(ActionItemBase, table=True):
     import_key: str | None = Field(default=None, max_length=100)
     status: str = Field(default=ItemStatus.NOT_STARTED.value, max_length=16)
     progress: int = Field(default=0)
+    # The column is wider than NOTE_MAX (it predates the limit); every write checks NOTE_MAX.
     last_note: str | None = Field(default=None, max_length=4000)
     snoozed_until: date | None = Field(default=None)
     completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -224,8 +226,8 @@ class MeasureBase(SQLModel):
     """Fields shared by every Measure shape."""
 
     key: str = Field(max_length=64)
-    name: str = Field(max_length=300)
-    unit: str = Field(default="", max_length=40)
+    name: str = Field(max_length=TITLE_MAX)
+    unit: str = Field(default="", max_length=UNIT_MAX)
     baseline: float
     target: float
     target_date: date
@@ -257,7 +259,7 @@ class MeasureReadingBase(SQLModel):
 
     quarter: str = Field(max_length=10, description="Fiscal quarter label, e.g. FY2027-Q2")
     value: float
-    note: str | None = Field(default=None, max_length=2000)
+    note: str | None = Field(default=None, max_length=NOTE_MAX)
 
 
 class MeasureReading(MeasureReadingBase, table=True):
@@ -332,7 +334,7 @@ class CheckInResponse(SQLModel, table=True):
     responder: str = Field(max_length=32)
     status: str = Field(max_length=16)
     progress: int
-    note: str | None = Field(default=None, max_length=2000)
+    note: str | None = Field(default=None, max_length=NOTE_MAX)
     responded_at: datetime = Field(sa_type=UTCDateTime)
 
 

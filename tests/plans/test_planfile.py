@@ -648,6 +648,75 @@ BAD_FILES = [
         "unsupported version 2; this REAP Tracker reads version 1",
         id="future-version",
     ),
+    # Text is refused whole, never cut or cleaned: YAML escapes can carry any control character,
+    # which PostgreSQL refuses (NUL) without naming the file, and SQLite would store into CSV exports.
+    *(
+        pytest.param(
+            "title: Hire an equity data analyst",
+            f'title: "Hire an equity{escape} data analyst"',
+            "plans[0].strategies[0].items[1].title",
+            f"The text contains an invisible control character (U+{code:04X}); please retype it",
+            id=f"control-U+{code:04X}-in-title",
+        )
+        for escape, code in (("\\0", 0), ("\\e[31m", 0x1B), ("\\x7f", 0x7F), ("\\x9b", 0x9B))
+    ),
+    pytest.param(
+        "title: Hire an equity data analyst",
+        'title: "Hire an equity\\ndata analyst"',
+        "plans[0].strategies[0].items[1].title",
+        "The text contains a line break (U+000A)",
+        id="line-break-in-title",
+    ),
+    pytest.param(
+        "note: Civil service list has not posted yet; interviews are paused until it does.",
+        'note: "Civil service list \\x1b[2J"',
+        "plans[0].strategies[0].items[1].note",
+        "The text contains an invisible control character (U+001B)",
+        id="escape-in-note",
+    ),
+    pytest.param(
+        "title: Hire an equity data analyst",
+        "title: " + "x" * 301,
+        "plans[0].strategies[0].items[1].title",
+        "The text is 301 characters, which is too long (the limit is 300)",
+        id="title-301",
+    ),
+    # YAML reads .inf and .nan as numbers; a measure's numbers must be real ones.
+    pytest.param(
+        "baseline: 12",
+        "baseline: .inf",
+        "plans[0].strategies[2].measures[1].baseline",
+        "The value must be a finite number, not inf",
+        id="infinite-baseline",
+    ),
+    pytest.param(
+        "baseline: 30",
+        "baseline: -.inf",
+        "plans[0].strategies[0].measures[1].baseline",
+        "The value must be a finite number, not -inf",
+        id="negative-infinite-baseline",
+    ),
+    pytest.param(
+        "target: 40\n",
+        "target: .nan\n",
+        "plans[0].strategies[2].measures[1].target",
+        "The value must be a finite number, not nan",
+        id="nan-target",
+    ),
+    pytest.param(
+        "FY2026-Q4: {value: 30}",
+        "FY2026-Q4: {value: .NaN}",
+        "plans[0].strategies[0].measures[1].readings.FY2026-Q4.value",
+        "The value must be a finite number, not nan",
+        id="nan-reading",
+    ),
+    pytest.param(
+        "FY2026-Q4: {value: 30}",
+        "FY2026-Q4: .inf",
+        "plans[0].strategies[0].measures[1].readings.FY2026-Q4.value",
+        "The value must be a finite number, not inf",
+        id="infinite-short-reading",
+    ),
 ]
 
 
