@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -53,6 +54,37 @@ async def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
     await upgrade_async(settings.database_url)
     print(f"database at revision {await current_revision(settings.database_url)}")
     return 0
+
+
+async def _db_current(args: argparse.Namespace, settings: Settings) -> int:
+    from storage.migrate import current_revision
+
+    print(await current_revision(settings.database_url) or "none")
+    return 0
+
+
+async def _db_check(args: argparse.Namespace, settings: Settings) -> int:
+    from storage.engine import create_engine, session_factory
+    from storage.migrate import schema_problem
+
+    engine = create_engine(settings.database_url)
+    try:
+        async with session_factory(engine)() as session:
+            problem = await schema_problem(session)
+    finally:
+        await engine.dispose()
+    if problem is not None:
+        raise CliError(f"migrations are pending: {problem}")
+    print("the database is at the newest migration")
+    return 0
+
+
+def version() -> str:
+    """The installed package's version."""
+    try:
+        return metadata.version("reap-tracker")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 async def _open(settings: Settings) -> tuple[AsyncEngine, Sessions]:
@@ -247,11 +279,18 @@ async def _shell(args: argparse.Namespace, settings: Settings) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every `reap` subcommand."""
     parser = argparse.ArgumentParser(prog="reap", description="REAP Tracker: Racial Equity Action Plan bot")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("upgrade", help="apply migrations (run once per deploy)").set_defaults(run=_db_upgrade)
+    db_sub.add_parser("current", help="print the database's migration (or none)").set_defaults(
+        run=_db_current
+    )
+    db_sub.add_parser(
+        "check", help="exit 1 if migrations are pending (for a deploy gate or a probe)"
+    ).set_defaults(run=_db_check)
 
     imp = sub.add_parser("import", help="load or update a plan from a YAML file")
     imp.add_argument("file")

@@ -85,4 +85,5 @@ async def schema_problem(session: AsyncSession) -> str | None:
         return None
     if not current:
         return "no migration applied; run `reap db upgrade`"
-    return f"at {', '.join(sorted(current))}, not {', '.join(sorted(heads))}; run `reap db upgrade`"
+    behind = f"the database is at {', '.join(sorted(current))}, the code at {', '.join(sorted(heads))}"
+    return f"{behind}; run `reap db upgrade`"

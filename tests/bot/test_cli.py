@@ -7,11 +7,13 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 
 from localslack.server import LocalSlack
+from storage.migrate import head_revisions
 from tests.harness import cli_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -167,3 +169,29 @@ def test_reap_socket_for_an_app_without_socket_mode_exits_1_with_slacks_reason(
         "reap: Socket Mode: Slack refused apps.connections.open (socket_mode_not_enabled)"
     )
     assert "Traceback" not in result.stderr
+
+
+def test_db_current_and_check_say_whether_migrations_are_pending(tmp_path: Path):
+    env = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/reap.db"}
+    current = reap("db", "current", env=env, cwd=tmp_path)
+    assert (current.returncode, current.stdout) == (0, "none\n")
+    pending = reap("db", "check", env=env, cwd=tmp_path)
+    assert pending.returncode == 1
+    assert pending.stderr.splitlines() == [
+        "reap: migrations are pending: no migration applied; run `reap db upgrade`"
+    ]
+
+    reap("db", "upgrade", env=env, cwd=tmp_path)
+    current = reap("db", "current", env=env, cwd=tmp_path)
+    assert (current.returncode, current.stdout.strip()) == (0, *head_revisions())
+    checked = reap("db", "check", env=env, cwd=tmp_path)
+    assert (checked.returncode, checked.stdout, checked.stderr) == (
+        0,
+        "the database is at the newest migration\n",
+        "",
+    )
+
+
+def test_version_is_the_installed_packages(tmp_path: Path):
+    result = reap("--version", env={}, cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (0, f"reap {version('reap-tracker')}\n")
