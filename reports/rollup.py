@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
+import math
 from datetime import date
 from functools import cache
 from typing import Any
 
 import jinja2
 
+from domain.errors import NotFinite
 from domain.numbers import (
     format_change,
     format_number,
@@ -21,8 +24,14 @@ from domain.rollup import STATUSES, Rollup
 from domain.status import STYLE, label, style
 
 
+def _md_line(text: object) -> str:
+    # Markdown passes raw HTML through, so user text like <img onerror=...> would run in a viewer;
+    # as entities it shows as the text that was typed.
+    return html.escape(one_line(text), quote=False)
+
+
 def _md_cell(text: object) -> str:
-    return " ".join(str(text).split()).replace("|", "\\|")
+    return _md_line(text).replace("|", "\\|")
 
 
 @cache
@@ -40,7 +49,7 @@ def template_env() -> jinja2.Environment:
     )
     env.filters.update(
         cell=_md_cell,
-        oneline=one_line,
+        oneline=_md_line,
         num=format_number,
         change=format_change,
         rate=format_rate,
@@ -67,8 +76,25 @@ def _json_default(value: object) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
+def _non_finite(value: object, path: str) -> tuple[str, float] | None:
+    if isinstance(value, float) and not math.isfinite(value):
+        return path, value
+    if isinstance(value, dict):
+        children: Any = value.items()
+    else:
+        children = enumerate(value) if isinstance(value, list) else ()
+    for key, child in children:
+        found = _non_finite(child, f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}")
+        if found:
+            return found
+    return None
+
+
 def render_json(rollup: Rollup) -> str:
-    """The rollup as JSON, for other tools."""
+    """The rollup as JSON, for other tools; a non-finite number (inf, nan) is refused, never emitted."""
     data = dataclasses.asdict(rollup)
     data["total"] = rollup.total
-    return json.dumps(data, default=_json_default, indent=2, ensure_ascii=False)
+    if found := _non_finite(data, "rollup"):
+        # Only rows stored before readings were checked can hold one; name it so it can be corrected.
+        raise NotFinite(*found)
+    return json.dumps(data, default=_json_default, indent=2, ensure_ascii=False, allow_nan=False)

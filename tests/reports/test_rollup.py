@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import select
 
-from domain.errors import NotFound
+from domain.errors import NotFinite, NotFound
 from domain.fiscal import FiscalQuarter
 from domain.rollup import STATUSES, Changes, DepartmentRollup, ItemLine, MeasureLine, Rollup, StrategyRollup
 from domain.status import ItemStatus, MeasureStatus
@@ -393,7 +393,10 @@ async def test_the_fixture_rollup_renders_in_every_format(sessions: Sessions, of
     markdown = render_markdown(rollup)
     assert "| Equity projects | 4 | 0 | 0 | 0 | 1 | 1 | 1 | 1 | 33% | 100% |" in markdown
     assert "- **OIT-9** Procurement rules — u0other — 143 days overdue (due 2026-06-30)" in markdown
-    assert f"  > {TRICKY}" in markdown
+    assert (
+        "  > Waiting on &lt;!channel&gt; &amp; vendor {{ 7*7 }} &lt;script&gt;alert(1)&lt;/script&gt;"
+        in markdown
+    )
     assert "- Re-dated OIT-4: 2026-12-15 → 2027-01-31" in markdown
     assert "Response rate 50% (1 of 2 owners). Not yet responded: u0other." in markdown
     html = render_html(rollup)
@@ -622,10 +625,39 @@ def tricky_rollup() -> Rollup:
 
 def test_markdown_shows_user_text_literally(tricky_rollup: Rollup):
     markdown = render_markdown(tricky_rollup)
-    assert "Fix <script>alert('x')</script> & {{ 7*7 }}" in markdown
-    assert "> <!channel> {% raw %} & |pipe|" in markdown
+    # Markdown viewers pass raw HTML through; as entities the text shows exactly as typed.
+    assert "Fix &lt;script&gt;alert('x')&lt;/script&gt; &amp; {{ 7*7 }}" in markdown
+    assert "> &lt;!channel&gt; {% raw %} &amp; |pipe|" in markdown
     assert "| Digital \\| equity {{ 7*7 }} |" in markdown  # a pipe cannot break the table
+    assert "| Share &lt;b&gt;bold&lt;/b&gt; &amp; {{ 7*7 }} (%) |" in markdown
+    assert "Coordinators: Coord &amp; &lt;Co&gt;" in markdown
     assert "49" not in markdown
+
+
+HOSTILE = "<img src=x onerror=alert(1)> & <script>alert(2)</script>"
+
+
+def test_markdown_never_passes_raw_html_from_any_user_text(tricky_rollup: Rollup):
+    line = replace(tricky_rollup.departments[0].strategies[0].overdue[0], title=HOSTILE, owner_name=HOSTILE)
+    line = replace(line, last_note=HOSTILE)
+    strategy = replace(
+        tricky_rollup.departments[0].strategies[0],
+        name=HOSTILE,
+        overdue=[line],
+        blocked=[line],
+        measures=[
+            replace(tricky_rollup.departments[0].strategies[0].measures[0], name=HOSTILE, unit=HOSTILE)
+        ],
+    )
+    dept = replace(
+        tricky_rollup.departments[0], name=HOSTILE, strategies=[strategy], stale=[line], orphaned=[line]
+    )
+    rollup = replace(tricky_rollup, departments=[dept], names={COORDINATOR: HOSTILE})
+    markdown = render_markdown(rollup)
+    assert "<" not in markdown, "the template writes no HTML, so any < would be user text"
+    assert (
+        markdown.count("&lt;img src=x onerror=alert(1)&gt; &amp; &lt;script&gt;alert(2)&lt;/script&gt;") >= 9
+    )
 
 
 def test_html_escapes_user_text_and_shows_it_literally(tricky_rollup: Rollup):
@@ -683,3 +715,19 @@ async def test_people_are_named_from_the_person_table(sessions: Sessions, office
         person.name = "Olu Other"
     oit = (await rollup_of(sessions)).departments[0]
     assert strategies(oit)["equity-projects"].overdue[0].owner_name == "Olu Other"
+
+
+@pytest.mark.parametrize("value", [float("-inf"), float("inf"), float("nan")], ids=str)
+def test_json_never_carries_a_number_json_cannot_hold(tricky_rollup: Rollup, value: float):
+    strategy = tricky_rollup.departments[0].strategies[0]
+    measure = replace(strategy.measures[0], latest=value)
+    dept = replace(tricky_rollup.departments[0], strategies=[replace(strategy, measures=[measure])])
+    with pytest.raises(NotFinite) as refused:
+        render_json(replace(tricky_rollup, departments=[dept]))
+    assert refused.value.field == "rollup.departments[0].strategies[0].measures[0].latest"
+    assert "must be a finite number" in str(refused.value)
+
+
+def test_json_of_finite_numbers_is_strict_json(tricky_rollup: Rollup):
+    text = render_json(tricky_rollup)
+    assert json.loads(text, parse_constant=lambda name: pytest.fail(f"non-JSON constant {name}"))
