@@ -61,7 +61,8 @@ def parse_slack_body(decoded: str, content_type: str) -> dict[str, Any] | None:
             body = (
                 json.loads(params["payload"]) if "payload" in params and "command" not in params else params
             )
-    except (json.JSONDecodeError, ValueError):
+    # A signed body nested deeper than the interpreter's recursion limit is malformed too.
+    except (json.JSONDecodeError, ValueError, RecursionError):
         return None
     return body if isinstance(body, dict) else None
 

@@ -223,7 +223,40 @@ def modal(bot: Bot, callback_id: str, **view: Any) -> dict[str, Any]:
     return bot.view_submission(OTHER, {"type": "modal", "callback_id": callback_id, **view}, {})
 
 
+def add_form_naming_strategy(bot: Bot, strategy: str) -> dict[str, Any]:
+    """OWNER submitting a complete Add form whose strategy option says `strategy`."""
+    values = {
+        "title": {"value": {"type": "plain_text_input", "value": "Publish the language access plan"}},
+        "strategy": {"value": {"type": "static_select", "selected_option": {"value": strategy}}},
+        "owner": {"value": {"type": "users_select", "selected_user": OWNER}},
+    }
+    return bot.view_submission(
+        OWNER, {"type": "modal", "callback_id": ADD_MODAL, "private_metadata": "{}"}, values
+    )
+
+
+# Deeper than Python's recursion limit: json.loads raises RecursionError, not a JSONDecodeError.
+DEEP = 100_000
+
 BAD_REQUESTS = {
+    "JSON nested 100,000 deep": BadRequest(lambda bot: (b"[" * DEEP + b"]" * DEEP, JSON), 400),
+    "JSON object nested 100,000 deep": BadRequest(lambda bot: (b'{"a":' * DEEP + b"}" * DEEP, JSON), 400),
+    "interactivity payload nested 100,000 deep": BadRequest(
+        lambda bot: (b"payload=" + urllib.parse.quote("[" * DEEP + "]" * DEEP).encode(), FORM), 400
+    ),
+    # Past a 64-bit integer (SQLite's OverflowError) and past PostgreSQL's INTEGER id: form errors.
+    "Add form naming a 23-digit strategy id": BadRequest(
+        interaction(lambda bot: add_form_naming_strategy(bot, "9" * 23)), 200
+    ),
+    "Add form naming a 10-digit strategy id": BadRequest(
+        interaction(lambda bot: add_form_naming_strategy(bot, "9" * 10)), 200
+    ),
+    "Add form naming a 5,000-digit strategy id": BadRequest(
+        interaction(lambda bot: add_form_naming_strategy(bot, "9" * 5_000)), 200
+    ),
+    "Add form naming a superscript digit": BadRequest(
+        interaction(lambda bot: add_form_naming_strategy(bot, "\u00b2")), 200
+    ),
     "empty form body": BadRequest(lambda bot: (b"", FORM), 404),
     "empty JSON body": BadRequest(lambda bot: (b"", JSON), 400),
     "JSON body that is a list": BadRequest(lambda bot: (b'[{"type": "event_callback"}]', JSON), 400),
