@@ -19,6 +19,7 @@ from commands import quarterly
 from domain.errors import InvalidChange, NotFound, PermissionDenied, ReapError
 from domain.org import Organisation
 from domain.status import ItemStatus, Role
+from domain.text import DESCRIPTION_MAX, NOTE_MAX, TITLE_MAX, text_problem
 from messages import blocks as bk
 from messages import primitives as ui
 from storage.engine import Sessions, reading, transaction
@@ -500,8 +501,8 @@ def parse_update_form(ref: str, values: dict[str, Any]) -> UpdateForm | dict[str
         except ValueError:
             errors["due"] = "Pick a date from the calendar."
     note = (values.get("note", {}).get("value", {}).get("value") or "").strip() or None
-    if note and len(note) > 2000:
-        errors["note"] = "Keep the note under 2,000 characters."
+    if note and (problem := text_problem(note, field="note", limit=NOTE_MAX, multiline=True)):
+        errors["note"] = problem
     if errors:
         return errors
     return UpdateForm(ref=ref, status=status, progress=progress, due=due, note=note)
@@ -548,8 +549,8 @@ def parse_add_form(values: dict[str, Any]) -> AddForm | dict[str, str]:
     title = (values.get("title", {}).get("value", {}).get("value") or "").strip()
     if not title:
         errors["title"] = "Give the item a title."
-    elif len(title) > 300:
-        errors["title"] = "Keep the title under 300 characters."
+    elif problem := text_problem(title, field="title", limit=TITLE_MAX):
+        errors["title"] = problem
     strategy_raw = (values.get("strategy", {}).get("value", {}).get("selected_option") or {}).get("value", "")
     # An option value is the client's to send: one past a row id (PostgreSQL INTEGER) names no strategy.
     # ASCII digits only: str.isdigit() also takes "²", and int() refuses 4,300 digits and more.
@@ -566,11 +567,11 @@ def parse_add_form(values: dict[str, Any]) -> AddForm | dict[str, str]:
         except ValueError:
             errors["due"] = "Pick a date from the calendar."
     description = (values.get("description", {}).get("value", {}).get("value") or "").strip()
+    if problem := text_problem(description, field="description", limit=DESCRIPTION_MAX, multiline=True):
+        errors["description"] = problem
     if errors:
         return errors
-    return AddForm(
-        title=title, strategy_id=int(strategy_raw), owner=owner, due=due, description=description[:3000]
-    )
+    return AddForm(title=title, strategy_id=int(strategy_raw), owner=owner, due=due, description=description)
 
 
 async def submit_add(reap: Reap, *, caller: Caller, form: AddForm) -> ActionItem:
