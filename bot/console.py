@@ -26,6 +26,8 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
@@ -60,7 +62,8 @@ from storage.models import Person as PersonRow
 log = logging.getLogger(__name__)
 
 DEMO_TEAM = "T0REAP"
-DEMO_PLAN = Path(__file__).resolve().parents[1] / "examples" / "oit-reap.yaml"
+# Package data, so `reap shell --demo` works from an installed wheel (examples/oit-reap.yaml is its twin).
+DEMO_PLAN = resources.files("plans").joinpath("demo/oit-reap.yaml")
 GENERAL_ID, GENERAL_NAME = "C0GENERAL", "general"
 DEMO_ADMIN_ID = "U0ADMIN"
 
@@ -281,7 +284,7 @@ class World:
 
 
 async def _demo_workspace(
-    sessions: Sessions, database_url: str, plan_path: Path, *, now: datetime
+    sessions: Sessions, database_url: str, plan_path: Path | Traversable, *, now: datetime
 ) -> Workspace:
     """Migrate a fresh database and load the plan file into it; its people become the workspace."""
     try:

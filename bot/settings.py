@@ -32,7 +32,10 @@ def _split(value: object) -> object:
 class Settings(BaseSettings):
     """Everything the bot can be configured with, read from the environment (or given by tests)."""
 
-    model_config = SettingsConfigDict(populate_by_name=True, extra="ignore", frozen=True)
+    # env_ignore_empty: `SLACK_SIGNING_SECRET=` (a blank line in an env file) is unset, never an empty key.
+    model_config = SettingsConfigDict(
+        populate_by_name=True, extra="ignore", frozen=True, env_ignore_empty=True
+    )
 
     database_url: str = Field(default="sqlite+aiosqlite:///./reap.db", validation_alias="DATABASE_URL")
     slack_bot_token: SecretStr | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")
@@ -117,7 +120,10 @@ class Settings(BaseSettings):
     def require(self, *names: str) -> None:
         """Raise SettingsError for the first of `names` (field names) that is unset."""
         for name in names:
-            if getattr(self, name) in (None, ""):
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            if value in (None, ""):
                 field = type(self).model_fields[name]
                 raise SettingsError(str(field.validation_alias), "is not set")
 

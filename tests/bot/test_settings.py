@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot.app import create_app
 from bot.settings import DEFAULT_SLACK_API_URL, Settings, SettingsError, load_settings
 
 
@@ -65,3 +66,21 @@ def test_malformed_values_name_the_variable(
 def test_requiring_a_missing_secret_names_it(clean_env: pytest.MonkeyPatch):
     with pytest.raises(SettingsError, match=r"^SLACK_SIGNING_SECRET: is not set$"):
         load_settings().require("slack_signing_secret")
+
+
+def test_an_empty_variable_counts_as_unset_so_no_empty_signing_key_is_ever_used(
+    clean_env: pytest.MonkeyPatch,
+):
+    clean_env.setenv("SLACK_SIGNING_SECRET", "")
+    clean_env.setenv("SLACK_BOT_TOKEN", "")
+    clean_env.setenv("REAP_TIMEZONE", "")
+    settings = load_settings()
+    assert (settings.slack_signing_secret, settings.slack_bot_token) == (None, None)
+    assert settings.timezone == "America/New_York", "an empty value falls back to the default"
+    with pytest.raises(SettingsError, match=r"^SLACK_SIGNING_SECRET: is not set$"):
+        create_app(settings)
+
+
+def test_an_empty_secret_given_directly_is_not_set_either(clean_env: pytest.MonkeyPatch):
+    with pytest.raises(SettingsError, match=r"^SLACK_SIGNING_SECRET: is not set$"):
+        load_settings(slack_signing_secret="").require("slack_signing_secret")
