@@ -531,8 +531,8 @@ def test_env_example_values_are_valid_and_secrets_blank(monkeypatch: pytest.Monk
         monkeypatch.delenv(name, raising=False)
     entries = env_example()
     active = {name: value for is_active, name, value in entries if is_active}
-    # An empty value is not the same as unset (an empty secret would be used as one), so every
-    # variable without a value is commented out rather than left blank.
+    # An empty value counts as unset, but a variable without a value is still commented out
+    # rather than left blank, so the file reads the same way to a person as to the bot.
     assert all(active.values()), [name for name, value in active.items() if not value]
     Settings(**active)  # type: ignore[arg-type]
     secrets = {name for name, field in Settings.model_fields.items() if "Secret" in str(field.annotation)}
