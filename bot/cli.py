@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -28,10 +29,22 @@ Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 
 
 class CliError(ReapError):
-    """A command-line problem worth one clear line."""
+    """A command-line problem worth one clear line; exit 1, something failed."""
+
+    exit_code = 1
 
     def __init__(self, problem: str) -> None:
         super().__init__(problem)
+
+
+class BadInput(CliError):
+    """What the operator gave (an argument, a file's contents) cannot be used; exit 2."""
+
+    exit_code = 2
+
+
+# The years the app's dates and fiscal quarters are checked for (as the slash commands' dates).
+INSTANT_YEARS = range(1901, 3000)
 
 
 def utc_now() -> datetime:
@@ -44,8 +57,21 @@ def parse_instant(text: str, settings: Settings) -> datetime:
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
-        raise CliError(f"'{text}' is not an ISO date-time such as 2027-03-30T09:00") from None
+        raise BadInput(f"'{text}' is not an ISO date-time such as 2027-03-30T09:00") from None
+    if value.year not in INSTANT_YEARS:
+        # Reminder arithmetic past 9999-12-31 overflows; refuse here with the range instead.
+        raise BadInput(
+            f"'{text}' is outside the years REAP Tracker works with"
+            f" ({INSTANT_YEARS.start}-{INSTANT_YEARS.stop - 1})"
+        )
     return value if value.tzinfo else value.replace(tzinfo=settings.zone)
+
+
+async def _write_output(path: str, output: str) -> None:
+    try:
+        await asyncio.to_thread(Path(path).write_text, output, encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"{path}: cannot write it ({exc.strerror or exc})") from None
 
 
 async def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
@@ -99,14 +125,21 @@ async def _open(settings: Settings) -> tuple[AsyncEngine, Sessions]:
 
 async def _import(args: argparse.Namespace, settings: Settings) -> int:
     from bot.slack import make_client, workspace_id
-    from plans.planfile import import_plan, parse_plan_file
+    from plans.planfile import PlanFileError, import_plan, parse_plan_file
 
     path = Path(args.file)
     try:
         text = await asyncio.to_thread(path.read_text, encoding="utf-8")
     except OSError as exc:
         raise CliError(f"{path}: cannot read it ({exc.strerror})") from None
-    document = parse_plan_file(text, filename=str(path))
+    except UnicodeDecodeError as exc:
+        raise BadInput(
+            f"{path}: is not UTF-8 text (byte {exc.start} is 0x{exc.object[exc.start]:02X}); save it as UTF-8"
+        ) from None
+    try:
+        document = parse_plan_file(text, filename=str(path))
+    except PlanFileError as exc:
+        raise BadInput(str(exc)) from None
     engine, sessions = await _open(settings)
     try:
         team_id = getattr(document, "workspace", None) or await workspace_id(
@@ -141,7 +174,7 @@ async def _export(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         await engine.dispose()
     if args.output:
-        await asyncio.to_thread(Path(args.output).write_text, output, encoding="utf-8")
+        await _write_output(args.output, output)
     else:
         sys.stdout.write(output)
     return 0
@@ -157,7 +190,7 @@ async def _report(args: argparse.Namespace, settings: Settings) -> int:
     try:
         quarter = FiscalQuarter.parse(args.quarter, today=today, start_month=settings.fiscal_year_start_month)
     except QuarterError as exc:
-        raise CliError(str(exc)) from None
+        raise BadInput(str(exc)) from None
     engine, sessions = await _open(settings)
     try:
         team_id = await workspace_id(sessions, None, now=utc_now())
@@ -175,7 +208,7 @@ async def _report(args: argparse.Namespace, settings: Settings) -> int:
     render = {"md": render_markdown, "html": render_html, "json": render_json}[args.format]
     output = render(rollup)
     if args.output:
-        await asyncio.to_thread(Path(args.output).write_text, output, encoding="utf-8")
+        await _write_output(args.output, output)
     else:
         sys.stdout.write(output)
     return 0
@@ -353,16 +386,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except ReapError as exc:
         print(f"reap: {exc}", file=sys.stderr)
-        return 1
+        return getattr(exc, "exit_code", 1)
     except (OSError, SQLAlchemyError) as exc:
         # Never a traceback; the URL (and any password in it) stays out of the message.
         reason = getattr(exc, "orig", None) or exc
-        print(
-            f"reap: database: {type(reason).__name__}: {str(reason).splitlines()[0][:200]}", file=sys.stderr
-        )
+        print(f"reap: database: {type(reason).__name__}: {_first_line(reason)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        # A bug, not the operator's doing: still one line on stderr; the traceback is logged at DEBUG.
+        logging.getLogger(__name__).debug("reap %s failed", args.command, exc_info=True)
+        where = "REAP_LOG_LEVEL=DEBUG shows where"
+        print(f"reap: unexpected error: {type(exc).__name__}: {_first_line(exc)} ({where})", file=sys.stderr)
+        return 1
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).splitlines()
+    return lines[0][:200] if lines else ""
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from domain.org import Organisation
 
@@ -88,6 +90,15 @@ class Settings(BaseSettings):
     def _known_backend(cls, value: str) -> str:
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        # Parsed now, so a bad port is one line naming the variable instead of a traceback later;
+        # the message never repeats the URL, which may hold a password.
+        try:
+            make_url(value)
+        except ArgumentError:
+            raise ValueError("is not a database URL such as postgresql+asyncpg://host:5432/reap") from None
+        except ValueError:
+            port = value.partition("://")[2].rpartition("@")[2].partition("/")[0].rpartition(":")[2]
+            raise ValueError(f"the port '{port}' is not a number") from None
         return value
 
     @field_validator("holidays")

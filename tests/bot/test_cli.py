@@ -134,7 +134,7 @@ def test_a_malformed_plan_is_one_line_with_the_path_and_changes_nothing(
     broken = tmp_path / "broken.yaml"
     broken.write_text(DEMO.read_text().replace("due: 2026-12-18", "due: 2026-13-45", 1))
     result = reap("import", str(broken), env=slack_env, cwd=tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == 2, "a file the operator gave is bad input"
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"reap: {broken}: plans[0].strategies[")
     assert ".due:" in lines[0]
@@ -151,7 +151,7 @@ def test_report_prints_the_quarter_as_markdown_html_and_json(tmp_path: Path, sla
     assert "<html" in html.stdout.lower()
     data = json.loads(reap("report", "FY2027-Q2", "--format", "json", env=slack_env, cwd=tmp_path).stdout)
     assert data["quarter"] == "FY2027-Q2"
-    assert reap("report", "someday", env=slack_env, cwd=tmp_path).returncode == 1
+    assert reap("report", "someday", env=slack_env, cwd=tmp_path).returncode == 2
 
 
 def test_reap_socket_for_an_app_without_socket_mode_exits_1_with_slacks_reason(
@@ -195,3 +195,67 @@ def test_db_current_and_check_say_whether_migrations_are_pending(tmp_path: Path)
 def test_version_is_the_installed_packages(tmp_path: Path):
     result = reap("--version", env={}, cwd=tmp_path)
     assert (result.returncode, result.stdout) == (0, f"reap {version('reap-tracker')}\n")
+
+
+# --- every error is one line: exit 2 for bad input, 1 for a failure, never a traceback -------------
+
+
+def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    """The single stderr line of a failed run (and that there is no traceback)."""
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("content", "byte"),
+    [(b"version: 1\ntitle: caf\xe9\n", "byte 21 is 0xE9"), (b"\xff\xfeversion: 1\n", "byte 0 is 0xFF")],
+    ids=["latin-1", "utf-16-bom"],
+)
+def test_a_plan_file_that_is_not_utf8_is_named_and_changes_nothing(
+    tmp_path: Path, slack_env: dict[str, str], content: bytes, byte: str
+):
+    plan = tmp_path / "latin1.yaml"
+    plan.write_bytes(content)
+    before = counts(tmp_path)
+    result = reap("import", str(plan), env=slack_env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert one_line_error(result) == f"reap: {plan}: is not UTF-8 text ({byte}); save it as UTF-8"
+    assert counts(tmp_path) == before
+
+
+@pytest.mark.parametrize("port", ["abc", "54x2", "5432.0"])
+def test_a_database_url_whose_port_is_not_a_number_names_the_setting_not_the_password(
+    tmp_path: Path, port: str
+):
+    url = f"postgresql+asyncpg://reap:hunter2@db.internal:{port}/reap"
+    result = reap("db", "upgrade", env={"DATABASE_URL": url}, cwd=tmp_path)
+    assert result.returncode == 2
+    assert one_line_error(result) == f"reap: setting DATABASE_URL: the port '{port}' is not a number"
+
+
+@pytest.mark.parametrize(
+    "at", ["9999-12-30T09:00", "9999-12-31T23:59+00:00", "0001-01-01T00:00", "1900-06-30T09:00"]
+)
+def test_remind_at_an_instant_outside_the_working_years_is_refused(
+    tmp_path: Path, slack_env: dict[str, str], at: str
+):
+    result = reap("remind", "--at", at, "--dry-run", env=slack_env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert one_line_error(result) == f"reap: '{at}' is outside the years REAP Tracker works with (1901-2999)"
+
+
+def test_remind_at_the_last_working_year_still_runs(tmp_path: Path, slack_env: dict[str, str]):
+    result = reap("remind", "--at", "2999-12-30T09:00", "--dry-run", env=slack_env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("command", [["export"], ["report", "FY2027-Q2"]])
+def test_an_output_file_that_cannot_be_written_is_named_not_blamed_on_the_database(
+    tmp_path: Path, slack_env: dict[str, str], command: list[str]
+):
+    reap("import", str(DEMO), env=slack_env, cwd=tmp_path)
+    result = reap(*command, "-o", "missing/dir/out.yaml", env=slack_env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert one_line_error(result) == "reap: missing/dir/out.yaml: cannot write it (No such file or directory)"
