@@ -246,6 +246,8 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> int:
         host=args.host,
         port=args.port,
         log_level=settings.log_level.lower(),
+        # Leave uvicorn's loggers to configure_logging: one format, secrets masked, JSON if asked.
+        log_config=None,
         proxy_headers=True,
         ws="none",
         timeout_graceful_shutdown=10,
@@ -274,6 +276,7 @@ async def _socket(args: argparse.Namespace, settings: Settings) -> int:
             host=args.health_host,
             port=args.health_port,
             log_level="warning",
+            log_config=None,
             lifespan="off",
             ws="none",
         )

@@ -11,6 +11,7 @@ from bot.settings import Settings
 
 TOKEN_PATTERN = re.compile(r"xox[abpre]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+")
 REDACTED = "[redacted]"
+UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
 
 
 class RedactSecrets(logging.Filter):
@@ -72,5 +73,11 @@ def configure_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
+    # uvicorn's own config gives its loggers handlers that bypass our format and redaction; with
+    # none of their own they propagate here (`reap serve` passes uvicorn log_config=None).
+    for name in UVICORN_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
+        logger.propagate = True
     # Alembic narrates every plugin at INFO; operators only need its warnings.
     logging.getLogger("alembic").setLevel(logging.WARNING)
