@@ -26,7 +26,8 @@ VIEWS = {
 
 
 def register(app: AsyncApp) -> None:
-    """Wire /reap, the item buttons, the modals, App Home and the message shortcut into `app`."""
+    """Wire /reap, the buttons, the modals, App Home, the shortcut and the error answer into `app`."""
+    app.error(h.on_error)
     app.middleware(h.skip_duplicate_events)
     for command, command_handler in COMMANDS.items():
         app.command(command)(command_handler)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
+from collections.abc import Coroutine
 from datetime import date
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncBoltContext, AsyncRespond
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from commands import grammar as g
 from commands import quarterly
@@ -54,6 +57,20 @@ async def _run(followup: sv.FollowUp, client: AsyncWebClient) -> None:
 
 # --- middleware --------------------------------------------------------------------------------
 
+DATABASE_DOWN = (
+    "REAP Tracker cannot reach its database right now; nothing was changed \u2014 try again in a minute."
+)
+# The database's answer on the request path must leave time to answer Slack within its 3 seconds.
+REQUEST_DATABASE_SECONDS = 1.5
+# What an unreachable, refusing or silent database raises: SQLAlchemy's wrapped driver errors, a
+# full pool, a connection refused before the driver wraps it, and our own time bound.
+DATABASE_UNREACHABLE: tuple[type[BaseException], ...] = (
+    DBAPIError,
+    PoolTimeout,
+    ConnectionError,
+    TimeoutError,
+)
+
 
 def delivery_key(body: dict[str, Any]) -> str | None:
     """What makes one delivery unique: an event's event_id, or a command's or interaction's trigger_id.
@@ -82,13 +99,64 @@ async def skip_duplicate_events(
         await next()
         return None
     reap = reap_of(context)
-    try:
+
+    async def record() -> None:
         async with transaction(reap.sessions) as session:
             session.add(ProcessedEvent(team_id=team_of(body), event_id=key, received_at=reap.clock()))
+
+    try:
+        # The first database touch of every request: an outage shows here, bounded, before any action.
+        await _within_request_time(reap, record())
     except IntegrityError:
         log.info("duplicate delivery %s ignored", key)
         return BoltResponse(status=200, body="")
     await next()
+    return None
+
+
+async def _within_request_time(reap: sv.Reap, work: Coroutine[Any, Any, None]) -> None:
+    """Run `work`, raising TimeoutError if it takes longer than REQUEST_DATABASE_SECONDS.
+
+    Past the bound the work is cancelled but its clean-up is not waited for: SQLAlchemy gives a
+    silent PostgreSQL connection two more seconds to close politely, which Slack cannot spare.
+    """
+    task = asyncio.ensure_future(work)
+    done, _ = await asyncio.wait({task}, timeout=REQUEST_DATABASE_SECONDS)
+    if task in done:
+        task.result()
+        return
+    task.cancel()
+    reap.spawn(_settle(task))
+    raise TimeoutError(f"the database did not answer within {REQUEST_DATABASE_SECONDS:g} s")
+
+
+async def _settle(task: asyncio.Future[None]) -> None:
+    await asyncio.wait({task})
+    if not task.cancelled() and task.exception() is not None:
+        log.info("a timed-out database call ended with %r", task.exception())
+
+
+async def on_error(
+    error: Exception, body: dict[str, Any], respond: AsyncRespond | None
+) -> BoltResponse | None:
+    """Answer a request the database could not serve, in the way its kind of request is answered;
+    anything else keeps Bolt's logged 500."""
+    if isinstance(error, IntegrityError) or not isinstance(error, DATABASE_UNREACHABLE):
+        log.error("request failed", exc_info=error)
+        return None
+    log.warning("the database is unreachable (%s); told %s", type(error).__name__, _user(body))
+    if "command" in body:
+        return BoltResponse(status=200, body={"response_type": "ephemeral", "text": DATABASE_DOWN})
+    if body.get("type") == "view_submission":
+        values = ((body.get("view") or {}).get("state") or {}).get("values") or {}
+        return BoltResponse(
+            status=200,
+            body={"response_action": "errors", "errors": {next(iter(values), "title"): DATABASE_DOWN}},
+        )
+    if body.get("type") == "block_actions" and respond is not None and body.get("response_url"):
+        await respond(response_type="ephemeral", replace_original=False, text=DATABASE_DOWN)
+        return BoltResponse(status=200, body="")
+    # An event is left to Slack's retries; anything else has no one to tell.
     return None
 
 

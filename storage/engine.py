@@ -17,6 +17,9 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# How long to wait for a PostgreSQL connection (a new one, or a free one from the pool): a request
+# must still be answered within Slack's 3 seconds when the server refuses or never answers.
+CONNECT_TIMEOUT_SECONDS = 2.0
 # Bound values per IN list on SQLite, far below its 32,766-parameter limit.
 SQLITE_IN_CHUNK = 500
 
@@ -55,7 +58,12 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
         pool_recycle=1800,
         pool_size=pool_size,
         max_overflow=pool_size,
-        connect_args={"server_settings": server_settings, "command_timeout": 30},
+        pool_timeout=CONNECT_TIMEOUT_SECONDS,
+        connect_args={
+            "server_settings": server_settings,
+            "command_timeout": 30,
+            "timeout": CONNECT_TIMEOUT_SECONDS,
+        },
     )
 
 

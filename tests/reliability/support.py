@@ -279,6 +279,7 @@ class DatabaseProxy:
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
         self.down = False
+        self.silent = False
         self.refused = 0
         self._server: asyncio.Server | None = None
         self._links: set[asyncio.StreamWriter] = set()
@@ -315,11 +316,27 @@ class DatabaseProxy:
             writer.transport.abort()
         self._links.clear()
 
+    def black_hole(self) -> None:
+        """The database goes silent (a dead host, a dropped route): connections are accepted and
+        bytes taken, but nothing ever comes back, on open connections and new ones alike."""
+        self.silent = True
+
     def restore(self) -> None:
         """The database is back: new connections reach it again."""
         self.down = False
+        self.silent = False
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.silent:
+            self._links.add(writer)
+            try:
+                with contextlib.suppress(ConnectionError, OSError):
+                    while await reader.read(65536):
+                        pass
+            finally:
+                self._links.discard(writer)
+                writer.transport.abort()
+            return
         if self.down:
             self.refused += 1
             writer.transport.abort()
@@ -337,10 +354,11 @@ class DatabaseProxy:
             writer.transport.abort()
             up_writer.transport.abort()
 
-    @staticmethod
-    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(ConnectionError, OSError):
             while data := await reader.read(65536):
+                if self.silent:
+                    continue
                 writer.write(data)
                 await writer.drain()
         writer.transport.abort()

@@ -1,5 +1,7 @@
 """Database outage: PostgreSQL goes away in the middle of a delivery tick and comes back; /healthz
-says unhealthy meanwhile, the ticker recovers by itself, and every owed digest goes out once."""
+says unhealthy meanwhile, the ticker recovers by itself, and every owed digest goes out once. And
+while it is away, every person who asks something is told within Slack's 3 seconds that nothing
+was changed, whether the server refuses connections or never answers (and when SQLite's file is gone)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,12 +22,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.app import ReapApp, create_app
 from bot.server import create_asgi
+from commands.handlers import DATABASE_DOWN
 from localslack.server import LocalSlack
+from messages.blocks import ADD_MODAL, DONE
 from reminders.scheduler import JOB_ID, ReminderScheduler
 from storage.engine import Sessions, is_sqlite
 from storage.migrate import alembic_config
 from storage.models import NotificationState
-from tests.factories import TEAM
+from tests.factories import OWNER, TEAM
+from tests.harness import Bot
 from tests.reliability.support import (
     MONDAY,
     MONDAY_0930,
@@ -39,6 +45,7 @@ from tests.reliability.support import (
     wait_for,
 )
 from tests.reminders.support import settings_for
+from tests.security import MESSAGE_METHODS, seeded_bot, snapshot, visible_calls
 
 PEOPLE = owners(120, prefix="U0DBO")
 # Past the 5-minute delivery lease, so rows claimed when the database vanished are free again.
@@ -155,3 +162,64 @@ async def test_database_lost_mid_tick_reports_unhealthy_then_recovers_and_delive
     assert len(rows) == len(PEOPLE) and {row.state for row in rows} == {NotificationState.SENT}
     assert dms_per_person(slack, PEOPLE) == {1: len(PEOPLE)}
     assert cut_at <= during < len(slack.messages()), "delivery resumed after the outage"
+
+
+# --- requests during an outage -------------------------------------------------------------------
+
+SLACK_DEADLINE = 3.0
+COMMANDS = ("list mine", 'add "Map the Wi-Fi gaps" strategy workplace-equity', "done OIT-1", "help")
+
+
+async def told_within_slack_deadline(bot: Bot) -> None:
+    """Every slash command, a button and a form, each answered that nothing was changed, in time
+    (the HTTP answer's time: the bot's own clean-up may go on after it)."""
+    for text in COMMANDS:
+        response = await bot.command(OWNER, text)
+        elapsed = response.elapsed.total_seconds()
+        assert response.status_code == 200 and response.json() == {
+            "response_type": "ephemeral",
+            "text": DATABASE_DOWN,
+        }
+        assert elapsed < SLACK_DEADLINE, f"/reap {text} took {elapsed:.2f} s"
+
+    pressed = await bot.interact(bot.block_action(OWNER, DONE, value="OIT-1"))
+    assert pressed.status_code == 200 and pressed.elapsed.total_seconds() < SLACK_DEADLINE
+    assert [r["text"] for r in bot.slack.responses()] == [DATABASE_DOWN], "the press was told it did not take"
+
+    values = {"title": {"value": {"type": "plain_text_input", "value": "Map the Wi-Fi gaps"}}}
+    add_view = {"type": "modal", "callback_id": ADD_MODAL, "private_metadata": "{}"}
+    saved = await bot.interact(bot.view_submission(OWNER, add_view, values))
+    assert saved.elapsed.total_seconds() < SLACK_DEADLINE
+    assert saved.json() == {"response_action": "errors", "errors": {"title": DATABASE_DOWN}}
+    assert visible_calls(bot, since=0, methods=MESSAGE_METHODS) == []
+
+
+@pytest.mark.parametrize("outage", ["refused", "black hole"])
+async def test_with_postgresql_gone_every_request_is_told_nothing_changed_within_three_seconds(
+    pg_url: str, proxy: DatabaseProxy, outage: str
+):
+    async with seeded_bot(proxy.url_for(pg_url)) as bot:
+        before = await snapshot(bot)
+        if outage == "refused":
+            proxy.cut()
+        else:
+            proxy.black_hole()
+
+        await told_within_slack_deadline(bot)
+
+        proxy.restore()
+        assert await snapshot(bot) == before, "nothing was changed"
+        shown = await bot.command(OWNER, "show OIT-1")
+        assert "OIT-1" in shown.json()["text"], "the bot serves again once the database is back"
+
+
+async def test_with_the_sqlite_file_gone_every_request_is_told_nothing_changed(tmp_path: Path):
+    path = tmp_path / "reap.db"
+    async with seeded_bot(f"sqlite+aiosqlite:///{path}") as bot:
+        engine = bot.sessions.kw["bind"]
+        await engine.dispose()
+        # Where the file was, something SQLite cannot open (chmod would not stop root).
+        path.rename(tmp_path / "moved.db")
+        path.mkdir()
+
+        await told_within_slack_deadline(bot)
