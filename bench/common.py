@@ -199,6 +199,9 @@ def signature_matches(body: bytes, headers: dict[str, str], *, secret: str = SEC
     return hmac.compare_digest(expected, headers.get("X-Slack-Signature", ""))
 
 
+_TRIGGERS = itertools.count(1)
+
+
 def slash_command(
     *,
     user_id: str,
@@ -206,7 +209,7 @@ def slash_command(
     team_id: str = TEAM,
     channel_id: str = "C0BENCH",
     response_url: str = "http://127.0.0.1:9/webhook/0",
-    trigger_id: str = "1.1.bench",
+    trigger_id: str | None = None,
 ) -> bytes:
     """The form body Slack POSTs for `/reap <text>` typed by `user_id`."""
     fields = payloads.slash_command(
@@ -217,7 +220,8 @@ def slash_command(
         user_id=user_id,
         text=text,
         response_url=response_url,
-        trigger_id=trigger_id,
+        # The bot acts once per trigger_id (replay protection), so every request needs its own.
+        trigger_id=trigger_id or f"{next(_TRIGGERS)}.{uuid.uuid4().hex[:12]}.bench",
     )
     return payloads.form_body(fields)
 
