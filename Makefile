@@ -6,13 +6,29 @@ STAMP  := $(VENV)/.installed
 PACKAGES := domain storage messages reports plans commands reminders bot localslack
 SOURCES := $(PACKAGES) tests $(wildcard bench)
 
-.PHONY: run test lint layers typecheck pytest bench soak clean
+# Every install takes the exact versions in constraints.txt, so a new release of a dependency
+# cannot change a build unseen; `make lock` moves them to the newest releases pyproject.toml allows.
+CONSTRAINTS := constraints.txt
 
-$(STAMP): pyproject.toml
+.PHONY: run test lint layers typecheck pytest bench soak clean lock
+
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --upgrade -c $(CONSTRAINTS) pip
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[dev]'
 	touch $(STAMP)
+
+# Resolve pyproject.toml afresh in a throwaway venv (so nothing installed by hand into .venv is
+# pinned) and write what it installed; review the diff, run `make test`, commit both together.
+lock:
+	set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(PYTHON) -m venv "$$tmp/venv"; \
+	"$$tmp/venv/bin/python" -m pip install --quiet --upgrade pip; \
+	"$$tmp/venv/bin/python" -m pip install --quiet -e '.[dev]'; \
+	{ echo '# The exact versions every install takes (make, CI): pip install -c $(CONSTRAINTS) -e ".[dev]"'; \
+	  echo '# Written by `make lock` from pyproject.toml; do not edit by hand.'; \
+	  "$$tmp/venv/bin/python" -m pip freeze --all --exclude-editable; } > "$$tmp/$(CONSTRAINTS)"; \
+	mv "$$tmp/$(CONSTRAINTS)" $(CONSTRAINTS)
 
 run: $(STAMP)
 	$(BIN)/reap shell --demo
