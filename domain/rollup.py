@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
+from domain.equity import Breakdown, narrowed
 from domain.status import ITEM_STATUSES, MeasureStatus
 
 STALE_DAYS = 60
@@ -34,15 +35,51 @@ class ItemLine:
 
 
 @dataclass(frozen=True)
+class SeriesPoint:
+    """One quarter of a measure's series: the reading (None: none given) and the expected value."""
+
+    quarter: str
+    value: float | None
+    expected: float | None
+
+
+@dataclass(frozen=True)
+class MeasureBreakdown:
+    """A broken-down measure at the quarter, last quarter and its baseline quarter."""
+
+    dimension: str
+    dimension_name: str
+    kind: str  # rate | representation
+    group_names: dict[str, str]
+    current: Breakdown
+    last: Breakdown | None = None
+    baseline: Breakdown | None = None
+
+    def name(self, key: str) -> str:
+        """A group's display name."""
+        return self.group_names.get(key, key)
+
+    @property
+    def narrowed_since_last(self) -> bool | None:
+        """Whether the largest gap is narrower than that group's gap last quarter."""
+        return narrowed(self.current, self.last)
+
+    @property
+    def narrowed_since_baseline(self) -> bool | None:
+        """Whether the largest gap is narrower than that group's gap at the baseline."""
+        return narrowed(self.current, self.baseline)
+
+
+@dataclass(frozen=True)
 class MeasureLine:
     """A performance measure at the quarter: baseline, latest reading, target, status and change."""
 
     key: str
     name: str
     unit: str
-    baseline: float
+    baseline: float | None  # None only on a "needs attention" line whose stored number is unreadable
     latest: float | None
-    target: float
+    target: float | None
     status: MeasureStatus
     change: float | None
     latest_quarter: str | None = None
@@ -51,6 +88,13 @@ class MeasureLine:
     owner_id: str | None = None
     progress: float | None = None  # share of baseline->target reached by the latest reading
     expected: float | None = None  # share expected by the end of the quarter
+    kind: str = "level"
+    baseline_quarter: str | None = None
+    target_quarter: str | None = None
+    source: str | None = None
+    series: tuple[SeriesPoint, ...] = ()
+    breakdown: MeasureBreakdown | None = None
+    problem: str | None = None  # why the status is "needs attention"
 
 
 @dataclass(frozen=True)

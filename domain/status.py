@@ -45,6 +45,9 @@ class MeasureStatus(StrEnum):
     OFF_TRACK = "off_track"
     NO_DATA = "no_data"
     MET = "met"
+    # Stored data the rules cannot read (say a target on the wrong side of its baseline that
+    # reached the database before the check existed): shown with its reason, never a crash.
+    NEEDS_ATTENTION = "needs_attention"
 
     @property
     def label(self) -> str:
@@ -64,6 +67,7 @@ class Direction(StrEnum):
 
     INCREASE = "increase"
     DECREASE = "decrease"
+    MAINTAIN = "maintain"
 
 
 def label(status: str) -> str:
@@ -101,6 +105,7 @@ STYLE: dict[str, Style] = {
     "dropped": Style(":heavy_minus_sign:", "➖", "#757575", "#ffffff"),
     "met": _DONE,
     "no_data": Style(":grey_question:", "❔", "#e0e0e0", "#1b1b1b"),
+    "needs_attention": Style(":warning:", "⚠", "#6a1b9a", "#ffffff"),
 }
 
 

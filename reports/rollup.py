@@ -12,6 +12,7 @@ from typing import Any
 
 import jinja2
 
+from domain.equity import BreakdownKind, GroupResult, gap_changes
 from domain.errors import NotFinite
 from domain.numbers import (
     format_change,
@@ -20,7 +21,7 @@ from domain.numbers import (
     format_rate,
     one_line,
 )
-from domain.rollup import STATUSES, Rollup
+from domain.rollup import STATUSES, MeasureBreakdown, MeasureLine, Rollup
 from domain.status import STYLE, label, style
 
 
@@ -90,10 +91,73 @@ def _non_finite(value: object, path: str) -> tuple[str, float] | None:
     return None
 
 
+def _group_json(group: GroupResult, breakdown: MeasureBreakdown) -> dict[str, Any]:
+    if group.suppressed:
+        # Only the key and the fact: a suppressed group's numbers never leave the database.
+        return {"key": group.key, "name": breakdown.name(group.key), "suppressed": True}
+    data: dict[str, Any] = {"key": group.key, "name": breakdown.name(group.key), "value": group.value}
+    data["gap"] = group.gap
+    if breakdown.kind == BreakdownKind.REPRESENTATION:
+        data["share"] = group.share
+        data["index"] = group.index
+    else:
+        data["ratio"] = group.ratio
+        data["reference"] = group.reference
+    since_last = gap_changes(breakdown.current, breakdown.last).get(group.key)
+    since_baseline = gap_changes(breakdown.current, breakdown.baseline).get(group.key)
+    data["gap_change_since_last"] = since_last
+    data["gap_change_since_baseline"] = since_baseline
+    return data
+
+
+def measure_json(m: MeasureLine) -> dict[str, Any]:
+    """One measure as the JSON report gives it: figures, series and, when broken down, its groups."""
+    data: dict[str, Any] = {
+        "key": m.key,
+        "name": m.name,
+        "unit": m.unit,
+        "kind": m.kind,
+        "direction": m.direction,
+        "status": m.status.value,
+        "problem": m.problem,
+        "baseline": m.baseline,
+        "baseline_quarter": m.baseline_quarter,
+        "target": m.target,
+        "target_quarter": m.target_quarter,
+        "target_date": m.target_date,
+        "latest": m.latest,
+        "latest_quarter": m.latest_quarter,
+        "change": m.change,
+        "progress": m.progress,
+        "expected": m.expected,
+        "owner_id": m.owner_id,
+        "source": m.source,
+        "series": [{"quarter": p.quarter, "value": p.value, "expected": p.expected} for p in m.series],
+        "breakdown": None,
+    }
+    if (b := m.breakdown) is not None:
+        widest = b.current.largest_gap
+        data["breakdown"] = {
+            "dimension": b.dimension,
+            "name": b.dimension_name,
+            "kind": b.kind,
+            "reference": b.current.reference,
+            "min_count": b.current.min_count,
+            "largest_gap": widest.key if widest is not None else None,
+            "narrowed_since_last": b.narrowed_since_last,
+            "narrowed_since_baseline": b.narrowed_since_baseline,
+        }
+        data["groups"] = [_group_json(g, b) for g in b.current.groups]
+    return data
+
+
 def render_json(rollup: Rollup) -> str:
     """The rollup as JSON, for other tools; a non-finite number (inf, nan) is refused, never emitted."""
     data = dataclasses.asdict(rollup)
     data["total"] = rollup.total
+    for department, dept_data in zip(rollup.departments, data["departments"], strict=True):
+        for strategy, strategy_data in zip(department.strategies, dept_data["strategies"], strict=True):
+            strategy_data["measures"] = [measure_json(m) for m in strategy.measures]
     if found := _non_finite(data, "rollup"):
         # Only rows stored before readings were checked can hold one; name it so it can be corrected.
         raise NotFinite(*found)

@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import JSON, CheckConstraint, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from domain.equity import DEFAULT_MIN_COUNT
+from domain.measures import MeasureKind
 from domain.status import Direction, ItemStatus, Role
 from domain.text import DESCRIPTION_MAX, NAME_MAX, NOTE_MAX, TITLE_MAX, UNIT_MAX
 from storage.types import UTCDateTime
@@ -126,7 +128,57 @@ class Plan(PlanBase, table=True):
     team_id: str = Field(max_length=32)
     department_id: int = Field(foreign_key="department.id", index=True)
     cadence: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    # Breakdown groups counting fewer than this are never shown (privacy), see domain.equity.
+    min_group_count: int = Field(default=DEFAULT_MIN_COUNT)
     created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class Dimension(SQLModel, table=True):
+    """A way a plan breaks its measures down, e.g. race or neighbourhood, with its groups."""
+
+    __table_args__ = (UniqueConstraint("plan_id", "key", name="uq_dimension_plan_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(max_length=32)
+    plan_id: int = Field(foreign_key="plan.id", index=True)
+    key: str = Field(max_length=64)
+    name: str = Field(max_length=NAME_MAX)
+    source: str | None = Field(default=None, max_length=NOTE_MAX)
+    # [{"key", "name", "population_share" (0..1 or null)}] in the plan file's order.
+    groups: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
+
+
+class ScoringCriterion(SQLModel, table=True):
+    """One question of a plan's equity scoring matrix, its weight and its labelled levels."""
+
+    __tablename__ = "scoring_criterion"
+    __table_args__ = (UniqueConstraint("plan_id", "key", name="uq_criterion_plan_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(max_length=32)
+    plan_id: int = Field(foreign_key="plan.id", index=True)
+    key: str = Field(max_length=64)
+    question: str = Field(max_length=TITLE_MAX)
+    weight: float
+    levels: list[str] = Field(default_factory=list, sa_type=JSON)
+    position: int = Field(default=0)
+
+
+class ItemScore(SQLModel, table=True):
+    """An item's level on one criterion, kept with the weight it counted at when it was given."""
+
+    __tablename__ = "item_score"
+    __table_args__ = (UniqueConstraint("item_id", "criterion_key", name="uq_score_item_criterion"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(max_length=32)
+    item_id: int = Field(foreign_key="action_item.id", index=True)
+    criterion_key: str = Field(max_length=64)
+    level: int
+    weight: float
+    note: str | None = Field(default=None, max_length=NOTE_MAX)
+    scored_by: str = Field(max_length=32)
+    scored_at: datetime = Field(sa_type=UTCDateTime)
 
 
 class StrategyBase(SQLModel):
@@ -233,6 +285,12 @@ class MeasureBase(SQLModel):
     target_date: date
     direction: str = Field(default=Direction.INCREASE.value, max_length=16)
     owner_id: str | None = Field(default=None, max_length=32)
+    kind: str = Field(default=MeasureKind.LEVEL.value, max_length=16)
+    baseline_quarter: str | None = Field(default=None, max_length=10, description="e.g. FY2026-Q4")
+    source: str | None = Field(default=None, max_length=NOTE_MAX, description="Where the data comes from")
+    breakdown_dimension: str | None = Field(default=None, max_length=64, description="A Dimension key")
+    breakdown_kind: str | None = Field(default=None, max_length=16)
+    reference_group: str | None = Field(default=None, max_length=64)
 
 
 class MeasureCreate(MeasureBase):
@@ -247,6 +305,7 @@ class Measure(MeasureBase, table=True):
     __table_args__ = (
         UniqueConstraint("team_id", "key", name="uq_measure_team_key"),
         _status_check("direction", tuple(d.value for d in Direction), "ck_measure_direction"),
+        _status_check("kind", tuple(k.value for k in MeasureKind), "ck_measure_kind"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -260,6 +319,8 @@ class MeasureReadingBase(SQLModel):
     quarter: str = Field(max_length=10, description="Fiscal quarter label, e.g. FY2027-Q2")
     value: float
     note: str | None = Field(default=None, max_length=NOTE_MAX)
+    # {group key: {"value": v, "n": count or null}} for a broken-down measure; null otherwise.
+    groups: dict[str, Any] | None = Field(default=None, sa_type=JSON)
 
 
 class MeasureReading(MeasureReadingBase, table=True):

@@ -2,36 +2,49 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from domain.errors import NotFound
-from domain.fiscal import FiscalQuarter
-from domain.measures import actual_fraction, expected_fraction, measure_status
+from domain.equity import DEFAULT_MIN_COUNT, Breakdown, BreakdownKind, GroupInput, breakdown
+from domain.errors import NotFound, ReapError
+from domain.fiscal import FiscalQuarter, QuarterError
+from domain.measures import (
+    MeasureRule,
+    actual_fraction,
+    check_measure,
+    expected_fraction,
+    expected_value,
+    measure_status,
+)
 from domain.rollup import (
     STALE_DAYS,
     STATUSES,
     Changes,
     DepartmentRollup,
     ItemLine,
+    MeasureBreakdown,
     MeasureLine,
     Rollup,
+    SeriesPoint,
     StrategyRollup,
 )
-from domain.status import ItemStatus, Role
+from domain.status import ItemStatus, MeasureStatus, Role
 from storage.models import (
     ActionItem,
     AuditEvent,
     CheckInCycle,
     CheckInResponse,
     Department,
+    Dimension,
     Measure,
     MeasureReading,
     Person,
@@ -289,6 +302,9 @@ async def _items(session: AsyncSession, *, team_id: str, dept_ids: list[int], zo
 class _MeasureData:
     measure: Measure
     readings: dict[str, float]  # quarter label -> value, up to the rollup's quarter
+    groups: dict[str, dict[str, Any]]  # quarter label -> {group key: {"value", "n"}}
+    dimension: Dimension | None
+    min_count: int
 
 
 async def _measures(
@@ -301,19 +317,49 @@ async def _measures(
         )
     )
     readings: dict[int, dict[str, float]] = defaultdict(dict)
+    groups: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
+    dimensions: dict[tuple[int | None, str], Dimension] = {}
+    plan_of: dict[int | None, tuple[int | None, int]] = {}
     if measures:
         rows = await session.exec(
-            select(col(MeasureReading.measure_id), col(MeasureReading.quarter), col(MeasureReading.value))
+            select(
+                col(MeasureReading.measure_id),
+                col(MeasureReading.quarter),
+                col(MeasureReading.value),
+                col(MeasureReading.groups),
+            )
             .where(MeasureReading.team_id == team_id)
             .where(col(MeasureReading.measure_id).in_([m.id for m in measures]))
             # Canonical labels (FY2027-Q2) sort in time order as text.
             .where(col(MeasureReading.quarter) <= quarter.label)
         )
-        for measure_id, label, value in rows:
+        for measure_id, label, value, by_group in rows:
             readings[measure_id][label] = value
+            if by_group:
+                groups[measure_id][label] = by_group
+        plan_rows = await session.exec(
+            select(col(Strategy.id), col(Plan.id), col(Plan.min_group_count))
+            .join(Plan, col(Plan.id) == col(Strategy.plan_id))
+            .where(col(Strategy.id).in_(ids))
+        )
+        plan_of = {sid: (pid, min_count) for sid, pid, min_count in plan_rows}
+        if any(m.breakdown_dimension for m in measures):
+            plan_ids = {pid for pid, _ in plan_of.values()}
+            for dim in await session.exec(select(Dimension).where(col(Dimension.plan_id).in_(plan_ids))):
+                dimensions[(dim.plan_id, dim.key)] = dim
     grouped: dict[int, list[_MeasureData]] = defaultdict(list)
     for m in measures:
-        grouped[m.strategy_id].append(_MeasureData(measure=m, readings=readings.get(m.id or 0, {})))
+        plan_id, min_count = plan_of.get(m.strategy_id, (None, DEFAULT_MIN_COUNT))
+        dimension = dimensions.get((plan_id, m.breakdown_dimension)) if m.breakdown_dimension else None
+        grouped[m.strategy_id].append(
+            _MeasureData(
+                measure=m,
+                readings=readings.get(m.id or 0, {}),
+                groups=groups.get(m.id or 0, {}),
+                dimension=dimension,
+                min_count=min_count,
+            )
+        )
     return grouped
 
 
@@ -503,6 +549,59 @@ def _strategy_rollup(
 
 def _measure_line(ctx: _Context, data: _MeasureData, plan: Plan) -> MeasureLine:
     m = data.measure
+    try:
+        return _measure_figures(ctx, data, plan)
+    except (ReapError, ValueError, TypeError, ArithmeticError, KeyError) as exc:
+        # Data the rules cannot read (written before a check existed, or by hand) costs this one
+        # line its figures, never the report: the line says why and everything else still prints.
+        return MeasureLine(
+            key=m.key,
+            name=m.name,
+            unit=m.unit,
+            baseline=_finite(m.baseline),
+            latest=None,
+            target=_finite(m.target),
+            status=MeasureStatus.NEEDS_ATTENTION,
+            change=None,
+            direction=m.direction,
+            target_date=m.target_date,
+            owner_id=m.owner_id,
+            problem=str(exc) or type(exc).__name__,
+        )
+
+
+def _finite(value: Any) -> float | None:
+    return value if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def measure_rule(m: Measure, *, start_month: int) -> MeasureRule:
+    """The pure rule view of a stored measure (raises QuarterError on a garbled baseline quarter)."""
+    base = m.baseline_quarter
+    return MeasureRule(
+        key=m.key,
+        baseline=m.baseline,
+        target=m.target,
+        direction=m.direction,
+        target_date=m.target_date,
+        kind=m.kind,
+        baseline_quarter=_quarter(base, start_month) if base else None,
+    )
+
+
+def _quarter(label: str, start_month: int) -> FiscalQuarter:
+    parsed = FiscalQuarter.parse(label, today=date(2000, 1, 1), start_month=start_month)
+    if parsed.label != label.strip().upper():
+        raise QuarterError(label)
+    return parsed
+
+
+def _measure_figures(ctx: _Context, data: _MeasureData, plan: Plan) -> MeasureLine:
+    m = data.measure
+    rule = measure_rule(m, start_month=ctx.quarter.start_month)
+    if _finite(m.baseline) is None or _finite(m.target) is None:
+        raise ValueError(f"its baseline ({m.baseline}) or target ({m.target}) is not a number")
+    check_measure(rule)
+    start = rule.line_start(plan.start_date)
     current = data.readings.get(ctx.quarter.label)
     previous = data.readings.get(ctx.quarter.previous().label)
     latest_quarter = max(data.readings) if data.readings else None
@@ -511,7 +610,7 @@ def _measure_line(ctx: _Context, data: _MeasureData, plan: Plan) -> MeasureLine:
         baseline=m.baseline,
         target=m.target,
         direction=m.direction,
-        plan_start=plan.start_date,
+        start=start,
         target_date=m.target_date,
         quarter=ctx.quarter,
         value=current,
@@ -519,6 +618,9 @@ def _measure_line(ctx: _Context, data: _MeasureData, plan: Plan) -> MeasureLine:
     progress = None
     if latest is not None:
         progress = actual_fraction(baseline=m.baseline, target=m.target, value=latest, direction=m.direction)
+    for value in data.readings.values():
+        if not math.isfinite(value):
+            raise ValueError(f"a stored reading is {value}, not a number")
     return MeasureLine(
         key=m.key,
         name=m.name,
@@ -533,10 +635,98 @@ def _measure_line(ctx: _Context, data: _MeasureData, plan: Plan) -> MeasureLine:
         target_date=m.target_date,
         owner_id=m.owner_id,
         progress=progress,
-        expected=expected_fraction(
-            plan_start=plan.start_date, target_date=m.target_date, as_of=ctx.quarter.end
-        ),
+        expected=expected_fraction(start=start, target_date=m.target_date, as_of=ctx.quarter.end),
+        kind=m.kind,
+        baseline_quarter=rule.baseline_quarter.label if rule.baseline_quarter else None,
+        target_quarter=rule.target_quarter.label,
+        source=m.source,
+        series=_series(ctx, data, rule, start),
+        breakdown=_breakdown(ctx, data, rule),
     )
+
+
+def _series(ctx: _Context, data: _MeasureData, rule: MeasureRule, start: date) -> tuple[SeriesPoint, ...]:
+    """Every quarter from the baseline quarter (else the first reading) to the rollup's quarter."""
+    firsts = [q for q in (rule.baseline_quarter,) if q is not None]
+    firsts += [_quarter(label, ctx.quarter.start_month) for label in data.readings]
+    if not firsts:
+        return ()
+    quarter = min(firsts)
+    points: list[SeriesPoint] = []
+    # A plan runs a few years; the cap keeps a garbled baseline year from looping for ever.
+    while quarter <= ctx.quarter and len(points) < 200:
+        expected: float | None = expected_value(
+            baseline=rule.baseline,
+            target=rule.target,
+            start=start,
+            target_date=rule.target_date,
+            as_of=quarter.end,
+        )
+        if rule.baseline_quarter is not None and quarter < rule.baseline_quarter:
+            expected = None
+        points.append(
+            SeriesPoint(quarter=quarter.label, value=data.readings.get(quarter.label), expected=expected)
+        )
+        quarter = quarter.next()
+    return tuple(points)
+
+
+def _breakdown(ctx: _Context, data: _MeasureData, rule: MeasureRule) -> MeasureBreakdown | None:
+    m = data.measure
+    if not m.breakdown_dimension:
+        return None
+    dim = data.dimension
+    if dim is None:
+        raise ValueError(
+            f"its breakdown names dimension '{m.breakdown_dimension}', which the plan does not declare"
+        )
+    declared = [(str(g["key"]), g) for g in dim.groups]
+
+    def at(label: str | None) -> Breakdown | None:
+        if label is None or label not in data.groups:
+            return None
+        given = data.groups[label]
+        inputs = [
+            GroupInput(
+                key=key,
+                value=_number(given.get(key, {}).get("value")),
+                n=_number(given.get(key, {}).get("n")),
+                population_share=_number(group.get("population_share")),
+            )
+            for key, group in declared
+        ]
+        return breakdown(
+            m.breakdown_kind or BreakdownKind.RATE.value,
+            inputs,
+            overall=data.readings.get(label),
+            reference_group=m.reference_group,
+            min_count=data.min_count,
+        )
+
+    if not data.groups:
+        return None
+    # The quarter's own breakdown, else the latest one given: a gap does not vanish for a quarter.
+    current = at(ctx.quarter.label) or at(max(data.groups))
+    if current is None:
+        return None
+    return MeasureBreakdown(
+        dimension=dim.key,
+        dimension_name=dim.name,
+        kind=m.breakdown_kind or BreakdownKind.RATE.value,
+        group_names={key: str(group.get("name") or key) for key, group in declared},
+        current=current,
+        last=at(ctx.quarter.previous().label),
+        baseline=at(rule.baseline_quarter.label) if rule.baseline_quarter else None,
+    )
+
+
+def _number(value: Any) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"a stored group value is {value}, not a number")
+    return number
 
 
 def _changes(ctx: _Context, items: list[_Item]) -> Changes:
