@@ -12,6 +12,7 @@ never pings anyone and builders must escape it like any other user text before r
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 from collections.abc import Iterable
@@ -46,7 +47,9 @@ USAGE: dict[str, str] = {
     "pause": "/reap pause <date>",
     "role": "/reap role @user <coordinator|member> [department]",
     "checkin": "/reap checkin start|status|close [quarter]\n/reap checkin schedule <quarter> <date>",
-    "measure": '/reap measure <key> <value> [quarter] ["note"]',
+    "measure": '/reap measure <key> <value> [quarter] [group=value ...] ["note"]',
+    "measures": "/reap measures [mine | strategy <name>]",
+    "score": '/reap score <ref> <criterion>=<level> ... ["note"]',
     "rollup": "/reap rollup [quarter] [department] [#channel]",
 }
 
@@ -87,7 +90,18 @@ _DETAILS: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     "measure": (
         "Record a performance measure's value for a quarter (this quarter unless you say).",
-        ('/reap measure hires 12 last "two offers pending"', "/reap measure wait_days 1,200"),
+        (
+            '/reap measure partnership-hires 12 last "two offers pending"',
+            "/reap measure internet-at-home 81% high-need=68% low-need=90%",
+        ),
+    ),
+    "measures": (
+        "List the performance measures with their keys, owners, latest value and status.",
+        ("/reap measures", "/reap measures mine", "/reap measures strategy digital equity"),
+    ),
+    "score": (
+        "Score a candidate project on the plan's equity scoring matrix, by level number or label.",
+        ('/reap score OIT-12 need=3 reach=most "serves 4 high-need tracts"',),
     ),
     "rollup": (
         "Summarise the plan for a quarter, optionally for one department or into a channel.",
@@ -161,7 +175,9 @@ class Add:
     strategy: str | None
 
 
-ListScope: TypeAlias = Literal["mine", "user", "overdue", "due-soon", "blocked", "strategy", "status", "all"]
+ListScope: TypeAlias = Literal[
+    "mine", "user", "overdue", "due-soon", "blocked", "strategy", "status", "all", "ranked"
+]
 
 
 @dataclass(frozen=True)
@@ -283,8 +299,26 @@ class RecordMeasure:
     """
 
     key: str
-    value: float
+    value: float | None
     quarter: FiscalQuarter
+    note: str | None
+    groups: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class ListMeasures:
+    """`/reap measures [mine | strategy <name>]`."""
+
+    scope: Literal["all", "mine", "strategy"] = "all"
+    strategy: str | None = None
+
+
+@dataclass(frozen=True)
+class ScoreItem:
+    """`/reap score <ref> <criterion>=<level> ... [note]`; levels kept as typed for the criterion to read."""
+
+    ref: str
+    levels: tuple[tuple[str, str], ...]
     note: str | None
 
 
@@ -314,6 +348,8 @@ Command: TypeAlias = (
     | Role
     | CheckIn
     | RecordMeasure
+    | ListMeasures
+    | ScoreItem
     | Rollup
 )
 
@@ -671,6 +707,9 @@ def _list(a: _Args) -> Command:
         if not name:
             raise a.fail("Which strategy? Give its name or key")
         return ListItems("strategy", strategy=name, page=page)
+    if first.word == "ranked":
+        # Candidates by their equity score; optionally one strategy's.
+        return ListItems("ranked", strategy=a.free_text(rest) or None, page=page)
     if first.word == "status":
         status, used = a.status(rest)
         if rest[used:]:
@@ -855,24 +894,80 @@ def _this_quarter(a: _Args) -> FiscalQuarter:
     return FiscalQuarter.containing(a.today, a.fiscal_start_month)
 
 
+_PAIR = re.compile(r"([A-Za-z0-9][A-Za-z0-9_.\-]{0,63})=(\S{1,64})", _A)
+
+
+def _pairs(tokens: list[_Token]) -> tuple[list[tuple[str, str]], list[_Token]]:
+    """`key=value` tokens (unquoted) pulled out of `tokens`, and what is left in order."""
+    pairs: list[tuple[str, str]] = []
+    rest: list[_Token] = []
+    for token in tokens:
+        match = None if token.quoted else _PAIR.fullmatch(token.raw)
+        if match:
+            pairs.append((match[1], match[2]))
+        else:
+            rest.append(token)
+    return pairs, rest
+
+
+def _number(text: str) -> float | None:
+    match = _NUMBER.fullmatch(text)
+    return float(match[1] + match[2].replace(",", "")) if match else None
+
+
 def _measure(a: _Args) -> Command:
     tokens = a.tokens
     if not tokens:
-        raise a.fail("Which measure? Give its key and the value, like /reap measure hires 12")
+        raise a.fail("Which measure? Give its key and the value, like /reap measure partnership-hires 12")
     key_token = tokens[0]
     if key_token.quoted or not _MEASURE_KEY.fullmatch(key_token.raw):
-        raise a.fail(f'"{snippet(key_token.text)}" is not a measure key')
-    if len(tokens) < 2:
+        raise a.fail(f'"{snippet(key_token.text)}" is not a measure key; /reap measures lists them')
+    pairs, rest = _pairs(list(tokens[1:]))
+    groups: list[tuple[str, float]] = []
+    for group, written in pairs:
+        number = _number(written)
+        if number is None:
+            raise a.fail(f'"{snippet(written)}" for {group} is not a number; e.g. {group}=12 or {group}=45%')
+        if any(group == seen for seen, _ in groups):
+            raise a.fail(f"{group} is given twice; give each group once")
+        groups.append((group, number))
+    value: float | None = None
+    if rest and not rest[0].quoted and (number := _number(rest[0].raw)) is not None:
+        value, rest = number, rest[1:]
+    elif not groups:
+        if rest:
+            raise a.fail(f'"{snippet(rest[0].text)}" is not a number; e.g. 12, 12.5, 1,200 or 45%')
         raise a.fail(f"What is the value of {key_token.raw}? e.g. 12, 12.5, 1,200 or 45%")
-    written = tokens[1].raw
-    match = _NUMBER.fullmatch(written)
-    if match is None:
-        raise a.fail(f'"{snippet(tokens[1].text)}" is not a number; e.g. 12, 12.5, 1,200 or 45%')
-    value = float(match[1] + match[2].replace(",", ""))
-    found = a.quarter(2)
+    sub = dataclasses.replace(a, tokens=rest)
+    found = sub.quarter(0)
     quarter, used = found if found else (_this_quarter(a), 0)
-    note = a.note(tokens[2 + used :])
-    return RecordMeasure(key_token.raw, value, quarter, note)
+    note = a.note(rest[used:])
+    return RecordMeasure(key_token.raw, value, quarter, note, tuple(groups))
+
+
+def _measures(a: _Args) -> Command:
+    if not a.tokens:
+        return ListMeasures()
+    first, rest = a.tokens[0], a.tokens[1:]
+    if first.word == "mine" and not rest:
+        return ListMeasures("mine")
+    if first.word == "strategy":
+        name = a.free_text(rest)
+        if not name:
+            raise a.fail("Which strategy? Give its name or key")
+        return ListMeasures("strategy", strategy=name)
+    raise a.fail(f'I can list all measures, yours ("mine") or a strategy\'s, not "{snippet(first.text)}"')
+
+
+def _score(a: _Args) -> Command:
+    ref = a.ref(a.tokens)
+    pairs, rest = _pairs(list(a.tokens[1:]))
+    if not pairs:
+        raise a.fail(f"Score {ref} on a criterion, like /reap score {ref} need=3 reach=most")
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise a.fail("Give each criterion once")
+    return ScoreItem(ref, tuple(pairs), a.note(rest))
 
 
 def _rollup(a: _Args) -> Command:
@@ -925,5 +1020,7 @@ _PARSERS = {
     "role": _role,
     "checkin": _checkin,
     "measure": _measure,
+    "measures": _measures,
+    "score": _score,
     "rollup": _rollup,
 }

@@ -22,13 +22,13 @@ from storage.checkins import (
     cycle_progress,
     get_cycle,
     open_cycle,
-    record_reading,
     record_response,
     rollup_channels,
     rollup_requests,
     schedule_cycle,
 )
 from storage.engine import reading, transaction
+from storage.measures import record_reading
 from storage.models import Department
 from storage.outbox import enqueue
 from storage.permissions import ensure_coordinator
@@ -131,21 +131,6 @@ async def _checkin_status(reap: Reap, caller: Caller, quarter: str) -> Reply:
     if not progress:
         lines.append("No owner has open items.")
     return _reply("\n".join(lines), [ui.section(chunk) for chunk in chunks(lines)])
-
-
-async def run_measure(reap: Reap, *, caller: Caller, command: g.RecordMeasure) -> Reply:
-    """`/reap measure <key> <value> [quarter] ["note"]`."""
-    async with transaction(reap.sessions) as session:
-        reading = await record_reading(
-            session,
-            actor=caller.actor,
-            key=command.key,
-            quarter=command.quarter.label,
-            value=command.value,
-            note=command.note,
-            now=caller.now,
-        )
-    return _reply(f"Recorded {ui.escape(command.key)} = {reading.value:g} for {command.quarter.label}.")
 
 
 async def run_rollup(reap: Reap, *, caller: Caller, command: g.Rollup) -> Reply:
@@ -266,6 +251,13 @@ async def submit_checkin(reap: Reap, *, caller: Caller, quarter: str, form: Chec
         await record_response(session, actor=caller.actor, cycle=cycle, answers=form.answers, now=caller.now)
         for key, value in form.readings.items():
             await record_reading(
-                session, actor=caller.actor, key=key, quarter=quarter, value=value, note=None, now=caller.now
+                session,
+                actor=caller.actor,
+                key=key,
+                quarter=quarter,
+                value=value,
+                note=None,
+                now=caller.now,
+                start_month=reap.org.fiscal_year_start_month,
             )
     return len(form.answers)

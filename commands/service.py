@@ -15,7 +15,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from commands import grammar as g
-from commands import quarterly
+from commands import measures, quarterly
 from domain.errors import InvalidChange, NotFound, PermissionDenied, ReapError
 from domain.org import Organisation
 from domain.status import ItemStatus, Role
@@ -264,7 +264,11 @@ async def run_command(reap: Reap, *, caller: Caller, command: g.Command) -> Repl
         case g.CheckIn():
             return await quarterly.run_checkin(reap, caller=caller, command=command)
         case g.RecordMeasure():
-            return await quarterly.run_measure(reap, caller=caller, command=command)
+            return await measures.run_measure(reap, caller=caller, command=command)
+        case g.ListMeasures():
+            return await measures.run_measures(reap, caller=caller, command=command)
+        case g.ScoreItem():
+            return await measures.run_score(reap, caller=caller, command=command)
         case g.Rollup():
             return await quarterly.run_rollup(reap, caller=caller, command=command)
     raise InvalidChange(f"`{type(command).__name__}` is not something I can do.")
@@ -388,6 +392,8 @@ LIST_TITLES = {
 
 
 async def _list(reap: Reap, caller: Caller, command: g.ListItems) -> Reply:
+    if command.scope == "ranked":
+        return await measures.run_ranked(reap, caller=caller, strategy_name=command.strategy)
     team_id = caller.actor.team_id
     async with reading(reap.sessions) as session:
         where, title = await _list_filter(session, caller, command)

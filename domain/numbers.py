@@ -45,3 +45,34 @@ def with_unit(value: float | None, unit: str) -> str:
     if value is None or not unit:
         return format_number(value)
     return f"{format_number(value)}{'' if unit == '%' else ' '}{unit}"
+
+
+_BARS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float | None]) -> str:
+    """A text sparkline (▁▃▅█) scaled between the smallest and largest value; a gap shows as ·.
+
+    Always shown beside the labelled values: the shape helps, the numbers carry the meaning.
+    """
+    known = [v for v in values if v is not None]
+    if not known:
+        return ""
+    low, high = min(known), max(known)
+    span = high - low
+    return "".join(
+        "·" if v is None else _BARS[0 if span == 0 else round((v - low) / span * (len(_BARS) - 1))]
+        for v in values
+    )
+
+
+def format_gap(value: float | None, *, points: bool) -> str:
+    """A gap to parity: signed, in percentage points for representation, in the unit for a rate."""
+    if value is None:
+        return "—"
+    return format_change(round(value, 1)) + (" pts" if points else "")
+
+
+def format_ratio(value: float | None) -> str:
+    """A disparity ratio or representation index, two decimals: 0.75."""
+    return "—" if value is None else f"{value:.2f}"

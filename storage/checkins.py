@@ -9,9 +9,9 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from domain.errors import InvalidChange, NotFound
+from domain.errors import InvalidChange
 from domain.status import OPEN_STATUSES, ItemStatus
-from domain.text import NOTE_MAX, check_finite, check_text
+from domain.text import NOTE_MAX, check_text
 from storage.audit import record
 from storage.items import add_note, audit, get_item, set_progress, set_status
 from storage.models import (
@@ -19,11 +19,9 @@ from storage.models import (
     CheckInCycle,
     CheckInResponse,
     Department,
-    Measure,
-    MeasureReading,
     NotificationCreate,
 )
-from storage.permissions import Actor, ensure_can_record, ensure_coordinator
+from storage.permissions import Actor, ensure_coordinator
 from storage.queries.people import coordinators_of
 
 # Outbox kinds of the quarterly cycle that a person's command and the tick both owe.
@@ -273,66 +271,6 @@ async def cycle_progress(
         )
         (entry.responded if done else entry.waiting).append(owner)
     return sorted(progress.values(), key=lambda p: p.key)
-
-
-async def record_reading(
-    session: AsyncSession,
-    *,
-    actor: Actor,
-    key: str,
-    quarter: str,
-    value: float,
-    note: str | None,
-    now: datetime,
-) -> MeasureReading:
-    """Record (or correct) a measure's reading for a quarter: the measure owner, coordinators, admins."""
-    check_finite(value, field=f"value of {key}")
-    if note:
-        check_text(note, field="note", limit=NOTE_MAX, multiline=True)
-    measure = (
-        await session.exec(select(Measure).where(Measure.team_id == actor.team_id).where(Measure.key == key))
-    ).first()
-    if measure is None:
-        raise NotFound("measure", key)
-    await ensure_can_record(session, actor=actor, measure=measure)
-    reading = (
-        await session.exec(
-            select(MeasureReading)
-            .where(MeasureReading.measure_id == measure.id)
-            .where(MeasureReading.quarter == quarter)
-        )
-    ).first()
-    old = reading.value if reading else None
-    if reading is None:
-        reading = MeasureReading(
-            team_id=actor.team_id,
-            measure_id=measure.id or 0,
-            quarter=quarter,
-            value=value,
-            note=note,
-            recorded_by=actor.user_id,
-            recorded_at=now,
-        )
-        session.add(reading)
-    else:
-        reading.value = value
-        reading.note = note or reading.note
-        reading.recorded_by = actor.user_id
-        reading.recorded_at = now
-    _audit(
-        session,
-        team_id=actor.team_id,
-        entity="measure",
-        entity_id=measure.id,
-        actor=actor,
-        now=now,
-        action="reading",
-        field=quarter,
-        old=old,
-        new=value,
-        note=note,
-    )
-    return reading
 
 
 def outbox_key(team_id: str, kind: str, quarter: str, recipient: str, extra: str = "") -> str:

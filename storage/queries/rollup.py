@@ -16,7 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from domain.equity import DEFAULT_MIN_COUNT, Breakdown, BreakdownKind, GroupInput, breakdown
 from domain.errors import NotFound, ReapError
-from domain.fiscal import FiscalQuarter, QuarterError
+from domain.fiscal import FiscalQuarter
 from domain.measures import (
     MeasureRule,
     actual_fraction,
@@ -38,6 +38,7 @@ from domain.rollup import (
     StrategyRollup,
 )
 from domain.status import ItemStatus, MeasureStatus, Role
+from storage.measures import parse_quarter, rule_of
 from storage.models import (
     ActionItem,
     AuditEvent,
@@ -531,7 +532,7 @@ def _strategy_rollup(
         if item.status == ItemStatus.BLOCKED:
             blocked.append(line)
     overdue.sort(key=lambda line: -line.days_overdue)
-    measures = [_measure_line(ctx, data, plan) for data in ctx.measures.get(strategy.id or 0, [])]
+    measures = [_measure_line(ctx.quarter, data, plan) for data in ctx.measures.get(strategy.id or 0, [])]
     return (
         StrategyRollup(
             key=strategy.key,
@@ -547,10 +548,10 @@ def _strategy_rollup(
     )
 
 
-def _measure_line(ctx: _Context, data: _MeasureData, plan: Plan) -> MeasureLine:
+def _measure_line(quarter: FiscalQuarter, data: _MeasureData, plan: Plan) -> MeasureLine:
     m = data.measure
     try:
-        return _measure_figures(ctx, data, plan)
+        return _measure_figures(quarter, data, plan)
     except (ReapError, ValueError, TypeError, ArithmeticError, KeyError) as exc:
         # Data the rules cannot read (written before a check existed, or by hand) costs this one
         # line its figures, never the report: the line says why and everything else still prints.
@@ -574,36 +575,19 @@ def _finite(value: Any) -> float | None:
     return value if isinstance(value, int | float) and math.isfinite(value) else None
 
 
-def measure_rule(m: Measure, *, start_month: int) -> MeasureRule:
-    """The pure rule view of a stored measure (raises QuarterError on a garbled baseline quarter)."""
-    base = m.baseline_quarter
-    return MeasureRule(
-        key=m.key,
-        baseline=m.baseline,
-        target=m.target,
-        direction=m.direction,
-        target_date=m.target_date,
-        kind=m.kind,
-        baseline_quarter=_quarter(base, start_month) if base else None,
-    )
-
-
 def _quarter(label: str, start_month: int) -> FiscalQuarter:
-    parsed = FiscalQuarter.parse(label, today=date(2000, 1, 1), start_month=start_month)
-    if parsed.label != label.strip().upper():
-        raise QuarterError(label)
-    return parsed
+    return parse_quarter(label, start_month=start_month)
 
 
-def _measure_figures(ctx: _Context, data: _MeasureData, plan: Plan) -> MeasureLine:
+def _measure_figures(quarter: FiscalQuarter, data: _MeasureData, plan: Plan) -> MeasureLine:
     m = data.measure
-    rule = measure_rule(m, start_month=ctx.quarter.start_month)
+    rule = rule_of(m, start_month=quarter.start_month)
     if _finite(m.baseline) is None or _finite(m.target) is None:
         raise ValueError(f"its baseline ({m.baseline}) or target ({m.target}) is not a number")
     check_measure(rule)
     start = rule.line_start(plan.start_date)
-    current = data.readings.get(ctx.quarter.label)
-    previous = data.readings.get(ctx.quarter.previous().label)
+    current = data.readings.get(quarter.label)
+    previous = data.readings.get(quarter.previous().label)
     latest_quarter = max(data.readings) if data.readings else None
     latest = data.readings[latest_quarter] if latest_quarter else None
     status = measure_status(
@@ -612,7 +596,7 @@ def _measure_figures(ctx: _Context, data: _MeasureData, plan: Plan) -> MeasureLi
         direction=m.direction,
         start=start,
         target_date=m.target_date,
-        quarter=ctx.quarter,
+        quarter=quarter,
         value=current,
     )
     progress = None
@@ -635,26 +619,28 @@ def _measure_figures(ctx: _Context, data: _MeasureData, plan: Plan) -> MeasureLi
         target_date=m.target_date,
         owner_id=m.owner_id,
         progress=progress,
-        expected=expected_fraction(start=start, target_date=m.target_date, as_of=ctx.quarter.end),
+        expected=expected_fraction(start=start, target_date=m.target_date, as_of=quarter.end),
         kind=m.kind,
         baseline_quarter=rule.baseline_quarter.label if rule.baseline_quarter else None,
         target_quarter=rule.target_quarter.label,
         source=m.source,
-        series=_series(ctx, data, rule, start),
-        breakdown=_breakdown(ctx, data, rule),
+        series=_series(quarter, data, rule, start),
+        breakdown=_breakdown(quarter, data, rule),
     )
 
 
-def _series(ctx: _Context, data: _MeasureData, rule: MeasureRule, start: date) -> tuple[SeriesPoint, ...]:
+def _series(
+    until: FiscalQuarter, data: _MeasureData, rule: MeasureRule, start: date
+) -> tuple[SeriesPoint, ...]:
     """Every quarter from the baseline quarter (else the first reading) to the rollup's quarter."""
     firsts = [q for q in (rule.baseline_quarter,) if q is not None]
-    firsts += [_quarter(label, ctx.quarter.start_month) for label in data.readings]
+    firsts += [_quarter(label, until.start_month) for label in data.readings]
     if not firsts:
         return ()
     quarter = min(firsts)
     points: list[SeriesPoint] = []
     # A plan runs a few years; the cap keeps a garbled baseline year from looping for ever.
-    while quarter <= ctx.quarter and len(points) < 200:
+    while quarter <= until and len(points) < 200:
         expected: float | None = expected_value(
             baseline=rule.baseline,
             target=rule.target,
@@ -671,7 +657,7 @@ def _series(ctx: _Context, data: _MeasureData, rule: MeasureRule, start: date) -
     return tuple(points)
 
 
-def _breakdown(ctx: _Context, data: _MeasureData, rule: MeasureRule) -> MeasureBreakdown | None:
+def _breakdown(quarter: FiscalQuarter, data: _MeasureData, rule: MeasureRule) -> MeasureBreakdown | None:
     m = data.measure
     if not m.breakdown_dimension:
         return None
@@ -706,7 +692,7 @@ def _breakdown(ctx: _Context, data: _MeasureData, rule: MeasureRule) -> MeasureB
     if not data.groups:
         return None
     # The quarter's own breakdown, else the latest one given: a gap does not vanish for a quarter.
-    current = at(ctx.quarter.label) or at(max(data.groups))
+    current = at(quarter.label) or at(max(data.groups))
     if current is None:
         return None
     return MeasureBreakdown(
@@ -715,7 +701,7 @@ def _breakdown(ctx: _Context, data: _MeasureData, rule: MeasureRule) -> MeasureB
         kind=m.breakdown_kind or BreakdownKind.RATE.value,
         group_names={key: str(group.get("name") or key) for key, group in declared},
         current=current,
-        last=at(ctx.quarter.previous().label),
+        last=at(quarter.previous().label),
         baseline=at(rule.baseline_quarter.label) if rule.baseline_quarter else None,
     )
 
@@ -785,3 +771,44 @@ def _response(ctx: _Context, items: list[_Item]) -> tuple[set[str], set[str]]:
         if answered:
             responded.add(item.owner_id)
     return asked, responded
+
+
+@dataclass(frozen=True)
+class PlacedMeasure:
+    """A measure line with the department and strategy it belongs to."""
+
+    department: str
+    strategy: str
+    line: MeasureLine
+
+
+async def measure_lines(
+    session: AsyncSession,
+    *,
+    team_id: str,
+    quarter: FiscalQuarter,
+    owner_id: str | None = None,
+    strategy_id: int | None = None,
+) -> list[PlacedMeasure]:
+    """Every measure (or one owner's, or one strategy's) at `quarter`, as the rollup computes it."""
+    rows = list(
+        await session.exec(
+            select(Strategy, Plan, Department)
+            .join(Plan, col(Plan.id) == col(Strategy.plan_id))
+            .join(Department, col(Department.id) == col(Plan.department_id))
+            .where(Strategy.team_id == team_id)
+            .order_by(col(Department.key), col(Strategy.position))
+        )
+    )
+    if strategy_id is not None:
+        rows = [row for row in rows if row[0].id == strategy_id]
+    grouped = await _measures(
+        session, team_id=team_id, quarter=quarter, strategy_ids={s.id for s, _, _ in rows}
+    )
+    placed: list[PlacedMeasure] = []
+    for strategy, plan, department in rows:
+        for data in grouped.get(strategy.id or 0, []):
+            if owner_id is not None and data.measure.owner_id != owner_id:
+                continue
+            placed.append(PlacedMeasure(department.key, strategy.name, _measure_line(quarter, data, plan)))
+    return placed

@@ -20,6 +20,7 @@ from commands.grammar import (
     Help,
     History,
     ListItems,
+    ListMeasures,
     Note,
     Pause,
     Progress,
@@ -27,6 +28,7 @@ from commands.grammar import (
     RecordMeasure,
     Role,
     Rollup,
+    ScoreItem,
     SetStatus,
     Show,
     Snooze,
@@ -532,7 +534,7 @@ def test_title_and_whole_text_limits_count_characters_not_bytes(
 def test_usage_lists_every_subcommand_exactly_as_the_contract_writes_it() -> None:
     assert set(USAGE) == {
         "help", "add", "list", "show", "status", "done", "progress", "note", "due", "assign",
-        "snooze", "history", "pause", "role", "checkin", "measure", "rollup",
+        "snooze", "history", "pause", "role", "checkin", "measure", "measures", "score", "rollup",
     }  # fmt: skip
     assert USAGE["add"] == ('/reap add "<title>" [owner @user] [due <date>] [strategy <name or key>]')
     assert USAGE["progress"] == "/reap progress <ref> <0-100>%"
@@ -584,6 +586,8 @@ COMMAND_TYPES: dict[str, type] = {
     "role": Role,
     "checkin": CheckIn,
     "measure": RecordMeasure,
+    "measures": ListMeasures,
+    "score": ScoreItem,
     "rollup": Rollup,
 }
 
@@ -595,3 +599,70 @@ def test_every_help_example_parses_as_its_own_subcommand(topic: str) -> None:
     for example in examples:
         command = parse_command(_as_slack_sends_it(example.removeprefix("/reap ")), today=TODAY)
         assert isinstance(command, COMMAND_TYPES[topic])
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "measure internet-at-home 81% high-need=68% low-need=90",
+            RecordMeasure("internet-at-home", 81.0, THIS, None, (("high-need", 68.0), ("low-need", 90.0))),
+        ),
+        # A representation breakdown may leave the total to the groups.
+        (
+            'measure new-hires black=30 white=1,050 last "from HR"',
+            RecordMeasure("new-hires", None, LAST, "from HR", (("black", 30.0), ("white", 1050.0))),
+        ),
+    ],
+)
+def test_a_reading_takes_group_values_as_group_equals_value(
+    parse: Callable[[str], Command], text: str, expected: RecordMeasure
+) -> None:
+    assert parse(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("measure hires high=lots", "is not a number"),
+        ("measure hires 3 high=1 high=2", "given twice"),
+    ],
+)
+def test_bad_group_values_are_refused_saying_what_to_write(
+    parse: Callable[[str], Command], text: str, problem: str
+) -> None:
+    with pytest.raises(UsageError, match=problem):
+        parse(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("measures", ListMeasures()),
+        ("measures mine", ListMeasures("mine")),
+        ("measures strategy digital equity", ListMeasures("strategy", "digital equity")),
+        ("list ranked", ListItems("ranked")),
+        ("list ranked equity projects", ListItems("ranked", strategy="equity projects")),
+    ],
+)
+def test_measures_and_the_ranking_can_be_listed(
+    parse: Callable[[str], Command], text: str, expected: Command
+) -> None:
+    assert parse(text) == expected
+
+
+def test_a_score_takes_criterion_equals_level_pairs_and_a_note(parse: Callable[[str], Command]) -> None:
+    assert parse('score oit-12 need=3 reach=most "four tracts"') == ScoreItem(
+        "OIT-12", (("need", "3"), ("reach", "most")), "four tracts"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [("score OIT-12", "Score OIT-12 on a criterion"), ("score OIT-12 need=1 need=2", "each criterion once")],
+)
+def test_a_score_without_levels_or_with_one_twice_is_refused(
+    parse: Callable[[str], Command], text: str, problem: str
+) -> None:
+    with pytest.raises(UsageError, match=problem):
+        parse(text)

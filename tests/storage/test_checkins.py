@@ -10,7 +10,7 @@ from sqlmodel import select
 
 from domain.errors import NotFinite, PermissionDenied, TextTooLong
 from domain.status import Role
-from storage.checkins import record_reading
+from storage.measures import record_reading
 from storage.engine import Sessions, transaction
 from storage.items import add_note, get_item
 from storage.models import AuditEvent, Measure, MeasureReading

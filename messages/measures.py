@@ -1,0 +1,157 @@
+"""Measures and the scoring matrix in Slack: the measure list, a measure's trend and gaps, scores, ranking."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from domain.equity import BreakdownKind
+from domain.numbers import format_gap, format_number, format_ratio, one_line, sparkline, with_unit
+from domain.rollup import MeasureLine
+from domain.scoring import Criterion, Score
+from domain.status import label, style
+from messages.primitives import Block, build_list_sections, context, escape, section
+from storage.queries.rollup import PlacedMeasure
+
+
+def measure_value(line: MeasureLine, value: float | None) -> str:
+    """A value of this measure with its unit, escaped for mrkdwn."""
+    return escape(with_unit(value, one_line(line.unit)))
+
+
+def trend_text(line: MeasureLine) -> str:
+    """The series as a sparkline with its first and last values and the value expected now."""
+    points = [p for p in line.series if p.value is not None]
+    if len(points) < 2:
+        return ""
+    spark = sparkline([p.value for p in line.series])
+    expected = line.series[-1].expected
+    tail = (
+        f"; expected {measure_value(line, expected)} by {line.series[-1].quarter}"
+        if expected is not None
+        else ""
+    )
+    return (
+        f"trend {spark} {measure_value(line, points[0].value)} ({points[0].quarter})"
+        f" → {measure_value(line, points[-1].value)} ({points[-1].quarter}){tail}"
+    )
+
+
+def gap_text(line: MeasureLine) -> str:
+    """The largest gap to parity and whether it narrowed, in words (never colour alone)."""
+    b = line.breakdown
+    if b is None:
+        return ""
+    widest = b.current.largest_gap
+    if widest is None:
+        return f"by {escape(b.dimension_name)}: no gap can be shown yet"
+    points = b.kind == BreakdownKind.REPRESENTATION
+    figure = format_ratio(widest.index if points else widest.ratio)
+    what = "index" if points else "ratio"
+    trend = {True: "narrowed", False: "widened or held", None: "no earlier figure"}
+    return (
+        f"largest gap by {escape(b.dimension_name)}: {escape(b.name(widest.key))}"
+        f" {format_gap(widest.gap, points=points)} ({what} {figure});"
+        f" since last quarter: {trend[b.narrowed_since_last]}"
+    )
+
+
+def _measure_line_text(placed: PlacedMeasure) -> str:
+    m = placed.line
+    owner = f"<@{m.owner_id}>" if m.owner_id else "no owner"
+    latest = measure_value(m, m.latest) + (f" ({m.latest_quarter})" if m.latest_quarter else "")
+    due = f" by {m.target_quarter}" if m.target_quarter else ""
+    status = f"{style(m.status).slack_emoji} {label(m.status)}"
+    if m.problem:
+        status += f" ({escape(one_line(m.problem))})"
+    text = (
+        f"• *{escape(one_line(m.name))}* `{escape(m.key)}` · {owner}\n"
+        f"   latest {latest} · target {measure_value(m, m.target)}{due} · {status}"
+    )
+    extra = [t for t in (trend_text(m), gap_text(m)) if t]
+    if extra:
+        text += "\n   " + " · ".join(extra)
+    return text
+
+
+def build_measure_list(measures: Sequence[PlacedMeasure], *, title: str, quarter: str) -> list[Block]:
+    """Every measure with its key, owner, latest value, target and status, grouped by strategy."""
+    if not measures:
+        return [section(f"*{escape(title)}*"), context("No measures here yet. A plan file declares them.")]
+    blocks: list[Block] = [
+        section(f"*{escape(title)}* · {len(measures)} at {quarter}"),
+        context("Record one with `/reap measure <key> <value>`."),
+    ]
+    groups: dict[tuple[str, str], list[str]] = {}
+    for placed in measures:
+        groups.setdefault((placed.department, placed.strategy), []).append(_measure_line_text(placed))
+    for (department, strategy), lines in groups.items():
+        blocks += build_list_sections(f"{department} · {strategy}", lines)
+    return blocks
+
+
+@dataclass(frozen=True)
+class ScoreCard:
+    """An item's scores against its plan's criteria, with the total and the most it could score."""
+
+    ref: str
+    title: str
+    criteria: Sequence[Criterion]
+    scores: Sequence[Score]
+    total: float
+    top: float
+
+
+def build_score_reply(card: ScoreCard) -> list[Block]:
+    """What an item now scores, criterion by criterion."""
+    by_key = {s.criterion: s for s in card.scores}
+    lines = []
+    for criterion in card.criteria:
+        score = by_key.get(criterion.key)
+        if score is None:
+            lines.append(f"• {escape(criterion.question)}: not scored yet")
+            continue
+        level = criterion.levels[score.level] if score.level < len(criterion.levels) else str(score.level)
+        lines.append(
+            f"• {escape(criterion.question)}: {score.level} {escape(level)}"
+            f" × {format_number(score.weight)} = {format_number(score.level * score.weight)}"
+        )
+    head = (
+        f"*{escape(card.ref)}* {escape(one_line(card.title))} scores"
+        f" *{format_number(card.total)}* of {format_number(card.top)}"
+    )
+    return [section(head), *build_list_sections("Equity scoring matrix", lines)]
+
+
+@dataclass(frozen=True)
+class RankedItem:
+    """One candidate in the ranking."""
+
+    rank: int
+    ref: str
+    title: str
+    total: float
+    top: float
+    due: date | None
+    status: str
+
+
+def build_ranked_list(ranked: Sequence[RankedItem], *, title: str, unscored: int) -> list[Block]:
+    """Candidates by weighted score, highest first; ties go to the earlier due date."""
+    blocks: list[Block] = [section(f"*{escape(title)}* · by equity score, ties by due date")]
+    if not ranked:
+        blocks.append(
+            context("Nothing is scored yet. Score a candidate with `/reap score <ref> criterion=level`.")
+        )
+        return blocks
+    lines = [
+        f"{r.rank}. *{escape(r.ref)}* {escape(one_line(r.title))} · score {format_number(r.total)}"
+        f" of {format_number(r.top)} · due {r.due.isoformat() if r.due else 'no date'}"
+        f" · {style(r.status).slack_emoji} {label(r.status)}"
+        for r in ranked
+    ]
+    blocks += build_list_sections("Ranked", lines)
+    if unscored:
+        blocks.append(context(f"{unscored} more not scored yet."))
+    return blocks
