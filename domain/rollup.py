@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from domain.equity import Breakdown, narrowed
+from domain.numbers import sparkline
 from domain.status import ITEM_STATUSES, MeasureStatus
 
 STALE_DAYS = 60
@@ -95,6 +96,16 @@ class MeasureLine:
     series: tuple[SeriesPoint, ...] = ()
     breakdown: MeasureBreakdown | None = None
     problem: str | None = None  # why the status is "needs attention"
+
+    @property
+    def readings(self) -> list[SeriesPoint]:
+        """The quarters of the series that have a reading."""
+        return [p for p in self.series if p.value is not None]
+
+    @property
+    def sparkline(self) -> str:
+        """The series as a text sparkline ('' with fewer than two readings)."""
+        return sparkline([p.value for p in self.series]) if len(self.readings) >= 2 else ""
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from domain.equity import BreakdownKind
-from domain.numbers import format_gap, format_number, format_ratio, one_line, sparkline, with_unit
+from domain.numbers import format_gap, format_number, format_ratio, one_line, with_unit
 from domain.rollup import MeasureLine
 from domain.scoring import Criterion, Score
 from domain.status import label, style
@@ -22,10 +22,9 @@ def measure_value(line: MeasureLine, value: float | None) -> str:
 
 def trend_text(line: MeasureLine) -> str:
     """The series as a sparkline with its first and last values and the value expected now."""
-    points = [p for p in line.series if p.value is not None]
-    if len(points) < 2:
+    points = line.readings
+    if not line.sparkline:
         return ""
-    spark = sparkline([p.value for p in line.series])
     expected = line.series[-1].expected
     tail = (
         f"; expected {measure_value(line, expected)} by {line.series[-1].quarter}"
@@ -33,7 +32,7 @@ def trend_text(line: MeasureLine) -> str:
         else ""
     )
     return (
-        f"trend {spark} {measure_value(line, points[0].value)} ({points[0].quarter})"
+        f"trend {line.sparkline} {measure_value(line, points[0].value)} ({points[0].quarter})"
         f" → {measure_value(line, points[-1].value)} ({points[-1].quarter}){tail}"
     )
 

@@ -16,13 +16,16 @@ from domain.equity import BreakdownKind, GroupResult, gap_changes
 from domain.errors import NotFinite
 from domain.numbers import (
     format_change,
+    format_gap,
     format_number,
     format_percent,
     format_rate,
+    format_ratio,
     one_line,
 )
 from domain.rollup import STATUSES, MeasureBreakdown, MeasureLine, Rollup
 from domain.status import STYLE, label, style
+from reports.trend import alt_text, trend_svg
 
 
 def _md_line(text: object) -> str:
@@ -56,8 +59,17 @@ def template_env() -> jinja2.Environment:
         rate=format_rate,
         percent=format_percent,
         label=label,
+        gap=lambda value, points: format_gap(value, points=points),
+        ratio=format_ratio,
     )
-    env.globals.update(STATUSES=STATUSES, STYLE=STYLE, style=style)
+    env.globals.update(
+        STATUSES=STATUSES,
+        STYLE=STYLE,
+        style=style,
+        trend_svg=trend_svg,
+        trend_alt=alt_text,
+        gap_changes=gap_changes,
+    )
     return env
 
 

@@ -207,3 +207,60 @@ async def test_one_measure_with_corrupted_data_shows_needs_attention_and_every_o
     assert "needs attention" in markdown and "needs attention" in page
     statuses = {m["key"]: m["status"] for s in data["departments"][0]["strategies"] for m in s["measures"]}
     assert statuses["good"] == "on_track" and statuses["infinite"] == "needs_attention"
+
+
+async def test_the_reports_show_the_trend_and_the_gaps_in_words_and_numbers_not_colour_alone(
+    sessions: Sessions, plan: PlanFixture
+):
+    q2 = {
+        "black": {"value": 30},
+        "white": {"value": 50},
+        "hispanic": {"value": 15},
+        "asian": {"value": 5},
+        "other": {"value": 20},
+    }
+    async with transaction(sessions) as session:
+        await add_measure(
+            session,
+            plan,
+            key="staff-trained",
+            name="Staff trained",
+            unit="%",
+            baseline=35,
+            target=80,
+            baseline_quarter="FY2026-Q4",
+            readings={"FY2026-Q4": 35, "FY2027-Q1": 48, "FY2027-Q2": 62},
+        )
+        await add_measure(
+            session,
+            plan,
+            key="new-hires",
+            name="New hires",
+            baseline=100,
+            target=100,
+            direction="maintain",
+            breakdown_dimension="race",
+            breakdown_kind="representation",
+            readings={"FY2027-Q2": (120, q2)},
+        )
+    rollup = await rollup_of(sessions)
+    markdown = render_markdown(rollup)
+    assert (
+        "- Staff trained: ▁▄█ 35 (FY2026-Q4) → 48 (FY2027-Q1) → 62 (FY2027-Q2); expected 57.68 by FY2027-Q2"
+        in markdown
+    )
+    assert "#### New hires by Race and ethnicity" in markdown
+    assert "| Black | 30 | 25% | −15 pts | 0.62 | — |" in markdown
+    assert "| Asian | n<10 | — | — | — | — |" in markdown
+    assert "Largest gap: Black, −15 pts; no figure last quarter; no baseline figure." in markdown
+    page = render_html(rollup)
+    alt = (
+        "Staff trained: 35% in FY2026-Q4, 62% in FY2027-Q2; 57.68% expected by FY2027-Q2;"
+        " target 80% by FY2027-Q4. Status: on track."
+    )
+    assert (
+        f'role="img" width="420" height="150" viewBox="0 0 420 150" aria-label="{alt}"><title>{alt}</title>'
+        in page
+    )
+    assert f"<figcaption>{alt}</figcaption>" in page
+    assert '<th scope="row">Asian</th><td class="n">n&lt;10</td>' in page

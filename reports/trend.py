@@ -1,0 +1,104 @@
+"""A measure's trend as a small inline SVG for the HTML report: readings against the expected line.
+
+Readable without colour: the readings are a solid line with round markers and their values
+written beside them; the expected line is dashed with square ends and labelled. The palette is
+Okabe-Ito (safe for the common colour-vision deficiencies), and every chart carries alt text
+saying what it shows.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+from domain.numbers import format_number, with_unit
+from domain.rollup import MeasureLine
+
+ACTUAL = "#0072B2"  # Okabe-Ito blue
+EXPECTED = "#D55E00"  # Okabe-Ito vermillion
+TARGET = "#555555"
+WIDTH, HEIGHT = 420, 150
+_LEFT, _RIGHT, _TOP, _BOTTOM = 44, 64, 16, 28
+
+
+def _value(line: MeasureLine, value: float | None) -> str:
+    return with_unit(value, " ".join(line.unit.split()))
+
+
+def alt_text(line: MeasureLine) -> str:
+    """One sentence saying what the chart shows, for screen readers and for the figure caption."""
+    points = line.readings
+    if not points:
+        return f"{line.name}: no readings yet."
+    first, last = points[0], points[-1]
+    text = f"{line.name}: {_value(line, first.value)} in {first.quarter}"
+    text += f", {_value(line, last.value)} in {last.quarter}"
+    expected = line.series[-1].expected if line.series else None
+    if expected is not None:
+        text += f"; {_value(line, expected)} expected by {line.series[-1].quarter}"
+    if line.target is not None:
+        due = f" by {line.target_quarter}" if line.target_quarter else ""
+        text += f"; target {_value(line, line.target)}{due}"
+    return text + f". Status: {line.status.label}."
+
+
+def trend_svg(line: MeasureLine) -> str:
+    """The series and expected line as an accessible inline SVG ('' with fewer than two quarters)."""
+    series = line.series
+    if len(series) < 2 or not line.readings:
+        return ""
+    values = [p.value for p in series if p.value is not None] + [
+        p.expected for p in series if p.expected is not None
+    ]
+    if line.target is not None:
+        values.append(line.target)
+    low, high = min(values), max(values)
+    if high == low:
+        high = low + 1
+    inner_w, inner_h = WIDTH - _LEFT - _RIGHT, HEIGHT - _TOP - _BOTTOM
+
+    def x(i: int) -> float:
+        return _LEFT + inner_w * i / (len(series) - 1)
+
+    def y(v: float) -> float:
+        return _TOP + inner_h * (1 - (v - low) / (high - low))
+
+    label = escape(alt_text(line))
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{WIDTH}" height="{HEIGHT}"'
+        f' viewBox="0 0 {WIDTH} {HEIGHT}" aria-label="{label}"><title>{label}</title>'
+    ]
+    if line.target is not None:
+        ty = y(line.target)
+        parts.append(
+            f'<line x1="{_LEFT}" y1="{ty:.1f}" x2="{WIDTH - _RIGHT}" y2="{ty:.1f}" stroke="{TARGET}"'
+            ' stroke-width="1" stroke-dasharray="1 3"/>'
+            f'<text x="{WIDTH - _RIGHT + 4}" y="{ty + 4:.1f}" font-size="10" fill="{TARGET}">'
+            f"target {escape(format_number(line.target))}</text>"
+        )
+    expected = [(i, p.expected) for i, p in enumerate(series) if p.expected is not None]
+    if len(expected) >= 2:
+        path = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in expected)
+        last_i, last_v = expected[-1]
+        parts.append(
+            f'<polyline points="{path}" fill="none" stroke="{EXPECTED}" stroke-width="2"'
+            ' stroke-dasharray="6 4" stroke-linecap="square"/>'
+            f'<text x="{x(last_i) + 4:.1f}" y="{y(last_v) + 12:.1f}" font-size="10"'
+            f' fill="{EXPECTED}">expected</text>'
+        )
+    actual = [(i, p.value) for i, p in enumerate(series) if p.value is not None]
+    path = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in actual)
+    parts.append(f'<polyline points="{path}" fill="none" stroke="{ACTUAL}" stroke-width="2.5"/>')
+    for i, v in actual:
+        parts.append(
+            f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="3.5" fill="{ACTUAL}"/>'
+            f'<text x="{x(i):.1f}" y="{y(v) - 7:.1f}" font-size="10" text-anchor="middle" fill="#1b1b1b">'
+            f"{escape(format_number(v))}</text>"
+        )
+    for i, point in enumerate(series):
+        if i in (0, len(series) - 1) or len(series) <= 6:
+            parts.append(
+                f'<text x="{x(i):.1f}" y="{HEIGHT - 8}" font-size="9" text-anchor="middle" fill="#1b1b1b">'
+                f"{escape(point.quarter)}</text>"
+            )
+    parts.append("</svg>")
+    return "".join(parts)
