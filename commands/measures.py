@@ -8,7 +8,7 @@ from commands import grammar as g
 from domain.errors import NotFound
 from domain.fiscal import FiscalQuarter
 from domain.numbers import format_number
-from domain.scoring import Candidate, highest_total, rank, weighted_total
+from domain.scoring import highest_total, weighted_total
 from messages import measures as mm
 from messages import primitives as ui
 from storage.engine import reading, transaction
@@ -18,6 +18,7 @@ from storage.measures import (
     candidates,
     criteria_for,
     criterion_of,
+    ranking,
     record_reading,
     score_item,
     scores_of,
@@ -116,25 +117,6 @@ async def run_ranked(reap: Reap, *, caller: Caller, strategy_name: str | None) -
                 raise NotFound("strategy", f"'{strategy_name}'")
             strategy_id, title = strategy.id, f"Ranked candidates in {strategy.name}"
         found = await candidates(session, team_id=team_id, strategy_id=strategy_id)
-    items = {i.ref: i for i in found.items}
-    pool = [
-        Candidate(i.ref, i.due, weighted_total(found.scores[i.id or 0]) if i.id in found.scores else None)
-        for i in found.items
-    ]
-    ranked = []
-    for position, candidate in rank(pool):
-        item = items[candidate.ref]
-        criteria = found.criteria.get(found.plan_of.get(item.strategy_id, 0), [])
-        ranked.append(
-            mm.RankedItem(
-                rank=position,
-                ref=item.ref,
-                title=item.title,
-                total=candidate.total or 0.0,
-                top=highest_total(criteria),
-                due=item.due,
-                status=item.status,
-            )
-        )
-    unscored = sum(1 for c in pool if c.total is None)
+    ranked = ranking(found)
+    unscored = sum(1 for i in found.items if i.id not in found.scores)
     return _reply(f"{title}: {len(ranked)}", mm.build_ranked_list(ranked, title=title, unscored=unscored))

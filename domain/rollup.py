@@ -146,6 +146,19 @@ class Changes:
 
 
 @dataclass(frozen=True)
+class RankedLine:
+    """A candidate on the equity scoring matrix: its rank, weighted score and the most it could score."""
+
+    rank: int
+    ref: str
+    title: str
+    score: float
+    top: float
+    due: date | None
+    status: str
+
+
+@dataclass(frozen=True)
 class DepartmentRollup:
     """One department's part of the rollup."""
 
@@ -164,6 +177,7 @@ class DepartmentRollup:
     on_time_rate: float | None = None
     checkin_asked: int = 0
     checkin_responded: int = 0
+    ranked: list[RankedLine] = field(default_factory=list)
 
     @property
     def total(self) -> int:

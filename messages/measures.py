@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
 
 from domain.equity import BreakdownKind
 from domain.numbers import format_gap, format_number, format_ratio, one_line, with_unit
-from domain.rollup import MeasureLine
+from domain.rollup import MeasureLine, RankedLine
 from domain.scoring import Criterion, Score
 from domain.status import label, style
 from messages.primitives import Block, build_list_sections, context, escape, section
@@ -123,20 +122,7 @@ def build_score_reply(card: ScoreCard) -> list[Block]:
     return [section(head), *build_list_sections("Equity scoring matrix", lines)]
 
 
-@dataclass(frozen=True)
-class RankedItem:
-    """One candidate in the ranking."""
-
-    rank: int
-    ref: str
-    title: str
-    total: float
-    top: float
-    due: date | None
-    status: str
-
-
-def build_ranked_list(ranked: Sequence[RankedItem], *, title: str, unscored: int) -> list[Block]:
+def build_ranked_list(ranked: Sequence[RankedLine], *, title: str, unscored: int) -> list[Block]:
     """Candidates by weighted score, highest first; ties go to the earlier due date."""
     blocks: list[Block] = [section(f"*{escape(title)}* · by equity score, ties by due date")]
     if not ranked:
@@ -145,7 +131,7 @@ def build_ranked_list(ranked: Sequence[RankedItem], *, title: str, unscored: int
         )
         return blocks
     lines = [
-        f"{r.rank}. *{escape(r.ref)}* {escape(one_line(r.title))} · score {format_number(r.total)}"
+        f"{r.rank}. *{escape(r.ref)}* {escape(one_line(r.title))} · score {format_number(r.score)}"
         f" of {format_number(r.top)} · due {r.due.isoformat() if r.due else 'no date'}"
         f" · {style(r.status).slack_emoji} {label(r.status)}"
         for r in ranked

@@ -18,7 +18,8 @@ from domain.equity import BreakdownKind
 from domain.errors import NotFound
 from domain.fiscal import FiscalQuarter, QuarterError
 from domain.measures import MeasureRule, ReadingRefused, check_reading
-from domain.scoring import Criterion, Score, ScoreRefused
+from domain.rollup import RankedLine
+from domain.scoring import Candidate, Criterion, Score, ScoreRefused, highest_total, rank, weighted_total
 from domain.text import NOTE_MAX, check_finite, check_text
 from storage.audit import record
 from storage.items import audit, get_item
@@ -328,3 +329,28 @@ async def candidates(session: AsyncSession, *, team_id: str, strategy_id: int | 
     items = list(await session.exec(query))
     scores = await scores_of(session, item_ids=[i.id for i in items if i.id is not None])
     return Candidates(items, scores, criteria, plan_of)
+
+
+def ranking(found: Candidates) -> list[RankedLine]:
+    """The scored candidates ranked by weighted score, ties by the earlier due date."""
+    items = {i.ref: i for i in found.items}
+    pool = [
+        Candidate(i.ref, i.due, weighted_total(found.scores[i.id]) if i.id in found.scores else None)
+        for i in found.items
+    ]
+    lines: list[RankedLine] = []
+    for position, candidate in rank(pool):
+        item = items[candidate.ref]
+        criteria = found.criteria.get(found.plan_of.get(item.strategy_id, 0), [])
+        lines.append(
+            RankedLine(
+                rank=position,
+                ref=item.ref,
+                title=item.title,
+                score=candidate.total or 0.0,
+                top=highest_total(criteria),
+                due=item.due,
+                status=item.status,
+            )
+        )
+    return lines

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -33,12 +33,13 @@ from domain.rollup import (
     ItemLine,
     MeasureBreakdown,
     MeasureLine,
+    RankedLine,
     Rollup,
     SeriesPoint,
     StrategyRollup,
 )
 from domain.status import ItemStatus, MeasureStatus, Role
-from storage.measures import parse_quarter, rule_of
+from storage.measures import candidates, parse_quarter, ranking, rule_of
 from storage.models import (
     ActionItem,
     AuditEvent,
@@ -162,6 +163,11 @@ async def build_rollup(
     window = (_local_midnight(quarter.start, zone), _local_midnight(as_of + timedelta(days=1), zone))
     events = await _events(session, team_id=team_id, dept_ids=dept_ids, window=window)
     checkin = await _checkin(session, team_id=team_id, quarter=quarter)
+    ranked_by_dept: dict[int, list[RankedLine]] = defaultdict(list)
+    found = await candidates(session, team_id=team_id)
+    department_of = {i.ref: i.department_id for i in found.items}
+    for line in ranking(found):
+        ranked_by_dept[department_of[line.ref]].append(line)
 
     names = {user_id: person.name or user_id for user_id, person in people.items()}
     by_dept: dict[int, list[_Item]] = defaultdict(list)
@@ -185,6 +191,7 @@ async def build_rollup(
     for department in departments:
         assert department.id is not None
         rollup, tally = _department_rollup(context, department, by_dept.get(department.id, []))
+        rollup = replace(rollup, ranked=ranked_by_dept.get(department.id, []))
         dept_rollups.append(rollup)
         total.merge(tally)
         asked += rollup.checkin_asked
