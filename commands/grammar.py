@@ -45,7 +45,8 @@ USAGE: dict[str, str] = {
     "snooze": "/reap snooze <ref> <date or duration>",
     "history": "/reap history <ref>",
     "pause": "/reap pause <date>",
-    "role": "/reap role @user <coordinator|member> [department]",
+    "role": "/reap role @user <member|coordinator|dei|admin> [department]",
+    "who": "/reap who [department]",
     "checkin": "/reap checkin start|status|close [quarter]\n/reap checkin schedule <quarter> <date>",
     "measure": '/reap measure <key> <value> [quarter] [group=value ...] ["note"]',
     "measures": "/reap measures [mine | strategy <name>]",
@@ -81,9 +82,11 @@ _DETAILS: dict[str, tuple[str, tuple[str, ...]]] = {
         ("/reap pause 8/15", "/reap pause off"),
     ),
     "role": (
-        "Make someone a department coordinator or a member (admins only).",
-        ("/reap role @maria coordinator OIT",),
+        "Give someone a role: a department's coordinator or member, the citywide DEI coordinator, or a"
+        " REAP admin. Admins give any role; DEI coordinators appoint department coordinators.",
+        ("/reap role @maria coordinator OIT", "/reap role @dana dei"),
     ),
+    "who": ("List who holds which role, for every department or one.", ("/reap who", "/reap who OIT")),
     "checkin": (
         "Run the quarterly check-in: start it, see who has answered, close it, or schedule the meeting.",
         ("/reap checkin start Q3", "/reap checkin schedule FY2027-Q3 4/15"),
@@ -175,6 +178,7 @@ class Add:
     strategy: str | None
 
 
+RoleName: TypeAlias = Literal["member", "coordinator", "dei", "admin"]
 ListScope: TypeAlias = Literal[
     "mine", "user", "overdue", "due-soon", "blocked", "strategy", "status", "all", "ranked"
 ]
@@ -271,10 +275,17 @@ class Pause:
 
 @dataclass(frozen=True)
 class Role:
-    """`/reap role @user <coordinator|member> [department]`; department is an upper-case key."""
+    """`/reap role @user <member|coordinator|dei|admin> [department]`; department is an upper-case key."""
 
     user: str
-    role: Literal["coordinator", "member"]
+    role: RoleName
+    department: str | None
+
+
+@dataclass(frozen=True)
+class Who:
+    """`/reap who [department]`: who holds which role."""
+
     department: str | None
 
 
@@ -346,6 +357,7 @@ Command: TypeAlias = (
     | Snooze
     | Pause
     | Role
+    | Who
     | CheckIn
     | RecordMeasure
     | ListMeasures
@@ -820,21 +832,28 @@ def _pause(a: _Args) -> Command:
     return Pause(a.day(rest, after_today=True))
 
 
+_ROLE_WORDS: dict[str, RoleName] = {
+    "member": "member",
+    "coordinator": "coordinator",
+    "dei": "dei",
+    "dei-coordinator": "dei",
+    "admin": "admin",
+}
+
+
 def _role(a: _Args) -> Command:
     tokens = a.tokens
     user = a.person(tokens[:1], "person")
     if len(tokens) < 2:
-        raise a.fail("Which role? coordinator or member")
+        raise a.fail("Which role? member, coordinator, dei or admin")
     word = tokens[1].text.lower()
-    role: Literal["coordinator", "member"]
-    if word == "coordinator":
-        role = "coordinator"
-    elif word == "member":
-        role = "member"
-    else:
-        close = _closest(word, ("coordinator", "member"))
+    role = _ROLE_WORDS.get(word)
+    if role is None:
+        close = _closest(word, tuple(_ROLE_WORDS))
         hint = f" (did you mean {close}?)" if close else ""
-        raise a.fail(f'"{snippet(tokens[1].text)}" is not a role; use coordinator or member{hint}')
+        raise a.fail(
+            f'"{snippet(tokens[1].text)}" is not a role; use member, coordinator, dei or admin{hint}'
+        )
     department = None
     if len(tokens) > 2:
         department = _department(tokens[2])
@@ -843,6 +862,17 @@ def _role(a: _Args) -> Command:
     if len(tokens) > 3:
         raise a.unexpected(tokens[3])
     return Role(user, role, department)
+
+
+def _who(a: _Args) -> Command:
+    if not a.tokens:
+        return Who(None)
+    department = _department(a.tokens[0])
+    if department is None:
+        raise a.fail(f'"{snippet(a.tokens[0].text)}" is not a department key; they look like OIT')
+    if len(a.tokens) > 1:
+        raise a.unexpected(a.tokens[1])
+    return Who(department)
 
 
 def _department(token: _Token) -> str | None:
@@ -1018,6 +1048,7 @@ _PARSERS = {
     "history": _history,
     "pause": _pause,
     "role": _role,
+    "who": _who,
     "checkin": _checkin,
     "measure": _measure,
     "measures": _measures,

@@ -10,6 +10,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -36,7 +37,7 @@ from storage.items import (
 )
 from storage.models import ActionItem, ActionItemCreate, Department, Plan, Strategy
 from storage.outbox import find_by_message
-from storage.people import ensure_person, find_person, refresh_person, set_pause, set_role
+from storage.people import ensure_person, find_person, refresh_person, role_holders, set_pause, set_role
 from storage.permissions import Actor, ensure_can_edit
 from storage.queries.items import ItemFilter, count_items, find_items, find_strategy, item_history
 
@@ -67,9 +68,11 @@ class Reap:
         if self.deliver_now is not None:
             await self.deliver_now()
 
-    def actor(self, team_id: str, user_id: str) -> Actor:
-        """The acting person, an admin if listed in REAP_ADMINS."""
-        return Actor(team_id, user_id, is_admin=user_id in self.org.admins)
+    def actor(self, team_id: str, user_id: str, *, role: str | None = None, active: bool = True) -> Actor:
+        """The acting person: an admin if their stored role says so, or if REAP_ADMINS lists them
+        (which only bootstraps the first admins; every later one is appointed with /reap role)."""
+        stored = role == Role.ADMIN.value and active
+        return Actor(team_id, user_id, is_admin=stored or user_id in self.org.admins)
 
 
 @dataclass(frozen=True)
@@ -142,7 +145,8 @@ async def caller_for(reap: Reap, *, team_id: str, user_id: str, **where: str | N
         # Name and time zone arrive from users.info after the ack; the org zone serves until then.
         reap.spawn(refresh_from_slack(reap, team_id=team_id, user_id=user_id))
     local = now.astimezone(zone)
-    return Caller(actor=reap.actor(team_id, user_id), zone=zone, today=local.date(), now=now, **where)
+    actor = reap.actor(team_id, user_id, role=person.role, active=person.active)
+    return Caller(actor=actor, zone=zone, today=local.date(), now=now, **where)
 
 
 async def _strategy_names(session: AsyncSession, team_id: str) -> dict[int, str]:
@@ -246,21 +250,13 @@ async def run_command(reap: Reap, *, caller: Caller, command: g.Command) -> Repl
             )
         case g.Pause(until=resume):
             return await _pause(reap, caller, resume)
-        case g.Role(user=user, role=role, department=department):
-            async with transaction(reap.sessions) as session:
-                await set_role(
-                    session,
-                    actor=caller.actor,
-                    user_id=user,
-                    role=Role(role),
-                    department_key=department,
-                    now=caller.now,
-                )
-            where = f" of {department.upper()}" if department else ""
-            return Reply(
-                text=f"<@{user}> is now a {role}{where}.",
-                blocks=[ui.section(f"<@{user}> is now a {role}{where}.")],
-            )
+        case g.Role():
+            return await _set_role(reap, caller, command)
+        case g.Who(department=department):
+            async with reading(reap.sessions) as session:
+                holders = await role_holders(session, team_id=caller.actor.team_id, department_key=department)
+            title = f"Roles in {department}" if department else "Who holds which role"
+            return Reply(text=title, blocks=bk.build_role_list(holders, title=title, admins=reap.org.admins))
         case g.CheckIn():
             return await quarterly.run_checkin(reap, caller=caller, command=command)
         case g.RecordMeasure():
@@ -272,6 +268,38 @@ async def run_command(reap: Reap, *, caller: Caller, command: g.Command) -> Repl
         case g.Rollup():
             return await quarterly.run_rollup(reap, caller=caller, command=command)
     raise InvalidChange(f"`{type(command).__name__}` is not something I can do.")
+
+
+async def _set_role(reap: Reap, caller: Caller, command: g.Role) -> Reply:
+    if reap.client is not None:
+        # A role for someone Slack does not know would sit in the database, unreachable.
+        try:
+            answer = await reap.client.users_info(user=command.user)
+        except SlackApiError as exc:
+            raise InvalidChange(f"<@{command.user}> is not in this workspace; nothing was changed.") from exc
+        profile: dict[str, Any] = dict(answer.get("user") or {})
+        if profile.get("deleted"):
+            raise InvalidChange(f"<@{command.user}> is deactivated in Slack; nothing was changed.")
+    async with transaction(reap.sessions) as session:
+        await set_role(
+            session,
+            actor=caller.actor,
+            user_id=command.user,
+            role=Role(command.role),
+            department_key=command.department,
+            now=caller.now,
+        )
+        if reap.client is not None:
+            await refresh_person(
+                session, team_id=caller.actor.team_id, user=dict(answer["user"]), now=caller.now
+            )
+    where = f" of {command.department.upper()}" if command.department else ""
+    text = f"<@{command.user}> is now {_a(Role(command.role).label)}{where}."
+    return Reply(text=text, blocks=[ui.section(text)])
+
+
+def _a(noun: str) -> str:
+    return ("an " if noun[0] in "aeiou" else "a ") + noun
 
 
 async def _reassign(session: AsyncSession, caller: Caller, ref: str, owner: str) -> ActionItem:

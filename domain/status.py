@@ -56,10 +56,18 @@ class MeasureStatus(StrEnum):
 
 
 class Role(StrEnum):
-    """A person's role within their department."""
+    """What a person may do: a member owns items; a coordinator runs one department's plan; the
+    citywide DEI coordinator runs the quarterly work of every department; an admin runs the bot."""
 
     MEMBER = "member"
     COORDINATOR = "coordinator"
+    DEI = "dei"
+    ADMIN = "admin"
+
+    @property
+    def label(self) -> str:
+        """Human label, e.g. 'DEI coordinator'."""
+        return {"dei": "citywide DEI coordinator", "admin": "REAP admin"}.get(self.value, self.value)
 
 
 class Direction(StrEnum):

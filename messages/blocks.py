@@ -9,13 +9,15 @@ from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from domain.status import ItemStatus, style
+from domain.numbers import one_line
+from domain.status import ItemStatus, Role, style
 from domain.text import NOTE_MAX, TITLE_MAX
 from messages.primitives import (
     MAX_MESSAGE_BLOCKS,
     MAX_SECTION_TEXT,
     MAX_VIEW_BLOCKS,
     Block,
+    build_list_sections,
     clip,
     context,
     date_token,
@@ -26,7 +28,7 @@ from messages.primitives import (
     plain,
     section,
 )
-from storage.models import ActionItem, AuditEvent, Strategy
+from storage.models import ActionItem, AuditEvent, Person, Strategy
 
 PAGE_SIZE = 20
 
@@ -425,3 +427,26 @@ def build_home(
             blocks.extend(build_item_card(card))
             shown_refs.add(card.item.ref)
     return {"type": "home", "blocks": blocks[:MAX_VIEW_BLOCKS]}
+
+
+def build_role_list(
+    holders: Sequence[tuple[Person, str]], *, title: str, admins: Iterable[str]
+) -> list[Block]:
+    """Who holds which role: admins, DEI coordinators, department coordinators (and members of one)."""
+    bootstrap = set(admins)
+    lines = []
+    for person, department in holders:
+        role = Role(person.role).label if person.role in tuple(Role) else person.role
+        where = (
+            f" · {escape(department)}"
+            if department and person.role in (Role.COORDINATOR, Role.MEMBER)
+            else ""
+        )
+        lines.append(f"• <@{person.user_id}> {escape(one_line(person.name or ''))} — {escape(role)}{where}")
+    lines += [f"• <@{user}> — REAP admin (from REAP_ADMINS)" for user in sorted(bootstrap)]
+    if not lines:
+        return [
+            section(f"*{escape(title)}*"),
+            context("Nobody holds a role yet. An admin gives one with `/reap role`."),
+        ]
+    return build_list_sections(title, lines)

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, CheckConstraint, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from domain.commitments import EVIDENCE_MAX, ChangeKind, RequestState
 from domain.equity import DEFAULT_MIN_COUNT
 from domain.measures import MeasureKind
 from domain.status import Direction, ItemStatus, Role
@@ -130,6 +131,8 @@ class Plan(PlanBase, table=True):
     cadence: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     # Breakdown groups counting fewer than this are never shown (privacy), see domain.equity.
     min_group_count: int = Field(default=DEFAULT_MIN_COUNT)
+    # domain.commitments.ChangePolicy as a mapping; None means the defaults.
+    policy: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     created_at: datetime = Field(sa_type=UTCDateTime)
 
 
@@ -261,6 +264,10 @@ class ActionItem(ActionItemBase, table=True):
     last_note: str | None = Field(default=None, max_length=4000)
     snoozed_until: date | None = Field(default=None)
     completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    evidence_url: str | None = Field(default=None, max_length=EVIDENCE_MAX)
+    # Set when a coordinator confirms the evidence; a done item without it awaits verification.
+    verified_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    verified_by: str | None = Field(default=None, max_length=32)
     created_by: str = Field(max_length=32)
     created_at: datetime = Field(sa_type=UTCDateTime)
     updated_at: datetime = Field(sa_type=UTCDateTime)
@@ -269,6 +276,40 @@ class ActionItem(ActionItemBase, table=True):
     def status_enum(self) -> ItemStatus:
         """The status as an ItemStatus."""
         return ItemStatus(self.status)
+
+
+# --- Change requests --------------------------------------------------------------------------
+
+
+class ChangeRequest(SQLModel, table=True):
+    """A requested change to a commitment (drop, later due date, reassignment) awaiting a coordinator."""
+
+    __tablename__ = "change_request"
+    __table_args__ = (
+        # Set to the item id while pending and cleared when decided: one pending request per item,
+        # enforced by the database on both backends (NULLs never collide in a unique constraint).
+        UniqueConstraint("open_item_id", name="uq_change_request_open_item"),
+        _status_check("kind", tuple(k.value for k in ChangeKind), "ck_change_request_kind"),
+        _status_check("state", tuple(s.value for s in RequestState), "ck_change_request_state"),
+        Index("ix_change_request_team_state", "team_id", "state"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(max_length=32)
+    item_id: int = Field(foreign_key="action_item.id", index=True)
+    department_id: int = Field(foreign_key="department.id")
+    open_item_id: int | None = Field(default=None)
+    kind: str = Field(max_length=16)
+    old_value: str | None = Field(default=None, max_length=64)
+    new_value: str | None = Field(default=None, max_length=64)
+    reason: str = Field(max_length=NOTE_MAX)
+    requested_by: str = Field(max_length=32)
+    requested_at: datetime = Field(sa_type=UTCDateTime)
+    state: str = Field(default=RequestState.PENDING.value, max_length=16)
+    decided_by: str | None = Field(default=None, max_length=32)
+    decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    decision_note: str | None = Field(default=None, max_length=NOTE_MAX)
+    resurfaced_on: date | None = Field(default=None)
 
 
 # --- Measures ---------------------------------------------------------------------------------

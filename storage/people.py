@@ -9,11 +9,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from domain.errors import NotFound
+from domain.errors import InvalidChange, NotFound, PermissionDenied
 from domain.status import Role
 from storage.audit import record
 from storage.models import Department, Person
-from storage.permissions import Actor, ensure_admin
+from storage.permissions import Actor, is_dei
 
 
 def _audit(
@@ -107,9 +107,24 @@ async def set_role(
     department_key: str | None,
     now: datetime,
 ) -> Person:
-    """Make someone a coordinator or member of a department (admins only)."""
-    ensure_admin(actor, action="change roles")
+    """Give someone a role: admins give any; the citywide DEI coordinator appoints department
+    coordinators and members. A department coordinator needs a department."""
+    if not actor.is_admin:
+        if not await is_dei(session, actor=actor):
+            raise PermissionDenied(
+                "change roles", "REAP admins give roles; DEI coordinators appoint coordinators."
+            )
+        if role not in (Role.COORDINATOR, Role.MEMBER):
+            raise PermissionDenied(f"make someone {role.label}", "Only REAP admins can.")
+    if (
+        user_id == actor.user_id
+        and role != Role.ADMIN
+        and actor.is_admin
+        and not await _other_admins(session, actor)
+    ):
+        raise InvalidChange("You are the only REAP admin; appoint another admin before giving up the role.")
     person = await ensure_person(session, team_id=actor.team_id, user_id=user_id, now=now)
+    department = None
     if department_key is not None:
         department = (
             await session.exec(
@@ -120,18 +135,62 @@ async def set_role(
         ).first()
         if department is None:
             raise NotFound("department", department_key.upper())
-        if person.department_id != department.id:
-            _audit(
-                session,
-                person=person,
-                actor=actor,
-                now=now,
-                field="department_id",
-                old=person.department_id,
-                new=department.id,
-            )
-            person.department_id = department.id
+    if role == Role.COORDINATOR and department is None and person.department_id is None:
+        raise InvalidChange(
+            "A coordinator coordinates a department: add its key, like /reap role @maria coordinator OIT"
+        )
+    if department is not None and person.department_id != department.id:
+        _audit(
+            session,
+            person=person,
+            actor=actor,
+            now=now,
+            field="department_id",
+            old=person.department_id,
+            new=department.id,
+        )
+        person.department_id = department.id
     if person.role != role.value:
         _audit(session, person=person, actor=actor, now=now, field="role", old=person.role, new=role.value)
         person.role = role.value
     return person
+
+
+async def _other_admins(session: AsyncSession, actor: Actor) -> bool:
+    rows = await session.exec(
+        select(Person.user_id)
+        .where(Person.team_id == actor.team_id)
+        .where(Person.role == Role.ADMIN.value)
+        .where(Person.active == True)  # noqa: E712
+        .where(Person.user_id != actor.user_id)
+    )
+    return rows.first() is not None
+
+
+async def role_holders(
+    session: AsyncSession, *, team_id: str, department_key: str | None
+) -> list[tuple[Person, str]]:
+    """Everyone active holding a role above member (and, for one department, its members too),
+    with their department key ('' for none), admins and DEI coordinators first."""
+    query = (
+        select(Person, Department.key)
+        .join(Department, Department.id == Person.department_id, isouter=True)  # type: ignore[arg-type]
+        .where(Person.team_id == team_id)
+        .where(Person.active == True)  # noqa: E712
+    )
+    rows = [(person, key or "") for person, key in await session.exec(query)]
+    if department_key is not None:
+        wanted = department_key.upper()
+        if (
+            await session.exec(
+                select(Department.id).where(Department.team_id == team_id).where(Department.key == wanted)
+            )
+        ).first() is None:
+            raise NotFound("department", wanted)
+        rows = [(p, key) for p, key in rows if key == wanted or p.role in (Role.DEI, Role.ADMIN)]
+    else:
+        rows = [(p, key) for p, key in rows if p.role != Role.MEMBER]
+    order = {Role.ADMIN.value: 0, Role.DEI.value: 1, Role.COORDINATOR.value: 2, Role.MEMBER.value: 3}
+    return sorted(
+        rows, key=lambda row: (order.get(row[0].role, 9), row[1], (row[0].name or row[0].user_id).lower())
+    )

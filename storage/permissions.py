@@ -32,14 +32,30 @@ class Actor:
 async def is_coordinator(session: AsyncSession, *, actor: Actor, department_id: int | None) -> bool:
     """Whether the actor is an active coordinator of the department (of any, if None)."""
     query = (
+        select(Person.role, Person.department_id)
+        .where(Person.team_id == actor.team_id)
+        .where(Person.user_id == actor.user_id)
+        .where(Person.active == True)  # noqa: E712
+    )
+    found = (await session.exec(query)).first()
+    if found is None:
+        return False
+    role, home = found
+    # The citywide DEI coordinator runs the quarterly work of every department.
+    if role == Role.DEI.value:
+        return True
+    return role == Role.COORDINATOR.value and (department_id is None or home == department_id)
+
+
+async def is_dei(session: AsyncSession, *, actor: Actor) -> bool:
+    """Whether the actor is an active citywide DEI coordinator."""
+    query = (
         select(Person.id)
         .where(Person.team_id == actor.team_id)
         .where(Person.user_id == actor.user_id)
-        .where(Person.role == Role.COORDINATOR.value)
+        .where(Person.role == Role.DEI.value)
         .where(Person.active == True)  # noqa: E712
     )
-    if department_id is not None:
-        query = query.where(Person.department_id == department_id)
     return (await session.exec(query)).first() is not None
 
 
@@ -89,9 +105,3 @@ async def ensure_can_record(session: AsyncSession, *, actor: Actor, measure: Mea
         f"record {measure.key}",
         f"{measure.key} can be recorded by {owner}, its department's coordinators or a REAP admin.",
     )
-
-
-def ensure_admin(actor: Actor, *, action: str) -> None:
-    """Raise PermissionDenied unless the actor is a REAP admin."""
-    if not actor.is_admin:
-        raise PermissionDenied(action, "Only REAP admins (REAP_ADMINS) can do that.")

@@ -33,6 +33,7 @@ from commands.grammar import (
     Show,
     Snooze,
     UsageError,
+    Who,
     help_text,
     parse_command,
 )
@@ -534,7 +535,7 @@ def test_title_and_whole_text_limits_count_characters_not_bytes(
 def test_usage_lists_every_subcommand_exactly_as_the_contract_writes_it() -> None:
     assert set(USAGE) == {
         "help", "add", "list", "show", "status", "done", "progress", "note", "due", "assign",
-        "snooze", "history", "pause", "role", "checkin", "measure", "measures", "score", "rollup",
+        "snooze", "history", "pause", "role", "who", "checkin", "measure", "measures", "score", "rollup",
     }  # fmt: skip
     assert USAGE["add"] == ('/reap add "<title>" [owner @user] [due <date>] [strategy <name or key>]')
     assert USAGE["progress"] == "/reap progress <ref> <0-100>%"
@@ -587,6 +588,7 @@ COMMAND_TYPES: dict[str, type] = {
     "checkin": CheckIn,
     "measure": RecordMeasure,
     "measures": ListMeasures,
+    "who": Who,
     "score": ScoreItem,
     "rollup": Rollup,
 }
