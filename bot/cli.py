@@ -354,7 +354,17 @@ def build_parser() -> argparse.ArgumentParser:
     remind.add_argument("--dry-run", action="store_true", help="print what would be sent and write nothing")
     remind.set_defaults(run=_remind)
 
-    serve = sub.add_parser("serve", help="answer Slack over HTTP (POST /slack/events, GET /healthz)")
+    serve_help = (
+        "answer Slack over HTTP: POST /slack/events; GET /livez, /readyz (/healthz its alias), /metrics"
+    )
+    serve = sub.add_parser(
+        "serve",
+        help=serve_help,
+        description=f"{serve_help[0].upper()}{serve_help[1:]}. /livez answers while the process runs; "
+        "/readyz is 503 with the reason unless the database answers at the newest migration, "
+        "Slack's auth.test accepted the token and the reminder ticker (when it runs here) ticked "
+        "recently.",
+    )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=3000)
     serve.add_argument(
