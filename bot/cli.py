@@ -305,8 +305,10 @@ async def _shell(args: argparse.Namespace, settings: Settings) -> int:
         script = await asyncio.to_thread(Path(args.script).open, encoding="utf-8")
     elif not sys.stdin.isatty():
         script = sys.stdin
+    now = parse_instant(args.at, settings) if args.at else None
+    files = Path(args.output_dir) if args.output_dir else None
     try:
-        return await run_shell(settings, demo=args.demo, script=script, out=sys.stdout)
+        return await run_shell(settings, demo=args.demo, script=script, out=sys.stdout, now=now, files=files)
     finally:
         if script is not None and script is not sys.stdin:
             script.close()
@@ -380,8 +382,21 @@ def build_parser() -> argparse.ArgumentParser:
     sock.set_defaults(run=_socket)
 
     shell = sub.add_parser("shell", help="try the real bot in a terminal against a local Slack emulator")
-    shell.add_argument("--demo", action="store_true", help="start from a fresh database with the demo plan")
+    shell.add_argument(
+        "--demo",
+        action="store_true",
+        help="start from a fresh database with the demo plan, its clock at 2027-01-06 08:30 New York "
+        "time (the morning the plan's FY2027-Q2 check-in opens)",
+    )
     shell.add_argument("--script", help="run the commands in this file and exit")
+    shell.add_argument(
+        "--at", metavar="ISO", help="start the clock at this instant instead (REAP_TIMEZONE if no offset)"
+    )
+    shell.add_argument(
+        "--output-dir",
+        metavar="DIR",
+        help="where uploaded files (the rollup chart) and the log go (default: a new temporary folder)",
+    )
     shell.set_defaults(run=_shell)
     return parser
 

@@ -35,17 +35,18 @@ from zoneinfo import ZoneInfo
 import httpx
 import uvicorn
 from pydantic import SecretStr
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.app import ReapApp, create_app
 from bot.server import create_asgi
 from bot.settings import Settings
 from bot.signing import signed_headers
 from bot.slack import learn_workspace
+from commands import SHORTCUTS
 from domain.errors import ReapError
+from domain.status import Role
 from localslack import payloads
 from localslack.render import (
-    Control,
     ControlError,
     Origin,
     Rendered,
@@ -64,14 +65,24 @@ log = logging.getLogger(__name__)
 DEMO_TEAM = "T0REAP"
 # Package data, so `reap shell --demo` works from an installed wheel (examples/oit-reap.yaml is its twin).
 DEMO_PLAN = resources.files("plans").joinpath("demo/oit-reap.yaml")
+# The demo starts half an hour before reminders go out on Wednesday 6 January 2027, the day the
+# demo plan's FY2027-Q2 check-in opens (ten business days before its 21 January DEI meeting), so
+# the README's first `:clock 2027-01-06 09:00` brings digests and check-in prompts.
+DEMO_START = datetime(2027, 1, 6, 8, 30, tzinfo=ZoneInfo("America/New_York"))
+# Rollups go to a DEI channel and each department's channel; the demo has one of each.
+DEMO_DEI_ID, DEMO_DEI_NAME = "C0DEI", "dei"
 GENERAL_ID, GENERAL_NAME = "C0GENERAL", "general"
 DEMO_ADMIN_ID = "U0ADMIN"
+# The app's one message shortcut ("Create action item"), which `:shortcut N` uses.
+SHORTCUT_ID = next(iter(SHORTCUTS))
 
 HELP = """\
 /reap <text>            send a slash command as the current user (e.g. /reap list mine)
-:as @name | U123        act as someone else (:users lists everyone)
-:click N [option]       press control N of the latest output (menus: :click 2 1 week)
+:as @name | U123        act as someone else (:users lists everyone and their role)
+:click N [option]       press control N of your last message (menus: :click 2 1 week)
 :submit field=value ... submit the open modal (quote values with spaces: note="on hold")
+:say <text>             post a message as yourself in #general
+:shortcut N             run "Create action item" on message N (the number in its heading)
 :home                   open the App Home tab and show it
 :clock [YYYY-MM-DD HH:MM]  show or move the bot's clock (local time) and run the reminder tick
 :users                  list the workspace's people
@@ -129,11 +140,25 @@ class UnknownUser(ShellError):
 
 
 class NoSuchControl(ShellError):
-    """`:click N` with no control N in the latest output."""
+    """`:click N` with no control N on the current user's last message."""
+
+    def __init__(self, wanted: str, count: int, where: str) -> None:
+        super().__init__(f"there is no control '{wanted}' on {where}; its controls are numbered 1 to {count}")
+
+
+class NothingToPress(ShellError):
+    """`:click` when nothing with controls has been shown to the current user."""
+
+    def __init__(self, handle: str) -> None:
+        super().__init__(f"nothing clickable has been shown to {handle} yet (:as @name to be someone else)")
+
+
+class NoSuchMessage(ShellError):
+    """`:shortcut N` with no message N."""
 
     def __init__(self, wanted: str, count: int) -> None:
-        shown = f"controls are numbered 1 to {count}" if count else "nothing clickable has been shown yet"
-        super().__init__(f"there is no control '{wanted}'; {shown}")
+        shown = f"messages are numbered 1 to {count}" if count else "no message has been shown yet"
+        super().__init__(f"there is no message '{wanted}'; {shown} (the number is in each heading)")
 
 
 class NoOpenModal(ShellError):
@@ -257,6 +282,7 @@ class Member:
     name: str
     tz: str
     about: str = ""
+    role: str = "member"
 
 
 @dataclass
@@ -281,12 +307,17 @@ class World:
     clock: Clock
     secret: str
     workspace: Workspace
+    files: Path
 
 
 async def _demo_workspace(
-    sessions: Sessions, database_url: str, plan_path: Path | Traversable, *, now: datetime
+    sessions: Sessions, database_url: str, plan_path: Path | Traversable, *, now: datetime, zone: str
 ) -> Workspace:
-    """Migrate a fresh database and load the plan file into it; its people become the workspace."""
+    """Migrate a fresh database and load the plan file into it; its people become the workspace.
+
+    The demo's one admin is a person of its own (@admin), so everyone else has exactly the role
+    the plan gives them and `:users` shows.
+    """
     try:
         from plans.planfile import import_plan, parse_plan_file
     except ImportError as exc:
@@ -300,65 +331,94 @@ async def _demo_workspace(
     await upgrade_async(database_url)
     async with sessions() as session, session.begin():
         await import_plan(session, document=document, team_id=team_id, now=now)
-    people = [
-        Member(
-            user_id=p.user_id,
-            handle=handle_for(p.user_id),
-            name=p.name or p.user_id,
-            tz=p.tz or "America/New_York",
-            about=" · ".join(x for x in (p.role or "member", p.department or "", p.title or "") if x),
-        )
-        for p in document.people
-    ]
-    coordinators = [p.user_id for p in document.people if p.role == "coordinator"]
-    if not coordinators:
-        people.append(
-            Member(DEMO_ADMIN_ID, handle_for(DEMO_ADMIN_ID), "Demo admin", "America/New_York", "admin")
-        )
-        coordinators = [DEMO_ADMIN_ID]
-    channels = {d.report_channel: f"{d.key.lower()}-reap" for d in document.departments if d.report_channel}
-    return Workspace(team_id, people, channels, admins=[coordinators[0]], start_as=coordinators[0])
+    admins = [DEMO_ADMIN_ID]
+    people = await _members(sessions, team_id=team_id, admins=admins, zone=zone)
+    coordinators = [p.user_id for p in people if p.role in (Role.DEI, Role.COORDINATOR)]
+    start_as = coordinators[0] if coordinators else DEMO_ADMIN_ID
+    departments = await _report_channels(sessions, team_id)
+    return Workspace(team_id, people, departments, admins=admins, start_as=start_as)
 
 
 async def _existing_workspace(sessions: Sessions, settings: Settings) -> Workspace:
     """The people and channels already in the configured database."""
     async with sessions() as session:
         installed = (await session.exec(select(Installation))).first()
-        departments = list(await session.exec(select(Department)))
-        team_id = installed.team_id if installed else departments[0].team_id if departments else DEMO_TEAM
-        rows = list(await session.exec(select(PersonRow).where(PersonRow.team_id == team_id)))
+        first = (await session.exec(select(Department))).first()
+    team_id = installed.team_id if installed else first.team_id if first else DEMO_TEAM
+    admins = list(settings.admins)
+    people = await _members(sessions, team_id=team_id, admins=admins, zone=settings.timezone)
+    if not people:
+        people.append(Member(DEMO_ADMIN_ID, handle_for(DEMO_ADMIN_ID), "You", settings.timezone))
+    # An admin can try everything, then a coordinator most things.
+    ranked = [
+        *admins,
+        *(p.user_id for r in (Role.ADMIN, Role.DEI, Role.COORDINATOR) for p in people if p.role == r),
+    ]
+    start_as = ranked[0] if ranked else people[0].user_id
+    channels = await _report_channels(sessions, team_id)
+    return Workspace(team_id, people, channels, admins=admins, start_as=start_as)
+
+
+async def _members(sessions: Sessions, *, team_id: str, admins: list[str], zone: str) -> list[Member]:
+    """The workspace's people with the rights the app will give them: role and department from the
+    database, admin from the settings (so `:users` never says less than the truth)."""
+    async with sessions() as session:
+        rows = list(
+            await session.exec(
+                select(PersonRow).where(PersonRow.team_id == team_id).order_by(col(PersonRow.id))
+            )
+        )
+        keys = {
+            d.id: d.key for d in await session.exec(select(Department).where(Department.team_id == team_id))
+        }
     people = [
         Member(
             user_id=row.user_id,
             handle=handle_for(row.user_id),
             name=row.name or row.user_id,
-            tz=row.tz or settings.timezone,
-            about=row.role,
+            tz=row.tz or zone,
+            about=_about(row, keys.get(row.department_id), bootstrap_admin=row.user_id in admins),
+            role=row.role,
         )
         for row in rows
         if row.user_id.startswith(("U", "W"))
     ]
     known = {p.user_id for p in people}
-    for admin in settings.admins:
+    for admin in admins:
         if admin not in known and admin.startswith(("U", "W")):
-            people.append(Member(admin, handle_for(admin), admin, settings.timezone, "admin"))
-    if not people:
-        people.append(Member(DEMO_ADMIN_ID, handle_for(DEMO_ADMIN_ID), "You", settings.timezone))
-    coordinators = [r.user_id for r in rows if r.role == "coordinator"]
-    start_as = next(iter(settings.admins), None) or next(iter(coordinators), None) or people[0].user_id
-    channels = {
-        d.report_channel: f"{d.key.lower()}-reap"
-        for d in departments
-        if d.report_channel and d.team_id == team_id
-    }
-    return Workspace(team_id, people, channels, admins=list(settings.admins), start_as=start_as)
+            name = "REAP admin" if admin == DEMO_ADMIN_ID else admin
+            people.append(Member(admin, handle_for(admin), name, zone, "admin", role="admin"))
+    return people
+
+
+def _about(row: PersonRow, department: str | None, *, bootstrap_admin: bool) -> str:
+    """`coordinator · OIT · title`: what the app lets someone do, then who they are."""
+    rights = []
+    # As the app decides: an admin by stored role, or listed in REAP_ADMINS.
+    if bootstrap_admin or (row.role == Role.ADMIN.value and row.active):
+        rights.append("admin")
+    if row.role not in (Role.ADMIN.value, Role.MEMBER.value):
+        rights.append(Role(row.role).label)
+    if not row.active:
+        rights.append("gone from Slack")
+    return " · ".join(x for x in (*(rights or [Role.MEMBER.value]), department, row.title) if x)
+
+
+async def _report_channels(sessions: Sessions, team_id: str) -> dict[str, str]:
+    """Each department's report channel id -> a name for it (#oit-reap)."""
+    async with sessions() as session:
+        departments = list(await session.exec(select(Department).where(Department.team_id == team_id)))
+    return {d.report_channel: f"{d.key.lower()}-reap" for d in departments if d.report_channel}
 
 
 @asynccontextmanager
 async def running_world(
-    settings: Settings, *, demo: bool, plan_file: Path | None, now: datetime
+    settings: Settings, *, demo: bool, plan_file: Path | None, now: datetime, files: Path
 ) -> AsyncIterator[World]:
-    """Start localslack, the database and the real app under uvicorn; stop them all on exit."""
+    """Start localslack, the database and the real app under uvicorn; stop them all on exit.
+
+    Files the bot uploads are saved into `files`, which outlives the world so they can be opened.
+    """
     if plan_file is not None and not demo:
         raise PlanNeedsDemo(plan_file)
     async with AsyncExitStack() as stack:
@@ -373,7 +433,9 @@ async def running_world(
         sessions = session_factory(engine)
         clock = Clock(now)
         if demo:
-            workspace = await _demo_workspace(sessions, database_url, plan_file or DEMO_PLAN, now=now)
+            workspace = await _demo_workspace(
+                sessions, database_url, plan_file or DEMO_PLAN, now=now, zone=settings.timezone
+            )
         else:
             workspace = await _existing_workspace(sessions, settings)
 
@@ -382,8 +444,9 @@ async def running_world(
         for person in workspace.people:
             slack.add_user(person.user_id, person.handle, tz=person.tz, real_name=person.name)
         channels = {GENERAL_ID: GENERAL_NAME, **workspace.channels}
-        if settings.dei_channel and settings.dei_channel.startswith(("C", "G")):
-            channels.setdefault(settings.dei_channel, "dei")
+        dei_channel = settings.dei_channel or (DEMO_DEI_ID if demo else None)
+        if dei_channel and dei_channel.startswith(("C", "G")):
+            channels.setdefault(dei_channel, DEMO_DEI_NAME)
         for channel_id, name in channels.items():
             slack.add_channel(channel_id, name)
         workspace.channels = channels
@@ -398,6 +461,7 @@ async def running_world(
                 "slack_api_url": slack.base_url,
                 "slack_timeout_seconds": 5.0,
                 "admins": workspace.admins,
+                "dei_channel": dei_channel,
             }
         )
         app = create_app(app_settings, sessions=sessions, clock=clock)
@@ -409,7 +473,13 @@ async def running_world(
 
         server = uvicorn.Server(
             uvicorn.Config(
-                create_asgi(app), host="127.0.0.1", port=0, log_level="warning", lifespan="off", ws="none"
+                create_asgi(app),
+                host="127.0.0.1",
+                port=0,
+                log_level="warning",
+                log_config=None,  # uvicorn's lines go where ours do: the session's log file
+                lifespan="off",
+                ws="none",
             )
         )
         task = asyncio.create_task(server.serve())
@@ -428,7 +498,7 @@ async def running_world(
         port = server.servers[0].sockets[0].getsockname()[1]
         http = httpx.AsyncClient(timeout=30)
         stack.push_async_callback(http.aclose)
-        yield World(slack, app, f"http://127.0.0.1:{port}", http, clock, secret, workspace)
+        yield World(slack, app, f"http://127.0.0.1:{port}", http, clock, secret, workspace, files)
 
 
 # --- the console ----------------------------------------------------------------------------------
@@ -454,34 +524,58 @@ class OpenModal:
 
 
 @dataclass
-class Batch:
-    """What one step printed, numbering controls on across its parts."""
+class Shown:
+    """A message that was given a number, so `:shortcut N` can name it."""
 
-    parts: list[tuple[str, Rendered]] = field(default_factory=list)
-    controls: list[Control] = field(default_factory=list)
+    channel: str
+    where: str
+    message: dict[str, Any]  # as Slack puts it in a shortcut's payload
+
+
+@dataclass
+class Part:
+    """One labelled thing a step printed: who sees it, and its number if it is a message."""
+
+    label: str
+    rendered: Rendered
+    audience: str | None  # the one person who sees it; None in a channel, where anyone may press
+    number: int | None = None
 
     @property
-    def first(self) -> int:
-        """The number the next part's first control gets."""
-        return len(self.controls) + 1
+    def heading(self) -> str:
+        """The label, and the message number `:shortcut` takes."""
+        return f"{self.label} · message {self.number}" if self.number else self.label
 
-    def add(self, label: str, rendered: Rendered) -> None:
-        """One labelled part (rendered with `first`) and its controls."""
-        self.parts.append((label, rendered))
-        self.controls.extend(rendered.controls)
+
+@dataclass
+class Batch:
+    """What one step printed, in order."""
+
+    parts: list[Part] = field(default_factory=list)
+
+    def add(self, label: str, rendered: Rendered, audience: str | None, number: int | None = None) -> None:
+        """One labelled part; its controls are numbered from 1."""
+        self.parts.append(Part(label, rendered, audience, number))
 
 
 class Shell:
     """One console session: who you are, what is on screen, and how to say it to the bot."""
 
-    def __init__(self, world: World, out: TextIO, *, color: bool) -> None:
+    def __init__(self, world: World, out: TextIO, *, color: bool, log: LogFile | None = None) -> None:
         self.world = world
         self.out = out
         self.color = color
+        self.log = log
         self.user = world.workspace.start_as
-        self.controls: list[Control] = []
         self.modal: OpenModal | None = None
         self.seen = Seen()
+        self.shown: list[Shown] = []  # message N is shown[N - 1]
+        self._numbers: dict[tuple[str, str], int] = {}
+        # Each person's latest part with controls (None: a channel's), and when it was printed:
+        # `:click N` presses only the current person's, so a script never reaches someone else's.
+        self._pressable: dict[str | None, tuple[int, Part]] = {}
+        self._order = itertools.count(1)
+        self._saved: dict[tuple[str, bytes], Path] = {}
         self._events = itertools.count(1)
         self._mark_seen()
 
@@ -554,11 +648,16 @@ class Shell:
             if home is not None:
                 self.seen.homes[person.user_id] = home["hash"]
 
-    def _where(self, channel: str) -> str:
+    def _dm_owner(self, channel: str) -> str | None:
         slack = self.world.slack
-        for person in self.world.workspace.people:
-            if slack.dm_channel(person.user_id) == channel:
-                return f"DM to @{person.handle}"
+        return next(
+            (p.user_id for p in self.world.workspace.people if slack.dm_channel(p.user_id) == channel), None
+        )
+
+    def _where(self, channel: str) -> str:
+        owner = self._dm_owner(channel)
+        if owner is not None:
+            return f"DM to {self.at(owner)}"
         return "#" + self.world.workspace.channels.get(channel, channel)
 
     def _message_json(self, m: Message) -> dict[str, Any]:
@@ -574,24 +673,45 @@ class Shell:
             data["thread_ts"] = m.thread_ts
         return data
 
-    def _message(self, m: Message, first: int) -> Rendered:
-        origin = Origin(channel=m.channel, ts=m.ts, message=self._message_json(m))
-        return render_message(
-            m.blocks, text=m.text, names=self.names, origin=origin, first=first, color=self.color
-        )
+    def _number(self, channel: str, where: str, message: dict[str, Any]) -> int:
+        """The message's number, given the first time it is shown and kept through edits."""
+        key = (channel, str(message.get("ts")))
+        if key not in self._numbers:
+            self.shown.append(Shown(channel, where, message))
+            self._numbers[key] = len(self.shown)
+        return self._numbers[key]
 
-    def _reply(self, body: dict[str, Any], first: int, *, ephemeral: bool) -> Rendered:
+    def _message(self, m: Message, files: Mapping[str, dict[str, Any]]) -> Rendered:
+        origin = Origin(channel=m.channel, ts=m.ts, message=self._message_json(m))
+        rendered = render_message(m.blocks, text=m.text, names=self.names, origin=origin, color=self.color)
+        shared = [self._shared_file(file_id, files.get(file_id)) for file_id in m.files]
+        return Rendered("\n".join(x for x in (rendered.text, *shared) if x), rendered.controls)
+
+    def _shared_file(self, file_id: str, upload: dict[str, Any] | None) -> str:
+        """What a file share shows: its alt text, and where the console saved it."""
+        if upload is None:
+            return f"[file {file_id}: not uploaded]"
+        data = upload.get("bytes") or b""
+        name = Path(str(upload.get("filename") or file_id)).name  # a name, never a path, from the bot
+        path = self._saved.get((name, data))
+        if path is None:
+            path = _unused(self.world.files / name)
+            path.write_bytes(data)
+            self._saved[(name, data)] = path
+        alt = upload.get("alt_txt") or upload.get("title") or name
+        return f"[{alt}]\nsaved to {path}"
+
+    def _reply(self, body: dict[str, Any], *, ephemeral: bool) -> Rendered:
         return render_message(
             body.get("blocks") or [],
             text=str(body.get("text") or ""),
             names=self.names,
             origin=Origin(channel=GENERAL_ID, ts=_fake_ts(), ephemeral=ephemeral),
-            first=first,
             color=self.color,
         )
 
-    def _view(self, view: dict[str, Any], first: int) -> Rendered:
-        return render_view(view, names=self.names, first=first, color=self.color)
+    def _view(self, view: dict[str, Any]) -> Rendered:
+        return render_view(view, names=self.names, color=self.color)
 
     def report(self, ack: httpx.Response | None = None) -> bool:
         """Print the HTTP answer and everything new the bot posted; False if the app answered an error."""
@@ -600,13 +720,18 @@ class Shell:
         if ack is not None:
             ok = self._ack(ack, batch)
         self._collect(batch)
-        for label, rendered in batch.parts:
-            self.show(label, rendered.text)
+        for part in batch.parts:
+            self.show(part.heading, part.rendered.text)
+            if part.rendered.controls:
+                self._pressable[part.audience] = (next(self._order), part)
         if ack is not None and not batch.parts and ok:
             self.say("   (no reply)")
-        if batch.controls:
-            self.controls = batch.controls
         return ok
+
+    def last_pressable(self, user_id: str) -> Part | None:
+        """The latest thing with controls that this person sees: their own, or one in a channel."""
+        found = [p for p in (self._pressable.get(user_id), self._pressable.get(None)) if p is not None]
+        return max(found, key=lambda shown: shown[0])[1] if found else None
 
     def _ack(self, ack: httpx.Response, batch: Batch) -> bool:
         if ack.status_code >= 400:
@@ -631,7 +756,8 @@ class Shell:
             view = body["view"]
             if self.modal is not None:
                 self.modal.view = {**self.modal.view, **view}
-            batch.add(f"modal {action}d", self._view(view, batch.first))
+            viewer = self.modal.user_id if self.modal is not None else self.user
+            batch.add(f"modal {action}d", self._view(view), viewer)
         elif "text" in body or "blocks" in body:
             everyone = body.get("response_type") == "in_channel"
             label = (
@@ -639,19 +765,38 @@ class Shell:
                 if everyone
                 else f"reply, only {self.at(self.user)} sees it"
             )
-            batch.add(label, self._reply(body, batch.first, ephemeral=not everyone))
+            batch.add(label, self._reply(body, ephemeral=not everyone), None if everyone else self.user)
         return True
+
+    def _is_new(self, m: Message) -> bool:
+        before = self.seen.messages.get((m.channel, m.ts))
+        return before is None or before < m.edits
+
+    def _in_order(self, messages: list[Message]) -> list[Message]:
+        """One step's messages by recipient (people, then channels, each in workspace order), so a
+        script's message numbers are the same every run however the bot's sends interleaved;
+        within one DM or channel they stay in the order they were posted."""
+        people = [p.user_id for p in self.world.workspace.people]
+        channels = list(self.world.workspace.channels)
+
+        def place(m: Message) -> tuple[int, int]:
+            owner = self._dm_owner(m.channel)
+            if owner is not None:
+                return (0, people.index(owner))
+            return (1, channels.index(m.channel) if m.channel in channels else len(channels))
+
+        return sorted(messages, key=place)
 
     def _collect(self, batch: Batch) -> None:
         slack = self.world.slack
         responses = slack.responses()
         for body in responses[self.seen.responses :]:
             if body.get("delete_original"):
-                batch.add("reply deleted", Rendered("(the original message is gone)"))
+                batch.add("reply deleted", Rendered("(the original message is gone)"), self.user)
                 continue
             everyone = body.get("response_type") == "in_channel"
             label = "reply (replaces the original)" if body.get("replace_original") else "reply"
-            batch.add(label, self._reply(body, batch.first, ephemeral=not everyone))
+            batch.add(label, self._reply(body, ephemeral=not everyone), None if everyone else self.user)
         self.seen.responses = len(responses)
 
         ephemerals = slack.ephemerals()
@@ -660,30 +805,26 @@ class Shell:
             batch.add(
                 f"only {self.at(eph['user'])} sees, in {self._where(eph['channel'])}",
                 render_message(
-                    eph["blocks"],
-                    text=eph["text"],
-                    names=self.names,
-                    origin=origin,
-                    first=batch.first,
-                    color=self.color,
+                    eph["blocks"], text=eph["text"], names=self.names, origin=origin, color=self.color
                 ),
+                eph["user"],
             )
         self.seen.ephemerals = len(ephemerals)
 
         files = {f["id"]: f for f in slack.files()}
-        for m in slack.messages():
+        for m in self._in_order([m for m in slack.messages() if self._is_new(m)]):
             before = self.seen.messages.get((m.channel, m.ts))
-            if before is not None and before >= m.edits:
-                continue
             self.seen.messages[(m.channel, m.ts)] = m.edits
-            label = self._where(m.channel)
+            where = self._where(m.channel)
+            label = where
             if m.thread_ts and m.thread_ts != m.ts:
                 label += ", in a thread"
             if m.files:
                 label += ", file " + ", ".join(str(files.get(f, {}).get("title") or f) for f in m.files)
             if before is not None:
                 label += " (updated)"
-            batch.add(label, self._message(m, batch.first))
+            number = self._number(m.channel, where, self._message_json(m))
+            batch.add(label, self._message(m, files), self._dm_owner(m.channel), number)
 
         for view_id, view in slack.views().items():
             if view.get("type") != "modal" or self.seen.views.get(view_id) == view.get("hash"):
@@ -695,7 +836,8 @@ class Shell:
             else:
                 self.modal = OpenModal(view, self.user)
             title = "modal updated" if updated else "modal opened"
-            batch.add(f"{title} for {self.at(self.modal.user_id)}", self._view(view, batch.first))
+            viewer = self.modal.user_id
+            batch.add(f"{title} for {self.at(viewer)}", self._view(view), viewer)
 
         for person in self.world.workspace.people:
             home = slack.home_view(person.user_id)
@@ -703,7 +845,7 @@ class Shell:
                 continue
             self.seen.homes[person.user_id] = home["hash"]
             self.seen.views[home["id"]] = home["hash"]
-            batch.add(f"App Home of @{person.handle}", self._view(home, batch.first))
+            batch.add(f"App Home of @{person.handle}", self._view(home), person.user_id)
 
     # -- talking to the app --------------------------------------------------------------------
 
@@ -748,14 +890,19 @@ class Shell:
         return self.report(response)
 
     async def click(self, args: str) -> bool:
-        """Press control N of the latest output, with a menu option or picker value if given."""
+        """Press control N of the current person's last message, with a menu option or picker value."""
         number, _, choice = args.strip().partition(" ")
         if not number:
             raise BadInput("which control?", ":click N [option]")
-        if not number.isdigit() or not 1 <= int(number) <= len(self.controls):
-            raise NoSuchControl(number, len(self.controls))
-        control = self.controls[int(number) - 1]
+        part = self.last_pressable(self.user)
+        if part is None:
+            raise NothingToPress(self.at(self.user))
+        controls = part.rendered.controls
+        if not number.isdigit() or not 1 <= int(number) <= len(controls):
+            raise NoSuchControl(number, len(controls), part.heading)
+        control = controls[int(number) - 1]
         action = control.action(choice.strip() or None, action_ts=_fake_ts(), users=self.handles)
+        self.say(f"   pressing [{control.number} {control.label}] on: {part.heading}")
         slack = self.world.slack
         payload: dict[str, Any] = {
             "type": "block_actions",
@@ -792,6 +939,50 @@ class Shell:
                 )
                 payload["message"] = self._message_json(current) if current else origin.message
         return self.report(await self.interact(payload))
+
+    async def shortcut(self, args: str) -> bool:
+        """Run the app's message shortcut ("Create action item") on message N, as the current person."""
+        wanted = args.strip()
+        if not wanted:
+            raise BadInput("on which message?", ":shortcut N (the number in the message's heading)")
+        if not wanted.isdigit() or not 1 <= int(wanted) <= len(self.shown):
+            raise NoSuchMessage(wanted, len(self.shown))
+        shown = self.shown[int(wanted) - 1]
+        slack = self.world.slack
+        self.say(f"   Create action item from message {wanted} ({shown.where})")
+        payload: dict[str, Any] = {
+            "type": "message_action",
+            "token": "legacy",
+            "callback_id": SHORTCUT_ID,
+            "api_app_id": slack.app_id,
+            "team": self._team_json(),
+            "user": self._user_json(self.user),
+            "channel": {"id": shown.channel, "name": self.world.workspace.channels.get(shown.channel, "")},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "trigger_id": slack.new_trigger_id(),
+            "response_url": slack.response_url(),
+            "message_ts": shown.message["ts"],
+            "message": shown.message,
+        }
+        return self.report(await self.interact(payload))
+
+    def say_in_general(self, text: str) -> None:
+        """`:say text`: a message from the current person in #general, for `:shortcut` to act on.
+
+        The bot is not told (it reads no channel messages); Slack would store it like this.
+        """
+        if not text.strip():
+            raise BadInput("say what?", ":say <text>")
+        typed = link_mentions(
+            slack_escape(text.strip()), users=self.handles, channels=self.world.workspace.channels
+        )
+        message = {"type": "message", "user": self.user, "ts": _fake_ts(), "text": typed}
+        number = self._number(GENERAL_ID, f"{self.at(self.user)} in #{GENERAL_NAME}", message)
+        part = Part(
+            self.shown[number - 1].where, render_message([], text=typed, names=self.names), None, number
+        )
+        self.show(part.heading, part.rendered.text)
 
     async def submit(self, args: str) -> bool:
         """Submit the open modal with field=value pairs (other fields keep what they show)."""
@@ -863,10 +1054,21 @@ class Shell:
         self.report()
         return True
 
-    def list_users(self) -> None:
-        """Everyone the console can act as."""
-        width = max(len(p.handle) for p in self.world.workspace.people) + 1
-        for p in self.world.workspace.people:
+    async def list_users(self) -> None:
+        """Everyone the console can act as, with the roles the database gives them now."""
+        workspace = self.world.workspace
+        current = await _members(
+            self.world.app.sessions,
+            team_id=workspace.team_id,
+            admins=workspace.admins,
+            zone=self.world.app.settings.timezone,
+        )
+        fresh = {p.user_id: p for p in current}
+        for p in workspace.people:
+            if p.user_id in fresh:
+                p.about, p.role = fresh[p.user_id].about, fresh[p.user_id].role
+        width = max(len(p.handle) for p in workspace.people) + 1
+        for p in workspace.people:
             you = "  ← you" if p.user_id == self.user else ""
             about = f"  ({p.about})" if p.about else ""
             self.say(f"   @{p.handle:<{width}} {p.user_id:<12} {p.name}{about}  {p.tz}{you}")
@@ -893,7 +1095,7 @@ class Shell:
         if lowered == ":help":
             self.say(HELP)
         elif lowered == ":users":
-            self.list_users()
+            await self.list_users()
         elif lowered == ":as":
             self.switch_user(args)
         elif lowered == ":click":
@@ -902,6 +1104,10 @@ class Shell:
             return await self.submit(args)
         elif lowered == ":home":
             return await self.home()
+        elif lowered == ":say":
+            self.say_in_general(args)
+        elif lowered == ":shortcut":
+            return await self.shortcut(args)
         elif lowered == ":clock":
             return await self.set_clock(args)
         else:
@@ -910,6 +1116,7 @@ class Shell:
 
     async def attempt(self, line: str) -> bool | None:
         """run_line, telling the person about any failure instead of stopping."""
+        logged = self.log.count if self.log is not None else 0
         try:
             return await self.run_line(line)
         except (ReapError, ControlError) as exc:  # the console's own refusals included
@@ -919,6 +1126,11 @@ class Shell:
         except Exception as exc:
             log.exception("console line failed: %s", line)
             self.say(f"   ! unexpected error: {type(exc).__name__}: {exc}")
+        finally:
+            if self.log is not None and self.log.count > logged:
+                new = self.log.count - logged
+                errors = "an error" if new == 1 else f"{new} errors"
+                self.say(f"   (the bot logged {errors}; see {self.log.path})")
         return False
 
 
@@ -930,6 +1142,15 @@ def _keeps_modal_open(response: httpx.Response) -> bool:
     except ValueError:
         return False
     return isinstance(body, dict) and body.get("response_action") in ("errors", "update", "push")
+
+
+def _unused(path: Path) -> Path:
+    """`path`, or `name-2.ext`, `name-3.ext`... if it is taken."""
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    return candidate
 
 
 def _fake_ts() -> str:
@@ -1020,17 +1241,65 @@ async def run_shell(
     out: TextIO,
     plan_file: Path | None = None,
     now: datetime | None = None,
+    files: Path | None = None,
 ) -> int:
     """Run the console: interactive on a terminal, or through `script` (or piped stdin) and exit.
 
-    Returns 0, or 1 if a scripted line could not be carried out (a console error, an HTTP error
-    from the app, or a crash). What the bot itself refuses is output, not a failure.
+    The demo's clock starts at DEMO_START unless `now` says otherwise. Uploaded files and the log
+    go into `files` (default: a new folder in the temporary directory, kept afterwards); log lines
+    never reach `out`. Returns 0, or 1 if a scripted line could not be carried out (a console
+    error, an HTTP error from the app, or a crash). What the bot itself refuses is output, not a
+    failure.
     """
-    start = now or datetime.now(UTC)
+    start = now or (DEMO_START if demo else datetime.now(UTC))
     if script is None and not sys.stdin.isatty():
         script = sys.stdin
-    with _quiet("httpx"):
-        return await _run(settings, demo=demo, script=script, out=out, plan_file=plan_file, start=start)
+    folder = files or Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="reap-shell-"))
+    await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+    with _quiet("httpx"), _logging_to(folder / LOG_NAME) as log_file:
+        return await _run(
+            settings, demo=demo, script=script, out=out, plan_file=plan_file, start=start, log=log_file
+        )
+
+
+LOG_NAME = "reap-shell.log"
+
+
+class LogFile(logging.Handler):
+    """Counts the errors written to the session's log file, so the console can point at the file
+    when one happens instead of printing the line (warnings, such as refusals, are routine)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(logging.ERROR)
+        self.path = path
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
+
+
+@contextlib.contextmanager
+def _logging_to(path: Path) -> Iterator[LogFile]:
+    """Every log line goes to `path` for the session, not to the terminal the transcript is on."""
+    root = logging.getLogger()
+    previous = root.handlers[:]
+    handler = logging.FileHandler(path, encoding="utf-8")
+    # Keep the operator's format and the secret-masking filter (bot.logs.configure_logging).
+    template = next((h for h in previous if h.formatter is not None), None)
+    handler.setFormatter(
+        template.formatter
+        if template is not None
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+    )
+    for each in template.filters if template is not None else []:
+        handler.addFilter(each)
+    tally = LogFile(path)
+    root.handlers[:] = [handler, tally]
+    try:
+        yield tally
+    finally:
+        root.handlers[:] = previous
+        handler.close()
 
 
 @contextlib.contextmanager
@@ -1054,15 +1323,18 @@ async def _run(
     out: TextIO,
     plan_file: Path | None,
     start: datetime,
+    log: LogFile,
 ) -> int:
-    async with running_world(settings, demo=demo, plan_file=plan_file, now=start) as world:
-        shell = Shell(world, out, color=script is None and _wants_color(out))
+    files = log.path.parent
+    async with running_world(settings, demo=demo, plan_file=plan_file, now=start, files=files) as world:
+        shell = Shell(world, out, color=script is None and _wants_color(out), log=log)
         me = next(p for p in world.workspace.people if p.user_id == shell.user)
         what = "demo workspace" if demo else "workspace"
         shell.say(
             f"REAP shell: {what} {world.workspace.team_id}, {len(world.workspace.people)} people, "
             f"clock {_shown_time(start, world.app.settings.zone)}; you are @{me.handle} ({me.name})."
         )
+        shell.say(f"Files the bot uploads, and its log ({LOG_NAME}), are saved in {files}")
         if script is None:
             return await _interactive(shell)
         return await _scripted(shell, script)

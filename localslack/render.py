@@ -25,6 +25,8 @@ EMOJI = {
     "red_circle": "🔴",
     "large_blue_circle": "🔵",
     "white_check_mark": "✅",
+    "clipboard": "📋",
+    "grey_question": "❔",
     "heavy_check_mark": "✔",
     "heavy_minus_sign": "➖",
     "x": "❌",

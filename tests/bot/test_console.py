@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import builtins
 import io
+import logging
 import re
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -17,6 +20,7 @@ import pytest
 import bot.console as console
 from bot.app import ReapApp
 from bot.console import (
+    DEMO_START,
     BadInput,
     DatabaseNotReady,
     DemoUnavailable,
@@ -33,6 +37,7 @@ from localslack.server import Fault, LocalSlack
 from plans.planfile import import_plan, parse_plan_file
 from storage.engine import create_engine, session_factory
 from storage.migrate import upgrade_async
+from tests.harness import cli_env
 
 # Monday afternoon: OIT-2 (due 2026-11-20) is overdue, so it leads the coordinator's list.
 NOW = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)
@@ -49,8 +54,20 @@ async def shell(settings: Settings, script: str, **kwargs: Any) -> tuple[int, st
     """Run the demo shell over `script`; its exit code and everything it printed."""
     out = io.StringIO()
     kwargs.setdefault("demo", True)
-    code = await run_shell(settings, script=io.StringIO(script), out=out, now=NOW, **kwargs)
+    kwargs.setdefault("now", NOW)
+    kwargs.setdefault("files", folder_of(settings))
+    code = await run_shell(settings, script=io.StringIO(script), out=out, **kwargs)
     return code, out.getvalue()
+
+
+def folder_of(settings: Settings) -> Path:
+    """The test's own folder for the shell's uploads and log: next to its database."""
+    return Path(settings.database_url.removeprefix("sqlite+aiosqlite:///")).parent / "shell"
+
+
+def is_png(path: Path) -> bool:
+    """Whether the file holds a PNG image."""
+    return path.read_bytes().startswith(b"\x89PNG")
 
 
 def section(output: str, line: str) -> str:
@@ -67,7 +84,7 @@ def section(output: str, line: str) -> str:
 async def test_help_and_list_show_the_bots_ephemeral_replies(settings: Settings):
     code, output = await shell(settings, "/reap help\n/reap list mine\n")
     assert code == 0
-    assert output.startswith("REAP shell: demo workspace T0REAP, 7 people")
+    assert output.startswith("REAP shell: demo workspace T0REAP, 8 people")
     assert "you are @equitypm (Equity Program Manager)" in output.splitlines()[0]
     help_part = section(output, "/reap help")
     assert "── reply, only @equitypm sees it" in help_part
@@ -188,14 +205,14 @@ async def test_clock_runs_the_ticker_at_the_new_time_and_shows_what_arrives(
     code, output = await shell(settings, ":clock 2027-03-30 09:00\n")
     assert code == 0
     assert ticks == [datetime(2027, 3, 30, 13, 0, tzinfo=UTC)]
-    assert "── DM to @pmodir\n   Reminder: OIT-3 is due (13:00)" in output
+    assert "── DM to @pmodir · message 1\n   Reminder: OIT-3 is due (13:00)" in output
 
 
 async def test_a_line_that_cannot_be_carried_out_is_reported_and_the_script_goes_on(settings: Settings):
     script = ":click 4\n:submit title=x\n:as @nobody\n:frobnicate\n/reap help\n"
     code, output = await shell(settings, script)
     assert code == 1
-    assert "! there is no control '4'; nothing clickable has been shown yet" in output
+    assert "! nothing clickable has been shown to @equitypm yet" in output
     assert "! no modal is open" in output
     assert "! no single person matches '@nobody'" in output
     assert "! ':frobnicate' is not something I can send" in output
@@ -230,6 +247,169 @@ async def test_quit_stops_the_script_and_blank_lines_and_comments_are_skipped(se
 async def test_everything_is_stopped_when_the_shell_returns(settings: Settings):
     await shell(settings, "/reap help\n")
     assert not [t for t in threading.enumerate() if t.name.startswith("localslack")]
+
+
+# --- the demo's loop ----------------------------------------------------------------------------
+
+
+async def test_the_demo_starts_at_its_documented_moment_and_its_first_clock_brings_reminders(
+    settings: Settings,
+):
+    code, output = await shell(settings, ":clock 2027-01-06 09:00\n", now=None)
+    assert code == 0
+    assert datetime(2027, 1, 6, 13, 30, tzinfo=UTC) == DEMO_START
+    assert "clock Wednesday 2027-01-06 08:30 EST" in output.splitlines()[0]
+    moved = section(output, ":clock 2027-01-06 09:00")
+    assert "*1 of your action items needs attention today.*" in moved, "a reminder digest"
+    assert moved.count("Time for the FY2027-Q2 REAP check-in") >= 5, "and the check-in prompts"
+
+
+async def test_click_presses_only_the_current_persons_last_message_and_names_it(settings: Settings):
+    script = ":clock 2027-01-06 09:00\n:click 1\n:as @talentld\n:click 4\n"
+    code, output = await shell(settings, script, now=DEMO_START)
+    assert code == 0
+    clock = section(output, ":clock") + "\n"
+    dms = re.findall(r"^── DM to @(\w+) · message (\d+)\n((?:   .*\n)*)", clock, re.M)
+    assert [who for who, _, _ in dms] == [
+        "equitypm",
+        "pmodir",
+        "talentld",
+        "learndev",
+        "digeqmgr",
+        "gisanlst",
+    ], "one step's DMs in the workspace's order, so message numbers repeat from run to run"
+    assert all("[1 " in body for _, _, body in dms), "every message numbers its own controls from 1"
+    mine = section(output, ":click 1")
+    assert "pressing [1 Check in] on: DM to @equitypm · message 1" in mine
+    assert "── modal opened for @equitypm" in mine
+    theirs = section(output, ":click 4")
+    assert "pressing [4 Check in] on: DM to @talentld · message 3" in theirs
+    assert "── modal opened for @talentld" in theirs
+
+
+async def test_someone_shown_nothing_has_nothing_to_press(settings: Settings):
+    code, output = await shell(settings, "/reap list mine\n:as @wifilead\n:click 1\n")
+    assert code == 1
+    assert "! nothing clickable has been shown to @wifilead yet" in section(output, ":click 1")
+
+
+async def test_a_control_number_past_the_last_names_the_message(settings: Settings):
+    code, output = await shell(settings, "/reap show OIT-1\n:click 9\n")
+    assert code == 1
+    assert (
+        "! there is no control '9' on reply, only @equitypm sees it; its controls are numbered 1 to 3"
+        in section(output, ":click 9")
+    )
+
+
+async def test_users_says_the_roles_the_app_gives(settings: Settings):
+    script = ":users\n/reap role @pmodir coordinator\n:as @admin\n/reap role @pmodir coordinator\n:users\n"
+    code, output = await shell(settings, script)
+    assert code == 0
+    users = section(output, ":users").splitlines()
+    assert "   @equitypm  U0EQUITYPM   Equity Program Manager  (coordinator · OIT · Racial Equity" in users[0]
+    assert [line for line in users if "(admin" in line] == [
+        "   @admin     U0ADMIN      REAP admin  (admin)  America/New_York"
+    ], "the admin is someone of their own; nobody else is quietly one"
+    refused = output[output.index("> /reap role") : output.index("> :as @admin")]
+    assert "You can't change roles." in refused
+    given = output[output.rindex("> /reap role") : output.rindex("> :users")]
+    assert "@pmodir is now a coordinator." in given
+    after = output[output.rindex("> :users") :]
+    assert "@pmodir    U0PMODIR     Project Management Office Director  (coordinator · OIT" in after, (
+        ":users reads the roles afresh"
+    )
+
+
+async def test_the_shortcut_turns_a_message_into_an_item(settings: Settings):
+    script = (
+        ":shortcut 1\n"
+        ":say Translate the device-lending guide into Spanish\n"
+        ":shortcut 1\n"
+        ':submit strategy="Digital equity"\n'
+    )
+    code, output = await shell(settings, script)
+    assert code == 1, "the first :shortcut had no message to act on"
+    assert "! there is no message '1'; no message has been shown yet" in output
+    said = section(output, ":say")
+    assert "── @equitypm in #general · message 1\n   Translate the device-lending guide into Spanish" in said
+    opened = output[output.rindex("> :shortcut 1") :]
+    assert "Create action item from message 1 (@equitypm in #general)" in opened
+    assert "[now: Translate the device-lending guide into Spanish]" in opened
+    assert "https://slack.com/archives/C0GENERAL/p" in opened
+    assert "*OIT-15* Translate the device-lending guide into Spanish" in section(output, ":submit")
+
+
+async def test_a_rollup_goes_to_the_dei_and_department_channels_with_its_chart_saved(settings: Settings):
+    code, output = await shell(settings, "/reap rollup Q2\n")
+    assert code == 0
+    rollup = section(output, "/reap rollup Q2")
+    assert "── #dei · message" in rollup and "── #oit-reap · message" in rollup
+    saved = re.findall(r"^   saved to (.+\.png)$", rollup, re.M)
+    assert saved and "(empty)" not in rollup
+    for path in saved:
+        assert Path(path).parent == folder_of(settings)
+        assert is_png(Path(path))
+
+
+async def test_log_lines_go_to_the_log_file_never_into_the_transcript(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+):
+    class FailingSlack(LocalSlack):
+        """localslack whose first views.publish fails, which the app logs as an error."""
+
+        def start(self) -> LocalSlack:
+            self.fail_next("views.publish", Fault(error="internal_error"))
+            return super().start()
+
+    monkeypatch.setattr(console, "LocalSlack", FailingSlack)
+    out = io.StringIO()
+    terminal = logging.StreamHandler(out)  # stderr and the transcript share one terminal
+    root = logging.getLogger()
+    root.addHandler(terminal)
+    try:
+        code = await run_shell(
+            settings, demo=True, script=io.StringIO(":home\n"), out=out, now=NOW, files=folder_of(settings)
+        )
+        assert root.handlers.count(terminal) == 1, "the caller's handlers are back afterwards"
+    finally:
+        root.removeHandler(terminal)
+    assert code == 1
+    log_file = folder_of(settings) / "reap-shell.log"
+    assert "internal_error" in log_file.read_text(encoding="utf-8")
+    transcript = out.getvalue()
+    assert "Traceback" not in transcript and "internal_error" not in transcript.split("HTTP 500")[0]
+    assert f"(the bot logged an error; see {log_file})" in transcript
+
+
+def test_reap_shell_at_starts_the_clock_there_and_keeps_stdout_for_the_transcript(tmp_path: Path):
+    script = tmp_path / "lines.txt"
+    script.write_text(":clock\n", encoding="utf-8")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bot.cli",
+            "shell",
+            "--demo",
+            "--at",
+            "2027-03-30T09:00",
+            "--script",
+            str(script),
+            "--output-dir",
+            str(tmp_path / "out"),
+        ],
+        env=cli_env(REAP_LOG_LEVEL="DEBUG"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "clock Tuesday 2027-03-30 09:00 EDT" in result.stdout.splitlines()[0]
+    assert " DEBUG " not in result.stdout
+    assert " DEBUG " in (tmp_path / "out" / "reap-shell.log").read_text(encoding="utf-8")
 
 
 # --- other starts -----------------------------------------------------------------------------
@@ -282,7 +462,7 @@ async def test_the_prompt_reads_lines_as_the_current_user_until_end_of_input(
     monkeypatch.setattr(builtins, "input", fake_input)
     monkeypatch.setattr(console.sys, "stdin", _Terminal())
     out = io.StringIO()
-    code = await run_shell(settings, demo=True, script=None, out=out, now=NOW)
+    code = await run_shell(settings, demo=True, script=None, out=out, now=NOW, files=folder_of(settings))
     assert code == 0
     assert prompts == ["@equitypm> ", "@equitypm> ", "@talentld> ", "@talentld> ", "@talentld> "]
     assert "*Your open items* · 2 items" in out.getvalue()
