@@ -360,8 +360,8 @@ async def _existing_workspace(sessions: Sessions, settings: Settings) -> Workspa
 
 
 async def _members(sessions: Sessions, *, team_id: str, admins: list[str], zone: str) -> list[Member]:
-    """The workspace's people with the rights the app will give them: role and department from the
-    database, admin from the settings (so `:users` never says less than the truth)."""
+    """The workspace's people with the rights the app gives them: role and department from the
+    database, admin by stored role or REAP_ADMINS (so `:users` says no less than the truth)."""
     async with sessions() as session:
         rows = list(
             await session.exec(
