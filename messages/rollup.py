@@ -206,3 +206,44 @@ def slack_messages(rollup: Rollup) -> tuple[dict[str, Any], list[dict[str, Any]]
         text = escape(one_line(f"REAP rollup {rollup.quarter}: {department.key} {department.name}"))
         replies += build_messages(build_department_blocks(department, rollup), fallback=text[:FALLBACK_LIMIT])
     return summary, replies
+
+
+# Slack refuses alt text longer than this (files.getUploadURLExternal: alt_txt_too_large).
+ALT_TEXT_LIMIT = 1000
+
+
+def _status_words(counts: dict[str, int]) -> str:
+    return ", ".join(f"{counts[s]} {label(s)}" for s in STATUSES if counts.get(s)) or "no items"
+
+
+def build_chart_alt_text(rollup: Rollup, *, limit: int = ALT_TEXT_LIMIT) -> str:
+    """What the rollup chart shows, in words for a screen reader (plain text, within Slack's limit)."""
+    strategies = [
+        f"{d.key} {one_line(s.name)}: {_status_words(s.counts)}"
+        for d in rollup.departments
+        for s in d.strategies
+    ]
+    measures = [
+        f"{d.key} {one_line(m.name)}: "
+        + ("no reading" if m.progress is None else f"{format_rate(m.progress)} of the way")
+        + ("" if m.expected is None else f" ({format_rate(m.expected)} expected)")
+        + f", {label(m.status)}"
+        for d in rollup.departments
+        for s in d.strategies
+        for m in s.measures
+    ]
+    panels = [
+        ("Left, items by status for each strategy:", strategies or ["no strategies"]),
+        ("Right, each measure's progress from its baseline to its target:", measures or ["no measures"]),
+    ]
+    parts = [f"Chart of the REAP rollup {rollup.quarter} as of {rollup.as_of.isoformat()}, in two panels."]
+    for title, lines in panels:
+        parts.append(f" {title}")
+        parts += [f" {line}" + (";" if n < len(lines) - 1 else ".") for n, line in enumerate(lines)]
+    more = " …and more: the rollup message lists every strategy and measure."
+    text = ""
+    for part in parts:
+        if len(text) + len(part) + len(more) > limit:
+            return text + more
+        text += part
+    return text
