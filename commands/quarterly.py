@@ -16,6 +16,7 @@ from domain.status import ItemStatus
 from domain.text import NOTE_MAX, number_problem, text_problem
 from messages import primitives as ui
 from messages.checkin import chunks
+from storage import outbox
 from storage.checkins import (
     ItemAnswer,
     close_and_owe,
@@ -29,7 +30,7 @@ from storage.checkins import (
 )
 from storage.engine import reading, transaction
 from storage.measures import record_reading
-from storage.models import Department
+from storage.models import Department, NotificationState
 from storage.outbox import enqueue
 from storage.permissions import ensure_coordinator
 from storage.queries import checkins as queries
@@ -160,25 +161,43 @@ async def run_rollup(reap: Reap, *, caller: Caller, command: g.Rollup) -> Reply:
         )
     if not channels:
         raise InvalidChange("There is no channel to post into: set REAP_DEI_CHANNEL or give a #channel.")
+    requests = rollup_requests(
+        team_id=caller.actor.team_id,
+        actor=caller.actor,
+        quarter=command.quarter.label,
+        channels=channels,
+        department=command.department,
+        start_month=reap.org.fiscal_year_start_month,
+        day=caller.today,
+        now=caller.now,
+    )
     async with transaction(reap.sessions) as session:
+        known = await outbox.states(session, keys=[key for row in requests for key in _attempts(row.key)])
         await enqueue(
-            session,
-            rows=rollup_requests(
-                team_id=caller.actor.team_id,
-                actor=caller.actor,
-                quarter=command.quarter.label,
-                channels=channels,
-                department=command.department,
-                start_month=reap.org.fiscal_year_start_month,
-                day=caller.today,
-                now=caller.now,
-            ),
+            session, rows=[row.model_copy(update={"key": _open_attempt(row.key, known)}) for row in requests]
         )
     reply = _reply(
-        f"Posting the {command.quarter.label} rollup to " + ", ".join(f"<#{c}>" for c in channels) + "."
+        f"Posting the {command.quarter.label} rollup to "
+        + ", ".join(f"<#{c}>" for c in channels)
+        + ". If Slack refuses it anywhere, I will send you a DM saying why."
     )
     reply.followups.append(lambda _client: reap.deliver_soon())
     return reply
+
+
+# A person asking again the same day, after Slack refused (say, before the bot was invited into a
+# private channel), gets a new attempt; while one has not failed, asking again posts nothing more.
+_MAX_ATTEMPTS_A_DAY = 10
+
+
+def _attempts(key: str) -> list[str]:
+    return [key] + [f"{key}:again{n}" for n in range(2, _MAX_ATTEMPTS_A_DAY + 1)]
+
+
+def _open_attempt(key: str, known: dict[str, str]) -> str:
+    """The first attempt's key that has not failed (it may exist, then enqueueing it is a no-op)."""
+    attempts = _attempts(key)
+    return next((k for k in attempts if known.get(k) != NotificationState.FAILED.value), attempts[-1])
 
 
 # --- the check-in modal ----------------------------------------------------------------------

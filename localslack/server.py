@@ -40,6 +40,7 @@ MESSAGE_BLOCK_LIMIT = 50
 VIEW_BLOCK_LIMIT = 100
 MESSAGE_TEXT_LIMIT = 40_000
 VIEW_SIZE_LIMIT = 250_000
+ALT_TEXT_LIMIT = 1000  # files.getUploadURLExternal: alt_txt_too_large beyond it
 
 _JSON_FIELDS = ("blocks", "attachments", "view", "files", "metadata")
 _KNOWN_BLOCKS = frozenset(
@@ -170,6 +171,17 @@ class _User:
 
 
 @dataclass
+class _Channel:
+    """A channel and who is in it (the bot too): Slack's membership rules hang on this."""
+
+    id: str
+    name: str
+    private: bool = False
+    archived: bool = False
+    members: set[str] = field(default_factory=set)
+
+
+@dataclass
 class _Trigger:
     expires_at: float
     used: bool = False
@@ -181,6 +193,7 @@ class _File:
     filename: str
     length: int
     title: str | None = None
+    alt_txt: str | None = None
     data: bytes | None = None
     channels: list[str] = field(default_factory=list)
     thread_ts: str | None = None
@@ -623,7 +636,7 @@ class LocalSlack:
         self._counter = 0
         # Setup state, kept by reset().
         self._users: dict[str, _User] = {}
-        self._channels: dict[str, str] = {}
+        self._channels: dict[str, _Channel] = {}
         self._dm_of: dict[str, str] = {}
         self._dm_owner: dict[str, str] = {}
         self._sink_urls: set[str] = set()
@@ -741,12 +754,45 @@ class LocalSlack:
         with self._lock:
             self._users[user_id] = _User(user_id, name, tz, real_name or name, deleted, is_bot, email)
 
-    def add_channel(self, channel_id: str, name: str) -> None:
-        """Add a public (C...) or private (G...) channel the bot may post in."""
+    def add_channel(
+        self,
+        channel_id: str,
+        name: str,
+        *,
+        private: bool | None = None,
+        member: bool = False,
+        archived: bool = False,
+    ) -> None:
+        """Add (or replace) a channel; `private` defaults to whether the id starts with G.
+
+        As in Slack, the bot starts outside every channel unless `member` says it was invited. In a
+        public channel it may still post (chat:write.public) but not share files, and it may join
+        by itself (conversations.join); in a private one it can do neither until invited.
+        """
         if not channel_id.startswith(("C", "G")):
             raise BadIdError("channel", channel_id, "C, G")
         with self._lock:
-            self._channels[channel_id] = name.lstrip("#")
+            self._channels[channel_id] = _Channel(
+                channel_id,
+                name.lstrip("#"),
+                private=channel_id.startswith("G") if private is None else private,
+                archived=archived,
+                members={self.bot_user_id} if member else set(),
+            )
+
+    def invite(self, channel_id: str, user_id: str | None = None) -> None:
+        """Add a member to a channel (`/invite`); the bot when no user is named."""
+        with self._lock:
+            channel = self._channels.get(channel_id)
+            if channel is None:
+                raise LocalSlackError(f"localslack has no channel {channel_id!r}; add it with add_channel()")
+            channel.members.add(user_id or self.bot_user_id)
+
+    def is_member(self, channel_id: str, user_id: str | None = None) -> bool:
+        """Whether the user (the bot when none is named) is in the channel."""
+        with self._lock:
+            channel = self._channels.get(channel_id)
+            return channel is not None and (user_id or self.bot_user_id) in channel.members
 
     def dm_channel(self, user_id: str) -> str:
         """The D... id conversations.open returns for this user (stable for the server's life)."""
@@ -843,13 +889,14 @@ class LocalSlack:
             return None if view_id is None else copy.deepcopy(self._views[view_id])
 
     def files(self) -> list[dict[str, Any]]:
-        """Completed uploads: id, filename, title, bytes, channels, thread_ts, initial_comment."""
+        """Completed uploads: id, filename, title, alt_txt, bytes, channels, thread_ts, initial_comment."""
         with self._lock:
             return [
                 {
                     "id": f.id,
                     "filename": f.filename,
                     "title": f.title,
+                    "alt_txt": f.alt_txt,
                     "bytes": f.data,
                     "channels": list(f.channels),
                     "thread_ts": f.thread_ts,
@@ -1064,9 +1111,10 @@ class LocalSlack:
         if ref in self._channels or ref in self._dm_owner:
             return ref
         name = ref.lstrip("#")
-        return next((cid for cid, cname in self._channels.items() if cname == name), None)
+        return next((cid for cid, c in self._channels.items() if c.name == name), None)
 
-    def _postable_channel(self, ref: Any) -> str:
+    def _postable_channel(self, ref: Any, *, share: bool = False) -> str:
+        """The channel a post (or, with `share`, a file share) may go to, or Slack's refusal."""
         if not isinstance(ref, str) or not ref:
             raise _ApiError("channel_not_found")
         channel = self._resolve(ref)
@@ -1075,6 +1123,14 @@ class LocalSlack:
         owner = self._dm_owner.get(channel)
         if owner is not None and self._users[owner].deleted:
             raise _ApiError("account_inactive")
+        found = self._channels.get(channel)
+        if found is not None:
+            if found.archived:
+                raise _ApiError("is_archived")
+            # chat:write.public lets a bot post into a public channel it is not in, never share
+            # a file there, and a private channel it is not in is closed to both.
+            if self.bot_user_id not in found.members and (found.private or share):
+                raise _ApiError("not_in_channel")
         return channel
 
     def _user(self, user_id: Any) -> _User:
@@ -1337,12 +1393,56 @@ class LocalSlack:
 
     def _group_dm(self, user_ids: list[str]) -> str:
         name = "mpdm-" + "--".join(self._users[u].name for u in user_ids) + "-1"
-        existing = next((cid for cid, cname in self._channels.items() if cname == name), None)
+        existing = next((cid for cid, c in self._channels.items() if c.name == name), None)
         if existing is not None:
             return existing
         channel_id = f"G{self._next():010d}"
-        self._channels[channel_id] = name
+        # The bot opened the group DM, so it is in it.
+        self._channels[channel_id] = _Channel(
+            channel_id, name, private=True, members={self.bot_user_id, *user_ids}
+        )
         return channel_id
+
+    def _channel_json(self, channel: _Channel) -> dict[str, Any]:
+        return {
+            "id": channel.id,
+            "name": channel.name,
+            "name_normalized": channel.name,
+            "is_channel": not channel.private,
+            "is_group": channel.private,
+            "is_im": False,
+            "is_mpim": channel.name.startswith("mpdm-"),
+            "is_private": channel.private,
+            "is_archived": channel.archived,
+            "is_member": self.bot_user_id in channel.members,
+            "num_members": len(channel.members),
+        }
+
+    def _conversations_join(self, params: dict[str, Any]) -> dict[str, Any]:
+        ref = params.get("channel")
+        channel = self._channels.get(str(ref or ""))
+        if channel is None:
+            if isinstance(ref, str) and ref in self._dm_owner:
+                raise _ApiError("method_not_supported_for_channel_type")
+            raise _ApiError("channel_not_found")
+        if channel.private:
+            # A bot never lets itself into a private channel: someone must /invite it.
+            raise _ApiError("method_not_supported_for_channel_type")
+        if channel.archived:
+            raise _ApiError("is_archived")
+        reply: dict[str, Any] = {}
+        if self.bot_user_id in channel.members:
+            warning = "already_in_channel"
+            reply = {"warning": warning, "response_metadata": {"warnings": [warning]}}
+        channel.members.add(self.bot_user_id)
+        return {"channel": self._channel_json(channel), **reply}
+
+    def _conversations_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channels.get(str(params.get("channel") or ""))
+        # A private channel the bot is not in is invisible to it.
+        if channel is None or (channel.private and self.bot_user_id not in channel.members):
+            raise _ApiError("channel_not_found")
+        return {"channel": self._channel_json(channel)}
 
     def _conversations_history(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = self._resolve(str(params.get("channel") or ""))
@@ -1472,8 +1572,12 @@ class LocalSlack:
             raise _ApiError("invalid_arguments") from exc
         if not filename or length < 0:
             raise _ApiError("invalid_arguments")
+        alt_txt = params.get("alt_txt")
+        if alt_txt is not None and len(str(alt_txt)) > ALT_TEXT_LIMIT:
+            raise _ApiError("alt_txt_too_large")
         file_id = f"F{self._next():010d}"
-        self._files[file_id] = _File(file_id, str(filename), length)
+        described = str(alt_txt) if alt_txt else None
+        self._files[file_id] = _File(file_id, str(filename), length, alt_txt=described)
         return {"upload_url": f"{self.root_url}/upload/{file_id}", "file_id": file_id}
 
     def _files_complete_upload(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -1482,7 +1586,7 @@ class LocalSlack:
             raise _ApiError("invalid_arguments")
         entries = [self._file(w.get("id") if isinstance(w, dict) else None) for w in wanted]
         refs = params.get("channel_id") or params.get("channels") or ""
-        channels = [self._postable_channel(c.strip()) for c in str(refs).split(",") if c.strip()]
+        channels = [self._postable_channel(c.strip(), share=True) for c in str(refs).split(",") if c.strip()]
         thread_ts = params.get("thread_ts") or None
         comment = params.get("initial_comment") or None
         for item, entry in zip(wanted, entries, strict=True):
@@ -1518,6 +1622,8 @@ _METHODS: dict[str, Callable[[LocalSlack, dict[str, Any]], dict[str, Any]]] = {
     "chat.postEphemeral": LocalSlack._chat_post_ephemeral,
     "chat.update": LocalSlack._chat_update,
     "conversations.open": LocalSlack._conversations_open,
+    "conversations.join": LocalSlack._conversations_join,
+    "conversations.info": LocalSlack._conversations_info,
     "conversations.history": LocalSlack._conversations_history,
     "conversations.replies": LocalSlack._conversations_replies,
     "users.info": LocalSlack._users_info,

@@ -3,6 +3,12 @@
 Every message is an outbox row with a unique key, so any number of tickers can plan the same cycle
 and each owner still gets exactly one prompt and at most the two follow-ups, in their own time
 zone, on business days, never two check-in messages on one day.
+
+A rollup goes into a channel whole or not at all: the bot joins a public channel before posting
+(it could post there without joining, but not share the chart), and a private channel it was not
+invited to refuses the post itself. When Slack refuses any part, whoever asked (for a scheduled
+rollup: the channel's department coordinators, else the REAP admins) gets a DM saying why, owed
+once through the outbox under the failed row's key.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import aiohttp
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -24,6 +32,7 @@ from domain.fiscal import FiscalQuarter
 from domain.status import OPEN_STATUSES
 from messages import primitives as ui
 from messages.checkin import build_checkin_note, build_checkin_prompt
+from messages.failures import build_rollup_failed
 from reminders.digest import (
     DIGEST,
     ESCALATION,
@@ -49,11 +58,12 @@ from storage.checkins import (
 from storage.checkins import (
     outbox_row as _row,
 )
-from storage.engine import Sessions
+from storage.engine import Sessions, transaction
 from storage.models import (
     ActionItem,
     CheckInCycle,
     CheckInResponse,
+    Department,
     Measure,
     Notification,
     NotificationCreate,
@@ -61,12 +71,14 @@ from storage.models import (
     Person,
 )
 from storage.outbox import enqueue
-from storage.permissions import Actor
+from storage.permissions import SYSTEM_ACTOR, Actor
 from storage.queries.checkins import CheckInSubject, checkin_subject
+from storage.queries.people import active_coordinators
 
 log = logging.getLogger(__name__)
 
 PROMPT = "checkin_prompt"
+ROLLUP_FAILED = "rollup_failed"
 FOLLOWUP = "checkin_followup"
 CHECKIN_KINDS = (PROMPT, FOLLOWUP)
 # Where a digest row's payload carries a check-in folded into it.
@@ -431,6 +443,102 @@ def _department(row: Notification) -> str | None:
     return str(department) if department else None
 
 
+async def ensure_member(client: AsyncWebClient, row: Notification, channel: str) -> None:
+    """Join a rollup's channel before posting, so the chart can follow the summary.
+
+    chat:write.public would let the summary into a public channel the bot is not in, but Slack
+    refuses file shares there (not_in_channel): joining first keeps a rollup from being half
+    posted. A private channel cannot be joined; the post itself then shows whether someone
+    invited the bot, and nothing goes out if not.
+    """
+    if not channel.startswith(("C", "G")):
+        return
+    try:
+        await client.conversations_join(channel=channel)
+    except SlackApiError as exc:
+        if _error_of(exc) != "method_not_supported_for_channel_type":
+            raise
+
+
+def _error_of(exc: SlackApiError) -> str:
+    data = getattr(exc.response, "data", None)
+    return str(data.get("error") or "") if isinstance(data, dict) else ""
+
+
+async def _rollup_recipients(session: AsyncSession, row: Notification, admins: frozenset[str]) -> list[str]:
+    """Who hears that a rollup failed: whoever asked; for a scheduled one, the coordinators of the
+    departments reporting into that channel (they chose it), else the REAP admins (who set the DEI
+    channel)."""
+    requester = str((row.payload or {}).get("requested_by") or "")
+    if requester and requester != SYSTEM_ACTOR:
+        return [requester]
+    query = (
+        select(Department)
+        .where(Department.team_id == row.team_id)
+        .where(Department.report_channel == row.recipient)
+    )
+    if department := _department(row):
+        query = query.where(Department.key == department)
+    ids = [d.id for d in await session.exec(query) if d.id is not None]
+    found = await active_coordinators(session, team_id=row.team_id, department_ids=ids)
+    coordinators = sorted({person.user_id for people in found.values() for person in people})
+    return coordinators or sorted(admins)
+
+
+def failure_key(row: Notification, recipient: str) -> str:
+    """The outbox key that tells one person once that this rollup row failed."""
+    return f"{row.key}:{ROLLUP_FAILED}:{recipient}"
+
+
+async def owe_rollup_failure(
+    session: AsyncSession,
+    row: Notification,
+    *,
+    code: str,
+    part: str,
+    now: datetime,
+    admins: frozenset[str] = frozenset(),
+) -> int:
+    """Owe the DM saying why a rollup (or its thread or chart) did not reach its channel."""
+    recipients = await _rollup_recipients(session, row, admins)
+    if not recipients:
+        log.error("the %s rollup failed in %s (%s) and nobody can be told", row.key, row.recipient, code)
+        return 0
+    payload = row.payload or {}
+    notice = {
+        "quarter": payload.get("quarter"),
+        "department": _department(row),
+        "channel": row.recipient,
+        "code": code,
+        "part": part,
+        "requested": str(payload.get("requested_by") or SYSTEM_ACTOR) != SYSTEM_ACTOR,
+        "failed": row.key,
+    }
+    rows = [
+        _row(row.team_id, ROLLUP_FAILED, failure_key(row, recipient), recipient, None, notice, now)
+        for recipient in recipients
+    ]
+    return await enqueue(session, rows=rows)
+
+
+async def render_rollup_failed(
+    session: AsyncSession, rows: Sequence[Notification], ctx: RenderContext
+) -> Rendered | Skip:
+    """The DM telling someone a rollup did not reach its channel, with Slack's reason in plain words."""
+    payload = rows[0].payload or {}
+    text, blocks = build_rollup_failed(
+        quarter=str(payload.get("quarter") or ""),
+        channel=str(payload.get("channel") or ""),
+        code=str(payload.get("code") or ""),
+        part=str(payload.get("part") or "post"),
+        department=str(payload["department"]) if payload.get("department") else None,
+        requested=bool(payload.get("requested")),
+    )
+    return Rendered(
+        text=ui.clip(text, 3000), blocks=blocks, lines=(text,), row_ids=frozenset(r.id for r in rows if r.id)
+    )
+
+
 async def after_rollup(
     sessions: Sessions,
     client: AsyncWebClient,
@@ -440,9 +548,11 @@ async def after_rollup(
     ts: str,
     now: datetime,
     zone: ZoneInfo,
+    admins: frozenset[str] = frozenset(),
 ) -> None:
-    """Post the rollup's per-department detail in the summary's thread, then the chart."""
-    from messages.rollup import slack_messages
+    """Post the rollup's per-department detail in the summary's thread, then the chart (with alt
+    text); if Slack refuses either, owe the notice saying so."""
+    from messages.rollup import build_chart_alt_text, slack_messages
     from reports.chart import rollup_chart_png
     from storage.queries.rollup import build_rollup
 
@@ -459,28 +569,54 @@ async def after_rollup(
             zone=zone,
         )
     _, replies = slack_messages(rollup)
-    for reply in replies:
-        await client.chat_postMessage(channel=channel, thread_ts=ts, **reply)
-    await client.files_upload_v2(
-        channel=channel,
-        thread_ts=ts,
-        content=rollup_chart_png(rollup),
-        filename=f"reap-{quarter.label}.png",
-        title=f"REAP {quarter.label}: status by strategy and measure progress",
-    )
+    part = "thread"
+    try:
+        for reply in replies:
+            await client.chat_postMessage(channel=channel, thread_ts=ts, **reply)
+        part = "chart"
+        await client.files_upload_v2(
+            channel=channel,
+            thread_ts=ts,
+            content=rollup_chart_png(rollup),
+            filename=f"reap-{quarter.label}.png",
+            title=f"REAP {quarter.label}: status by strategy and measure progress",
+            alt_txt=build_chart_alt_text(rollup),
+        )
+    except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
+        code = _error_of(exc) if isinstance(exc, SlackApiError) else "unreachable"
+        log.error("the %s of rollup %s failed in %s: %s", part, row.key, channel, code or exc)
+        async with transaction(sessions) as session:
+            await owe_rollup_failure(session, row, code=code, part=part, now=now, admins=admins)
 
 
 def checkin_kinds(
-    sessions: Sessions, client: AsyncWebClient, *, clock: Callable[[], datetime], zone: ZoneInfo
+    sessions: Sessions,
+    client: AsyncWebClient,
+    *,
+    clock: Callable[[], datetime],
+    zone: ZoneInfo,
+    admins: frozenset[str] = frozenset(),
 ) -> dict[str, NotificationKind]:
-    """The outbox kinds of the quarterly cycle; `client` (with retry handlers) posts rollup threads."""
+    """The outbox kinds of the quarterly cycle; `client` (with retry handlers) posts rollup threads;
+    `admins` hear of a scheduled rollup that failed in a channel no department coordinator chose."""
 
     async def thread(row: Notification, channel: str, ts: str) -> None:
-        await after_rollup(sessions, client, row, channel=channel, ts=ts, now=clock(), zone=zone)
+        await after_rollup(
+            sessions, client, row, channel=channel, ts=ts, now=clock(), zone=zone, admins=admins
+        )
+
+    async def failed(session: AsyncSession, rows: Sequence[Notification], reason: str, now: datetime) -> int:
+        owed = 0
+        for row in rows:
+            owed += await owe_rollup_failure(session, row, code=reason, part="post", now=now, admins=admins)
+        return owed
 
     return {
         PROMPT: NotificationKind(PROMPT, render_prompt),
         FOLLOWUP: NotificationKind(FOLLOWUP, render_prompt),
         NONRESPONDERS: NotificationKind(NONRESPONDERS, render_nonresponders),
-        ROLLUP: NotificationKind(ROLLUP, render_rollup, after_send=thread),
+        ROLLUP: NotificationKind(
+            ROLLUP, render_rollup, on_failed=failed, before_send=ensure_member, after_send=thread
+        ),
+        ROLLUP_FAILED: NotificationKind(ROLLUP_FAILED, render_rollup_failed),
     }

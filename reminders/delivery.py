@@ -12,7 +12,9 @@ timeout after the request may have reached Slack keeps the send intent, and the 
 looks for the message by its metadata (conversations.history) before sending again, so a post
 is never silently doubled; if that check is impossible the row is marked ambiguous and left
 alone. Permanent errors fail the row with Slack's reason; a recipient who has left Slack is
-marked inactive and their open items are reported to the department coordinators.
+marked inactive and their open items are reported to the department coordinators. A kind may
+check before the post that it can succeed whole (a rollup joins its channel first), and may owe
+a notice when its rows fail for good (a rollup's requester hears why, in plain words).
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ class DeliveryReport:
     lost: int = 0
     released: int = 0
     orphans_queued: int = 0
+    notices_queued: int = 0
     batches: int = 0
     problems: list[str] = field(default_factory=list)
 
@@ -319,6 +322,8 @@ class _Run:
                 return
         try:
             channel = await self._open(envelope.recipient)
+            if kind.before_send is not None:
+                await kind.before_send(self.client, rows[0], channel)
         except Exception as exc:
             failure = classify(exc, may_have_posted=False)
             if failure is None:
@@ -514,12 +519,24 @@ class _Run:
                 self.report.problems += [f"{row.key}: {reason}" for row in failed]
                 if failure.category == "gone" and failed and kind is not None and kind.on_gone is not None:
                     self.report.orphans_queued += await kind.on_gone(session, failed, failure.reason, now)
+                await self._failed_for_good(session, failed, failure.reason, kind, now)
                 return
             for row in rows:
-                await self._retry_or_give_up(session, row, failure, now)
+                await self._retry_or_give_up(session, row, failure, kind, now)
+
+    async def _failed_for_good(
+        self,
+        session: Any,
+        rows: Sequence[Notification],
+        reason: str,
+        kind: NotificationKind | None,
+        now: datetime,
+    ) -> None:
+        if rows and kind is not None and kind.on_failed is not None:
+            self.report.notices_queued += await kind.on_failed(session, rows, reason, now)
 
     async def _retry_or_give_up(
-        self, session: Any, row: Notification, failure: Failure, now: datetime
+        self, session: Any, row: Notification, failure: Failure, kind: NotificationKind | None, now: datetime
     ) -> None:
         maybe_sent = failure.category == "maybe_sent"
         if row.attempts >= self.config.max_attempts:
@@ -531,6 +548,7 @@ class _Run:
             elif await outbox.mark_failed(session, id=row.id or 0, owner=self.token, error=reason):
                 self.report.failed += 1
                 self.report.problems.append(f"{row.key}: {reason}")
+                await self._failed_for_good(session, [row], reason, kind, now)
             return
         if failure.category == "rate_limited":
             delay = timedelta(seconds=failure.retry_after or 1.0)

@@ -15,6 +15,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from slack_sdk.web.async_client import AsyncWebClient
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -77,6 +78,12 @@ class Skip:
 
 Renderer = Callable[[AsyncSession, Sequence[Notification], RenderContext], Awaitable[Rendered | Skip]]
 GoneHook = Callable[[AsyncSession, Sequence[Notification], str, datetime], Awaitable[int]]
+# Runs when rows fail for good, with Slack's error code (or why delivery gave up), in the
+# transaction that fails them; returns how many notices it owed.
+FailedHook = Callable[[AsyncSession, Sequence[Notification], str, datetime], Awaitable[int]]
+# Runs just before the post with delivery's client (no retries of its own) and the channel; it
+# raises Slack's error to stop the post (e.g. a rollup's channel the bot cannot get into).
+BeforeSend = Callable[[AsyncWebClient, Notification, str], Awaitable[None]]
 # Runs once the message is posted and marked sent (e.g. a rollup's thread); best effort.
 AfterSend = Callable[[Notification, str, str], Awaitable[None]]
 
@@ -86,13 +93,16 @@ class NotificationKind:
     """How delivery treats one kind of outbox row.
 
     groupable rows to the same recipient claimed together go out as one message; on_gone runs
-    (in the transaction that fails the rows) when the recipient has left Slack.
+    (in the transaction that fails the rows) when the recipient has left Slack, on_failed whenever
+    rows fail for good; before_send may stop a post that could only half succeed.
     """
 
     name: str
     render: Renderer
     groupable: bool = False
     on_gone: GoneHook | None = None
+    on_failed: FailedHook | None = None
+    before_send: BeforeSend | None = None
     after_send: AfterSend | None = None
 
 

@@ -87,7 +87,11 @@ class ReminderParts:
     def __post_init__(self) -> None:
         self.kinds.update(
             checkin_kinds(
-                self.sessions, self.follow_client or self.client, clock=self.clock, zone=self.org.zone
+                self.sessions,
+                self.follow_client or self.client,
+                clock=self.clock,
+                zone=self.org.zone,
+                admins=self.org.admins,
             )
         )
         # A check-in owed on a day that already has a digest rides in it (one DM a day).

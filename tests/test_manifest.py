@@ -85,6 +85,7 @@ async def test_every_registered_listener_is_in_the_manifest_and_vice_versa(
 
 def test_the_bot_asks_only_for_scopes_its_code_uses(manifest: dict[str, Any]):
     used = {
+        "channels:join": "conversations_join",
         "chat:write": "chat_postMessage",
         "chat:write.public": "chat_postMessage",
         "commands": "COMMAND",

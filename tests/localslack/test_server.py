@@ -77,7 +77,8 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def make_slack(monkeypatch: pytest.MonkeyPatch, clock: ManualClock) -> Iterator[Callable[..., LocalSlack]]:
-    """Start LocalSlack servers holding alice, bob, a deleted carol, #dei and #oit; stop them all."""
+    """Start LocalSlack servers holding alice, bob, a deleted carol, #dei and #oit (the bot in
+    both); stop them all."""
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
     started: list[LocalSlack] = []
@@ -88,8 +89,9 @@ def make_slack(monkeypatch: pytest.MonkeyPatch, clock: ManualClock) -> Iterator[
         ls.add_user(ALICE, "alice", real_name="Alice Ortiz", email="alice@phila.test")
         ls.add_user(BOB, "bob", tz="America/Los_Angeles", email="bob@phila.test")
         ls.add_user(CAROL, "carol", deleted=True)
-        ls.add_channel(DEI, "dei")
-        ls.add_channel(OIT, "oit")
+        # The bot was invited to both, so it may post and share files there.
+        ls.add_channel(DEI, "dei", member=True)
+        ls.add_channel(OIT, "oit", member=True)
         return ls
 
     yield make
@@ -113,6 +115,11 @@ def client(slack: LocalSlack) -> WebClient:
 def aclient(slack: LocalSlack) -> AsyncWebClient:
     """The async slack_sdk client (aiohttp) pointed at localslack."""
     return AsyncWebClient(base_url=slack.base_url, token=TOKEN)
+
+
+def slack_texts(slack: LocalSlack, channel: str) -> list[str]:
+    """The texts of everything in a channel, oldest first."""
+    return [m.text for m in slack.messages(channel)]
 
 
 def bare_client(slack: LocalSlack, **options: Any) -> WebClient:
@@ -522,6 +529,99 @@ def test_completing_an_upload_that_never_happened_is_file_not_found(client: WebC
         client.files_completeUploadExternal(files=[{"id": "F0NOPE", "title": "x"}], channel_id=DEI)
 
     assert caught.value.response["error"] == "file_not_found"
+
+
+async def test_upload_carries_its_alt_text_and_slack_refuses_a_too_long_one(
+    slack: LocalSlack, aclient: AsyncWebClient
+) -> None:
+    await aclient.files_upload_v2(
+        channel=OIT, content=b"\x89PNG", filename="chart.png", alt_txt="Bars of items by status"
+    )
+    [shared] = slack.files()
+    assert shared["alt_txt"] == "Bars of items by status"
+    with pytest.raises(SlackApiError) as refused:
+        await aclient.files_upload_v2(channel=OIT, content=b"\x89PNG", filename="c.png", alt_txt="x" * 1001)
+    assert refused.value.response["error"] == "alt_txt_too_large"
+
+
+# -- channel membership -----------------------------------------------------------------------
+
+PUBLIC, PRIVATE = "C0PUBLIC", "C0SECRET"
+
+
+@pytest.fixture
+def outside(slack: LocalSlack) -> LocalSlack:
+    """localslack with a public and a private channel the bot has not been invited to."""
+    slack.add_channel(PUBLIC, "equity-news")
+    slack.add_channel(PRIVATE, "hr-equity", private=True)
+    return slack
+
+
+def test_a_bot_outside_a_public_channel_may_post_there_but_not_share_a_file(
+    outside: LocalSlack, client: WebClient
+) -> None:
+    client.chat_postMessage(channel=PUBLIC, text="chat:write.public lets this through")
+    with pytest.raises(SlackApiError) as refused:
+        client.files_upload_v2(channel=PUBLIC, content=b"\x89PNG", filename="chart.png")
+    assert refused.value.response["error"] == "not_in_channel"
+    assert slack_texts(outside, PUBLIC) == ["chat:write.public lets this through"]
+    assert outside.files() == []
+
+
+def test_joining_a_public_channel_lets_the_bot_share_files_there(
+    outside: LocalSlack, client: WebClient
+) -> None:
+    joined = client.conversations_join(channel=PUBLIC)
+    assert (joined["channel"]["id"], joined["channel"]["is_member"]) == (PUBLIC, True)
+    assert "warning" not in joined.data
+    again = client.conversations_join(channel=PUBLIC)
+    assert again["warning"] == "already_in_channel"
+    client.files_upload_v2(channel=PUBLIC, content=b"\x89PNG", filename="chart.png")
+    assert outside.is_member(PUBLIC) and [f["channels"] for f in outside.files()] == [[PUBLIC]]
+
+
+def test_a_private_channel_is_closed_until_the_bot_is_invited(outside: LocalSlack, client: WebClient) -> None:
+    refusals = [
+        (lambda: client.conversations_join(channel=PRIVATE), "method_not_supported_for_channel_type"),
+        (lambda: client.chat_postMessage(channel=PRIVATE, text="hello"), "not_in_channel"),
+        (
+            lambda: client.files_upload_v2(channel=PRIVATE, content=b"\x89PNG", filename="chart.png"),
+            "not_in_channel",
+        ),
+        # A private channel the bot is not in is invisible to it.
+        (lambda: client.conversations_info(channel=PRIVATE), "channel_not_found"),
+    ]
+    for call, error in refusals:
+        with pytest.raises(SlackApiError) as refused:
+            call()
+        assert refused.value.response["error"] == error
+    assert outside.messages(PRIVATE) == [] and outside.files() == []
+
+    outside.invite(PRIVATE)
+    with pytest.raises(SlackApiError) as refused:
+        client.conversations_join(channel=PRIVATE)
+    assert refused.value.response["error"] == "method_not_supported_for_channel_type"
+    client.chat_postMessage(channel=PRIVATE, text="hello")
+    client.files_upload_v2(channel=PRIVATE, content=b"\x89PNG", filename="chart.png")
+    info = client.conversations_info(channel=PRIVATE)["channel"]
+    assert (info["is_private"], info["is_member"]) == (True, True)
+    assert slack_texts(outside, PRIVATE) == ["hello", ""]
+
+
+def test_each_membership_refusal_names_its_reason(outside: LocalSlack, client: WebClient) -> None:
+    outside.add_channel("C0OLD", "old-news", member=True, archived=True)
+    cases = {
+        "C0NOWHERE": ("conversations.join", "channel_not_found"),
+        "C0OLD": ("conversations.join", "is_archived"),
+    }
+    for channel, (method, error) in cases.items():
+        with pytest.raises(SlackApiError) as refused:
+            client.api_call(method, params={"channel": channel})
+        assert refused.value.response["error"] == error
+    with pytest.raises(SlackApiError) as refused:
+        client.chat_postMessage(channel="C0OLD", text="too late")
+    assert refused.value.response["error"] == "is_archived"
+    assert client.conversations_info(channel=PUBLIC)["channel"]["is_member"] is False
 
 
 # -- auth and routing -------------------------------------------------------------------------
