@@ -12,12 +12,13 @@ import csv
 import io
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import sqlalchemy as sa
 import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, PrivateAttr, ValidationError
 from pydantic_core import ErrorDetails, PydanticCustomError
@@ -29,11 +30,12 @@ from domain.cadence import CADENCE_KEYS, Cadence, CadenceError
 from domain.errors import NotFinite, ReapError, TextRefused
 from domain.status import Direction, ItemStatus, Role
 from domain.text import DESCRIPTION_MAX, NAME_MAX, NOTE_MAX, TITLE_MAX, UNIT_MAX, check_finite, check_text
-from storage.audit import record
+from storage.audit import event_row, record, record_all
+from storage.bulk import insert_rows
 from storage.items import (
     add_note,
-    audit,
-    create_items,
+    get_item,
+    insert_items,
     reassign_item,
     redate_item,
     set_progress,
@@ -694,6 +696,41 @@ def _number_text(value: float) -> str:
     return str(int(value)) if value.is_integer() else str(value)
 
 
+# What the import compares of each stored item: read as plain rows, not ORM objects.
+_ITEM_COLUMNS = (
+    col(ActionItem.id),
+    col(ActionItem.department_id),
+    col(ActionItem.number),
+    col(ActionItem.ref),
+    col(ActionItem.import_key),
+    col(ActionItem.strategy_id),
+    col(ActionItem.title),
+    col(ActionItem.description),
+    col(ActionItem.status),
+    col(ActionItem.progress),
+    col(ActionItem.owner_id),
+    col(ActionItem.due),
+    col(ActionItem.last_note),
+)
+
+
+def _item_differs(row: Any, doc: ItemDoc, strategy: Strategy) -> bool:
+    """Whether the file asks for any change to the stored item (the same tests _update_item applies)."""
+    return (
+        doc.title != row.title
+        or doc.description not in (None, row.description)
+        or strategy.id != row.strategy_id
+        or (doc.status is not None and doc.status != row.status)
+        or (doc.progress is not None and doc.progress != row.progress)
+        or (doc.owner is not None and doc.owner != row.owner_id)
+        or (doc.due is not None and doc.due != row.due)
+        or bool(doc.note and doc.note != row.last_note)
+    )
+
+
+_Key = TypeVar("_Key", bound=Hashable)
+
+
 class _Importer:
     """One import run: bulk-loaded existing rows, and the report being written."""
 
@@ -729,16 +766,37 @@ class _Importer:
             new=fields.pop("new", None),
         )
 
-    async def _created(self, kind: str, rows: list[tuple[Any, str]]) -> None:
-        if not rows:
-            return
-        for row, _ in rows:
-            self.session.add(row)
-        await self.session.flush()
-        for row, line in rows:
-            self._audit(kind, row.id, action="create", new=line)
+    async def _created(
+        self, kind: str, model: type[SQLModel], new: list[tuple[Any, str]], key: Callable[[Any], _Key]
+    ) -> dict[_Key, Any]:
+        """Write the new rows with one statement, read them back (ids) with one more, audit them in bulk.
+
+        Returns the stored rows by `key`, to use in place of the unsaved ones.
+        """
+        if not new:
+            return {}
+        columns = [c.key for c in model.__table__.columns if not c.primary_key]  # type: ignore[attr-defined]
+        await insert_rows(self.session, model, [{c: getattr(row, c) for c in columns} for row, _ in new])
+        stored = {key(row): row for row in await self._all(self._team(model))}
+        created: dict[_Key, Any] = {}
+        events = []
+        for row, line in new:
+            saved = created[key(row)] = stored[key(row)]
+            events.append(
+                event_row(
+                    team_id=self.team_id,
+                    entity=kind,
+                    entity_id=saved.id,
+                    actor=self.actor.user_id,
+                    at=self.now,
+                    action="create",
+                    new=line,
+                )
+            )
             self.report.changes.append(f"create {kind} {line}")
             self.report.count(kind, "created")
+        await record_all(self.session, events)
+        return created
 
     def _sync(
         self,
@@ -794,7 +852,7 @@ class _Importer:
             else:
                 wanted = {"name": doc.name, "report_channel": doc.report_channel}
                 self._sync(row, kind="department", label=doc.key, wanted=wanted)
-        await self._created("department", new)
+        self.departments.update(await self._created("department", Department, new, key=lambda d: d.key))
 
     def _department_key(self, department_id: int | None) -> str:
         keys = {d.id: key for key, d in self.departments.items()}
@@ -834,7 +892,7 @@ class _Importer:
                 names={"department_id": "department"},
                 show={"department_id": self._department_key},
             )
-        await self._created("person", new)
+        await self._created("person", Person, new, key=lambda p: p.user_id)
 
     async def _import_plans(self) -> None:
         self.plans = {p.key: p for p in await self._all(self._team(Plan))}
@@ -873,7 +931,7 @@ class _Importer:
                 "cadence": merged,
             }
             self._sync(row, kind="plan", label=doc.key, wanted=wanted)
-        await self._created("plan", new)
+        self.plans.update(await self._created("plan", Plan, new, key=lambda p: p.key))
 
         for strategy in await self._all(self._team(Strategy)):
             self.strategies[(strategy.plan_id, strategy.key)] = strategy
@@ -897,13 +955,18 @@ class _Importer:
                     continue
                 wanted = {"name": sdoc.name, "description": sdoc.description, "position": position}
                 self._sync(srow, kind="strategy", label=label, wanted=wanted)
-        await self._created("strategy", new)
+        self.strategies.update(
+            await self._created("strategy", Strategy, new, key=lambda s: (s.plan_id, s.key))
+        )
         self.strategy_keys = {s.id or 0: key for (_, key), s in self.strategies.items()}
 
     async def _import_items(self) -> None:
         department_ids = {self.departments[p.department].id for p in self.doc.plans}
         department_ids |= {self.departments[d.key].id for d in self.doc.departments}
-        loaded = await self._all(select(ActionItem).where(col(ActionItem.department_id).in_(department_ids)))
+        # Only the columns the file can change, as plain rows: an unchanged item costs no ORM object.
+        connection = await self.session.connection()
+        query = sa.select(*_ITEM_COLUMNS).where(col(ActionItem.department_id).in_(department_ids))
+        loaded: list[Any] = list((await connection.execute(query)).all())
         by_key = {(i.department_id, i.import_key): i for i in loaded if i.import_key is not None}
         # Items added in Slack have no key; an export writes their ref as the key.
         by_ref = {(i.department_id, i.ref): i for i in loaded if i.import_key is None}
@@ -935,7 +998,7 @@ class _Importer:
         """Create the file's new items in one batch (refs in file order), each audited."""
         if not new:
             return
-        items = await create_items(
+        items = await insert_items(
             self.session,
             data=[
                 ActionItemCreate(
@@ -952,15 +1015,13 @@ class _Importer:
             ],
             actor=self.actor,
             now=self.now,
+            notes=[doc.note for doc, _ in new],
         )
-        for item, (doc, _) in zip(items, new, strict=True):
-            if doc.note:
-                item.last_note = doc.note
-                audit(self.session, item=item, actor=self.actor, now=self.now, action="note", note=doc.note)
+        for item in items:
             self.report.changes.append(f"create item {item.ref} '{item.title}'")
             self.report.count("item", "created")
 
-    def _item_state(self, item: ActionItem) -> dict[str, object]:
+    def _item_state(self, item: Any) -> dict[str, object]:
         return {
             "title": item.title,
             "description": item.description,
@@ -972,10 +1033,13 @@ class _Importer:
             "note": item.last_note,
         }
 
-    async def _update_item(self, item: ActionItem, doc: ItemDoc, strategy: Strategy) -> None:
+    async def _update_item(self, row: Any, doc: ItemDoc, strategy: Strategy) -> None:
         """Bring one item in line with the file through the audited storage functions."""
+        if not _item_differs(row, doc, strategy):
+            return
+        ref, actor, now, session = row.ref, self.actor, self.now, self.session
+        item = await get_item(session, team_id=self.team_id, ref=ref)
         before = self._item_state(item)
-        ref, actor, now, session = item.ref, self.actor, self.now, self.session
         changes = ActionItemUpdate(
             title=doc.title if doc.title != item.title else None,
             description=doc.description if doc.description not in (None, item.description) else None,
@@ -1046,7 +1110,7 @@ class _Importer:
                         names={"owner_id": "owner", "strategy_id": "strategy"},
                         show={"strategy_id": lambda i: self.strategy_keys.get(i, str(i))},
                     )
-        await self._created("measure", new)
+        measures.update(await self._created("measure", Measure, new, key=lambda m: m.key))
 
         readings = {(r.measure_id, r.quarter): r for r in await self._all(self._team(MeasureReading))}
         new = []
@@ -1071,7 +1135,7 @@ class _Importer:
                             continue
                         wanted = {"value": reading.value, "note": reading.note}
                         self._sync(row, kind="reading", label=label, wanted=wanted)
-        await self._created("reading", new)
+        await self._created("reading", MeasureReading, new, key=lambda r: (r.measure_id, r.quarter))
 
     async def _import_meetings(self) -> None:
         cycles = {c.quarter: c for c in await self._all(self._team(CheckInCycle))}
@@ -1089,7 +1153,7 @@ class _Importer:
                 wanted={"meeting_date": day},
                 names={"meeting_date": "date"},
             )
-        await self._created("meeting", new)
+        await self._created("meeting", CheckInCycle, new, key=lambda c: c.quarter)
 
 
 async def import_plan(

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import and_, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from domain.errors import InvalidChange, NotFound
 from domain.status import ItemStatus
 from domain.text import DESCRIPTION_MAX, NOTE_MAX, TITLE_MAX, check_text
-from storage.audit import record
+from storage.audit import event_row, record, record_all
+from storage.bulk import insert_rows
 from storage.models import (
     ActionItem,
     ActionItemCreate,
@@ -101,6 +104,15 @@ async def create_item(
     return (await create_items(session, data=[data], actor=actor, now=now))[0]
 
 
+@dataclass(frozen=True)
+class NewItem:
+    """An item `insert_items` wrote: its id, ref and title (not an ORM object)."""
+
+    id: int
+    ref: str
+    title: str
+
+
 async def create_items(
     session: AsyncSession,
     *,
@@ -109,55 +121,118 @@ async def create_items(
     now: datetime,
 ) -> list[ActionItem]:
     """Create several items at once (refs reserved in one step per department), each audited."""
-    for wanted in data:
+    created = await insert_items(session, data=data, actor=actor, now=now)
+    if not created:
+        return []
+    query = select(ActionItem).where(col(ActionItem.id).in_([c.id for c in created]))
+    loaded = {item.id: item for item in await session.exec(query)}
+    return [loaded[c.id] for c in created]
+
+
+async def insert_items(
+    session: AsyncSession,
+    *,
+    data: Sequence[ActionItemCreate],
+    actor: Actor,
+    now: datetime,
+    notes: Sequence[str | None] | None = None,
+) -> list[NewItem]:
+    """Create items in bulk, each audited (and noted, with `notes` beside `data`), without loading them.
+
+    Refs are reserved in one step per department; the rows and their AuditEvents are written
+    with one statement each and the ids read back with one more, however many items there are.
+    """
+    if not data:
+        return []
+    notes = list(notes) if notes is not None else [None] * len(data)
+    for wanted, note in zip(data, notes, strict=True):
         _check_item_text(wanted.title, wanted.description)
+        if note:
+            _checked_note(note)
     departments: dict[int, Department] = {}
     for strategy_id in {d.strategy_id for d in data}:
         strategy = await session.get(Strategy, strategy_id)
         if strategy is None or strategy.team_id != actor.team_id:
             raise NotFound("strategy", str(strategy_id))
         departments[strategy_id] = await department_of_strategy(session, strategy=strategy)
-    for department in {d.id: d for d in departments.values()}.values():
-        owners = {d.owner_id for d in data if departments[d.strategy_id].id == department.id}
+    # Grouped once: asking each department about every item costs departments x items.
+    by_department: dict[int, list[ActionItemCreate]] = {}
+    for wanted in data:
+        by_department.setdefault(departments[wanted.strategy_id].id or 0, []).append(wanted)
+    known = {department.id or 0: department for department in departments.values()}
+    for department_id, wanted_here in by_department.items():
+        owners = {d.owner_id for d in wanted_here}
         if not (actor.is_admin or owners == {actor.user_id}):
             await ensure_coordinator(
-                session, actor=actor, department_id=department.id, action=f"add items to {department.key}"
+                session,
+                actor=actor,
+                department_id=department_id,
+                action=f"add items to {known[department_id].key}",
             )
-    numbers: dict[int, Iterator[int]] = {}
-    for department in {d.id: d for d in departments.values()}.values():
-        count = sum(1 for d in data if departments[d.strategy_id].id == department.id)
-        numbers[department.id or 0] = iter(
-            await _reserve_numbers(session, department_id=department.id or 0, count=count)
+    reserved: dict[int, range] = {}
+    for department_id, wanted_here in by_department.items():
+        reserved[department_id] = await _reserve_numbers(
+            session, department_id=department_id, count=len(wanted_here)
         )
-    items: list[ActionItem] = []
-    for wanted in data:
+    numbers = {department_id: iter(span) for department_id, span in reserved.items()}
+    rows: list[dict[str, Any]] = []
+    for wanted, note in zip(data, notes, strict=True):
         department = departments[wanted.strategy_id]
         number = next(numbers[department.id or 0])
-        items.append(
-            ActionItem(
-                team_id=actor.team_id,
-                department_id=department.id or 0,
-                strategy_id=wanted.strategy_id,
-                number=number,
-                ref=f"{department.key}-{number}",
-                import_key=wanted.import_key,
-                title=wanted.title,
-                description=wanted.description,
-                owner_id=wanted.owner_id,
-                due=wanted.due,
-                status=ItemStatus(wanted.status).value,
-                progress=wanted.progress,
-                completed_at=now if wanted.status == ItemStatus.DONE else None,
-                created_by=actor.user_id,
-                created_at=now,
-                updated_at=now,
-            )
+        rows.append(
+            {
+                "team_id": actor.team_id,
+                "department_id": department.id or 0,
+                "strategy_id": wanted.strategy_id,
+                "number": number,
+                "ref": f"{department.key}-{number}",
+                "import_key": wanted.import_key,
+                "title": wanted.title,
+                "description": wanted.description,
+                "owner_id": wanted.owner_id,
+                "due": wanted.due,
+                "status": ItemStatus(wanted.status).value,
+                "progress": wanted.progress,
+                "last_note": note or None,
+                "completed_at": now if wanted.status == ItemStatus.DONE else None,
+                "created_by": actor.user_id,
+                "created_at": now,
+                "updated_at": now,
+            }
         )
-    session.add_all(items)
-    await session.flush()
-    for item in items:
-        audit(session, item=item, actor=actor, now=now, action="create", new=item.title)
-    return items
+    await insert_rows(session, ActionItem, rows)
+    # The numbers just reserved are this call's alone, so they find exactly the new rows.
+    spans = [
+        and_(
+            col(ActionItem.department_id) == department_id, col(ActionItem.number).between(span[0], span[-1])
+        )
+        for department_id, span in reserved.items()
+    ]
+    query = select(col(ActionItem.id), col(ActionItem.department_id), col(ActionItem.number)).where(
+        or_(*spans)
+    )
+    stored = (await session.exec(query)).all()
+    ids = {(department_id, number): int(id_ or 0) for id_, department_id, number in stored}
+    created = [NewItem(ids[(row["department_id"], row["number"])], row["ref"], row["title"]) for row in rows]
+    events = []
+    for item, note in zip(created, notes, strict=True):
+        events.append(_audit_row(item, actor=actor, now=now, action="create", new=item.title))
+        if note:
+            events.append(_audit_row(item, actor=actor, now=now, action="note", note=note))
+    await record_all(session, events)
+    return created
+
+
+def _audit_row(item: NewItem, *, actor: Actor, now: datetime, **fields: Any) -> dict[str, Any]:
+    return event_row(
+        team_id=actor.team_id,
+        entity="item",
+        entity_id=item.id,
+        item_id=item.id,
+        actor=actor.user_id,
+        at=now,
+        **fields,
+    )
 
 
 async def department_of_strategy(session: AsyncSession, *, strategy: Strategy) -> Department:
