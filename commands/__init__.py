@@ -7,6 +7,7 @@ from slack_bolt.async_app import AsyncApp
 from commands import handlers as h
 from messages import blocks as bk
 from messages import checkin as ck
+from messages import requests as rq
 
 COMMANDS = {"/reap": h.on_reap}
 SHORTCUTS = {"create_action_item": h.on_create_from_message}
@@ -16,12 +17,16 @@ ACTIONS = {
     bk.SNOOZE: h.on_snooze,
     bk.UPDATE: h.on_update,
     ck.CHECKIN_OPEN: h.on_checkin_open,
+    rq.APPROVE: h.on_approve,
+    rq.DECLINE: h.on_decline,
+    rq.VERIFY: h.on_verify,
 }
 VIEWS = {
     bk.ADD_MODAL: h.on_add_submit,
     bk.UPDATE_MODAL: h.on_update_submit,
     bk.SNOOZE_MODAL: h.on_snooze_submit,
     ck.CHECKIN_MODAL: h.on_checkin_submit,
+    rq.DECLINE_MODAL: h.on_decline_submit,
 }
 
 

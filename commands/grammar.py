@@ -37,11 +37,16 @@ USAGE: dict[str, str] = {
     ),
     "show": "/reap show <ref>",
     "status": ('/reap status <ref> <not-started|on-track|at-risk|off-track|blocked|done|dropped> ["note"]'),
-    "done": '/reap done <ref> ["note"]',
+    "done": '/reap done <ref> <evidence link> ["note"]',
     "progress": "/reap progress <ref> <0-100>%",
     "note": '/reap note <ref> "<text>"',
-    "due": "/reap due <ref> <date>",
-    "assign": "/reap assign <ref> @user",
+    "due": '/reap due <ref> <date> ["reason"]',
+    "assign": '/reap assign <ref> @user ["reason"]',
+    "approve": '/reap approve <request> ["note"]',
+    "decline": '/reap decline <request> "<reason>"',
+    "verify": "/reap verify <ref>",
+    "reopen": '/reap reopen <ref> <status> <0-100>% "<reason>"',
+    "requests": "/reap requests [department]",
     "snooze": "/reap snooze <ref> <date or duration>",
     "history": "/reap history <ref>",
     "pause": "/reap pause <date>",
@@ -70,11 +75,38 @@ _DETAILS: dict[str, tuple[str, tuple[str, ...]]] = {
         "Set an item's status, with an optional note.",
         ('/reap status OIT-7 at-risk "vendor delay"', "/reap status OIT-7 on track"),
     ),
-    "done": ("Mark an item done.", ('/reap done OIT-7 "launched at the May meeting"',)),
+    "done": (
+        "Mark an item done, with a link to what was delivered (where the plan asks for evidence).",
+        ('/reap done OIT-7 https://www.phila.gov/oit/equity "launched at the May meeting"',),
+    ),
     "progress": ("Record how far along an item is.", ("/reap progress OIT-7 40%",)),
     "note": ("Add a note to an item.", ("/reap note OIT-7 vendor replied, demo next week",)),
-    "due": ("Change an item's due date.", ("/reap due OIT-7 end of quarter", "/reap due OIT-7 6/30")),
-    "assign": ("Give an item to someone else.", ("/reap assign OIT-7 @maria",)),
+    "due": (
+        "Change an item's due date. Later than the plan allows, it is a request for a coordinator's"
+        " approval and needs a reason.",
+        ("/reap due OIT-7 6/30", '/reap due OIT-7 end of quarter "vendor slipped to May"'),
+    ),
+    "assign": (
+        "Give an item to someone else (taking it from its owner is a request, with a reason).",
+        ('/reap assign OIT-7 @maria "Maria leads the vendor work now"',),
+    ),
+    "approve": (
+        "Approve a change request (coordinators).",
+        ("/reap approve #12", '/reap approve 12 "agreed at the meeting"'),
+    ),
+    "decline": (
+        "Decline a change request, saying why (coordinators).",
+        ('/reap decline #12 "keep the June date"',),
+    ),
+    "verify": ("Confirm a done item's evidence (coordinators).", ("/reap verify OIT-7",)),
+    "reopen": (
+        "Reopen a done item at a real status and progress, saying why.",
+        ('/reap reopen OIT-7 at-risk 80% "the site is not live yet"',),
+    ),
+    "requests": (
+        "List change requests and completions waiting for a coordinator.",
+        ("/reap requests", "/reap requests OIT"),
+    ),
     "snooze": ("Quiet an item's reminders for a while.", ("/reap snooze OIT-7 1w",)),
     "history": ("Show who changed an item, and when.", ("/reap history OIT-7",)),
     "pause": (
@@ -220,10 +252,44 @@ class SetStatus:
 
 @dataclass(frozen=True)
 class Done:
-    """`/reap done <ref> [note]`."""
+    """`/reap done <ref> [link] [note]`; the link is the evidence of completion."""
 
     ref: str
     note: str | None
+    evidence: str | None = None
+
+
+@dataclass(frozen=True)
+class Decide:
+    """`/reap approve <request> [note]` or `/reap decline <request> <reason>`."""
+
+    request: int
+    approve: bool
+    note: str | None
+
+
+@dataclass(frozen=True)
+class Verify:
+    """`/reap verify <ref>`: a coordinator confirms a done item's evidence."""
+
+    ref: str
+
+
+@dataclass(frozen=True)
+class Reopen:
+    """`/reap reopen <ref> <status> <percent>% <reason>`."""
+
+    ref: str
+    status: str
+    percent: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Requests:
+    """`/reap requests [department]`: pending change requests and completions awaiting verification."""
+
+    department: str | None
 
 
 @dataclass(frozen=True)
@@ -244,18 +310,20 @@ class Note:
 
 @dataclass(frozen=True)
 class Due:
-    """`/reap due <ref> <date>`."""
+    """`/reap due <ref> <date> ["reason"]`; past the plan's allowance the reason goes to the coordinators."""
 
     ref: str
     due: date
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
 class Assign:
-    """`/reap assign <ref> @user`; owner is the Slack user id."""
+    """`/reap assign <ref> @user ["reason"]`; owner is the Slack user id."""
 
     ref: str
     owner: str
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -358,6 +426,10 @@ Command: TypeAlias = (
     | Pause
     | Role
     | Who
+    | Decide
+    | Verify
+    | Reopen
+    | Requests
     | CheckIn
     | RecordMeasure
     | ListMeasures
@@ -770,9 +842,70 @@ def _status(a: _Args) -> Command:
     return SetStatus(ref, status, a.note(rest[used:]))
 
 
+_LINK = re.compile(r"<?(https?://[^\s<>|]{1,490})(?:\|[^<>]*)?>?", _A)
+
+
 def _done(a: _Args) -> Command:
     ref = a.ref(a.tokens)
-    return Done(ref, a.note(a.tokens[1:]))
+    rest = a.tokens[1:]
+    evidence = None
+    if rest and not rest[0].quoted and (match := _LINK.fullmatch(rest[0].raw)):
+        evidence, rest = match[1], rest[1:]
+    return Done(ref, a.note(rest), evidence)
+
+
+def _request_number(a: _Args) -> int:
+    if not a.tokens:
+        raise a.fail("Which request? Give its number, like #12 (/reap requests lists them)")
+    written = a.tokens[0].raw.lstrip("#")
+    if not _PAGE.fullmatch(written):
+        raise a.fail(f'"{snippet(a.tokens[0].text)}" is not a request number; they look like #12')
+    return int(written)
+
+
+def _approve(a: _Args) -> Command:
+    return Decide(_request_number(a), True, a.note(a.tokens[1:]))
+
+
+def _decline(a: _Args) -> Command:
+    number = _request_number(a)
+    reason = a.note(a.tokens[1:])
+    if not reason:
+        raise a.fail(f'Say why, for the person who asked: /reap decline #{number} "the reason"')
+    return Decide(number, False, reason)
+
+
+def _verify(a: _Args) -> Command:
+    ref = a.ref(a.tokens)
+    if len(a.tokens) > 1:
+        raise a.unexpected(a.tokens[1])
+    return Verify(ref)
+
+
+def _reopen(a: _Args) -> Command:
+    ref = a.ref(a.tokens)
+    rest = a.tokens[1:]
+    status, used = a.status(rest)
+    rest = rest[used:]
+    if not rest or not (match := _PERCENT.fullmatch(rest[0].raw)) or "." in match[1]:
+        raise a.fail(f"How far along is {ref} really? Give a whole percentage, like 60%")
+    reason = a.note(rest[1:])
+    if not reason:
+        raise a.fail(
+            f'Say why it is reopened: /reap reopen {ref} {status.replace("_", "-")} {match[1]}% "reason"'
+        )
+    return Reopen(ref, status, int(match[1]), reason)
+
+
+def _requests(a: _Args) -> Command:
+    if not a.tokens:
+        return Requests(None)
+    department = _department(a.tokens[0])
+    if department is None:
+        raise a.fail(f'"{snippet(a.tokens[0].text)}" is not a department key; they look like OIT')
+    if len(a.tokens) > 1:
+        raise a.unexpected(a.tokens[1])
+    return Requests(department)
 
 
 def _progress(a: _Args) -> Command:
@@ -800,12 +933,17 @@ def _note(a: _Args) -> Command:
 
 def _due(a: _Args) -> Command:
     ref = a.ref(a.tokens)
-    return Due(ref, a.day(a.tokens[1:]))
+    rest = a.tokens[1:]
+    reason = None
+    if len(rest) > 1 and rest[-1].quoted:
+        # The reason is quoted: a date may run over several words ("end of quarter").
+        reason, rest = a.note(rest[-1:]), rest[:-1]
+    return Due(ref, a.day(rest), reason)
 
 
 def _assign(a: _Args) -> Command:
     ref = a.ref(a.tokens)
-    return Assign(ref, a.person(a.tokens[1:], "new owner"))
+    return Assign(ref, a.person(a.tokens[1:2], "new owner"), a.note(a.tokens[2:]))
 
 
 _UNTIL_WORDS = ("until", "till", "til", "for")
@@ -1047,6 +1185,11 @@ _PARSERS = {
     "snooze": _snooze,
     "history": _history,
     "pause": _pause,
+    "approve": _approve,
+    "decline": _decline,
+    "verify": _verify,
+    "reopen": _reopen,
+    "requests": _requests,
     "role": _role,
     "who": _who,
     "checkin": _checkin,

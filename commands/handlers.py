@@ -19,10 +19,13 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from commands import grammar as g
 from commands import quarterly
 from commands import service as sv
+from domain.commitments import EvidenceRequired, ReasonRequired
 from domain.errors import PermissionDenied, ReapError
+from domain.status import ItemStatus
 from messages import blocks as bk
 from messages import checkin as ck
 from messages import primitives as ui
+from messages import requests as rq
 from storage.engine import transaction
 from storage.models import ProcessedEvent
 
@@ -257,14 +260,142 @@ async def on_done(
 
 
 async def _done(reap: sv.Reap, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond) -> None:
-    caller = await sv.caller_for(reap, team_id=team_of(body), user_id=_user(body))
+    caller = await sv.caller_for(
+        reap, team_id=team_of(body), user_id=_user(body), trigger_id=body.get("trigger_id")
+    )
     ref = str(body["actions"][0].get("value") or "")
     try:
         card = await sv.press_done(reap, caller=caller, ref=ref)
+    except EvidenceRequired as exc:
+        # The plan wants a link to what was delivered: ask for it in the Update form, set to done.
+        try:
+            item = await sv.editable_item(reap, caller=caller, ref=ref, action="complete")
+        except ReapError as refused:
+            await _tell(respond, client, body, refused)
+            return
+        view = bk.build_update_modal(item, metadata=_origin(body), status=ItemStatus.DONE, why=str(exc))
+        await client.views_open(trigger_id=caller.trigger_id, view=view)
+        return
     except ReapError as exc:
         await _tell(respond, client, body, exc)
         return
     await _refresh_message(reap, body, card, client, respond)
+
+
+async def on_approve(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    context: AsyncBoltContext,
+    client: AsyncWebClient,
+    respond: AsyncRespond,
+) -> None:
+    """Approve on a pending request: the change applies and the requester is told."""
+    await ack()
+    reap = reap_of(context)
+    reap.spawn(_approve(reap, body, client, respond))
+
+
+async def _approve(
+    reap: sv.Reap, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+) -> None:
+    caller = await sv.caller_for(reap, team_id=team_of(body), user_id=_user(body))
+    try:
+        reply = await sv.decide(reap, caller=caller, request_id=_number(body), approve=True, note=None)
+    except ReapError as exc:
+        await _tell(respond, client, body, exc)
+        return
+    await _answer_in_place(respond, client, body, reply)
+
+
+async def on_decline(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    context: AsyncBoltContext,
+    client: AsyncWebClient,
+    respond: AsyncRespond,
+) -> None:
+    """Decline… on a pending request: ask why in a form (the requester reads the reason)."""
+    await ack()
+    number = _number(body)
+    reap_of(context).spawn(
+        client.views_open(trigger_id=body.get("trigger_id"), view=rq.build_decline_modal(number))
+    )
+
+
+async def on_decline_submit(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    view: dict[str, Any],
+    context: AsyncBoltContext,
+    client: AsyncWebClient,
+) -> None:
+    """The decline form: decline with the reason, or show why it cannot."""
+    reap = reap_of(context)
+    reason = (
+        view.get("state", {}).get("values", {}).get("reason", {}).get("value", {}).get("value") or ""
+    ).strip()
+    number = _metadata(view).get("request")
+    if not isinstance(number, int):
+        await ack(
+            response_action="errors", errors={"reason": "This form has lost its request; open it again."}
+        )
+        return
+    caller = await sv.caller_for(reap, team_id=team_of(body), user_id=_user(body))
+    try:
+        reply = await sv.decide(reap, caller=caller, request_id=number, approve=False, note=reason)
+    except ReapError as exc:
+        await _refuse_inline(ack, body, exc, block_id="reason")
+        return
+    await ack()
+    reap.spawn(_after_decline(reply, client, caller.actor.user_id))
+
+
+async def _after_decline(reply: sv.Reply, client: AsyncWebClient, decider: str) -> None:
+    for followup in reply.followups:
+        await followup(client)
+    await client.chat_postMessage(channel=decider, text=reply.text, blocks=reply.blocks)
+
+
+async def on_verify(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    context: AsyncBoltContext,
+    client: AsyncWebClient,
+    respond: AsyncRespond,
+) -> None:
+    """Verify on a done item awaiting verification."""
+    await ack()
+    reap = reap_of(context)
+    reap.spawn(_verify(reap, body, client, respond))
+
+
+async def _verify(reap: sv.Reap, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond) -> None:
+    caller = await sv.caller_for(reap, team_id=team_of(body), user_id=_user(body))
+    ref = str(body["actions"][0].get("value") or "")
+    try:
+        reply = await sv.run_command(reap, caller=caller, command=g.Verify(ref.upper()))
+    except ReapError as exc:
+        await _tell(respond, client, body, exc)
+        return
+    await _answer_in_place(respond, client, body, reply)
+
+
+def _number(body: dict[str, Any]) -> int:
+    """The request number a button carries (0 for none: a request that does not exist)."""
+    value = str(body["actions"][0].get("value") or "")
+    return int(value) if value.isdigit() and len(value) <= 10 else 0
+
+
+async def _answer_in_place(
+    respond: AsyncRespond, client: AsyncWebClient, body: dict[str, Any], reply: sv.Reply
+) -> None:
+    """Say what a decision did, to the person who pressed, and run its follow-ups."""
+    for followup in reply.followups:
+        await followup(client)
+    if body.get("response_url"):
+        await respond(response_type="ephemeral", replace_original=False, text=reply.text, blocks=reply.blocks)
+    else:
+        await client.chat_postMessage(channel=_user(body), text=reply.text, blocks=reply.blocks)
 
 
 async def on_snooze(
@@ -397,6 +528,12 @@ async def on_update_submit(
     caller = await sv.caller_for(reap, team_id=team_of(body), user_id=_user(body))
     try:
         card = await sv.submit_update(reap, caller=caller, form=form)
+    except EvidenceRequired as exc:
+        await _refuse_inline(ack, body, exc, block_id="evidence")
+        return
+    except ReasonRequired as exc:
+        await _refuse_inline(ack, body, exc, block_id="note")
+        return
     except ReapError as exc:
         await _refuse_inline(ack, body, exc, block_id="status")
         return

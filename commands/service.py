@@ -17,12 +17,23 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from commands import grammar as g
 from commands import measures, quarterly
+from domain.commitments import ChangeKind, check_evidence
 from domain.errors import InvalidChange, NotFound, PermissionDenied, ReapError
 from domain.org import Organisation
 from domain.status import ItemStatus, Role
 from domain.text import DESCRIPTION_MAX, NOTE_MAX, TITLE_MAX, text_problem
 from messages import blocks as bk
 from messages import primitives as ui
+from messages import requests as rq
+from storage.changes import (
+    awaiting_verification,
+    decide_request,
+    describe,
+    pending_by_item,
+    pending_for,
+    pending_requests,
+    propose_change,
+)
 from storage.engine import Sessions, reading, transaction
 from storage.items import (
     add_note,
@@ -30,12 +41,13 @@ from storage.items import (
     create_item,
     get_item,
     reassign_item,
-    redate_item,
+    reopen_item,
     set_progress,
     set_status,
     snooze_item,
+    verify_item,
 )
-from storage.models import ActionItem, ActionItemCreate, Department, Plan, Strategy
+from storage.models import ActionItem, ActionItemCreate, ChangeRequest, Department, Plan, Strategy
 from storage.outbox import find_by_message
 from storage.people import ensure_person, find_person, refresh_person, role_holders, set_pause, set_role
 from storage.permissions import Actor, ensure_can_edit
@@ -154,9 +166,15 @@ async def _strategy_names(session: AsyncSession, team_id: str) -> dict[int, str]
     return {s.id or 0: s.name for s in rows}
 
 
-def _card(item: ActionItem, names: dict[int, str], caller: Caller) -> bk.ItemCard:
+def _card(
+    item: ActionItem, names: dict[int, str], caller: Caller, pending: ChangeRequest | None = None
+) -> bk.ItemCard:
     return bk.ItemCard(
-        item=item, strategy=names.get(item.strategy_id, ""), zone=caller.zone, today=caller.today
+        item=item,
+        strategy=names.get(item.strategy_id, ""),
+        zone=caller.zone,
+        today=caller.today,
+        pending=pending,
     )
 
 
@@ -165,7 +183,8 @@ async def card_for(reap: Reap, *, caller: Caller, ref: str) -> bk.ItemCard:
     async with reading(reap.sessions) as session:
         item = await get_item(session, team_id=caller.actor.team_id, ref=ref)
         names = await _strategy_names(session, caller.actor.team_id)
-    return _card(item, names, caller)
+        pending = await pending_for(session, item_id=item.id or 0)
+    return _card(item, names, caller, pending)
 
 
 # --- commands ----------------------------------------------------------------------------------
@@ -190,6 +209,8 @@ async def run_command(reap: Reap, *, caller: Caller, command: g.Command) -> Repl
             async with reading(reap.sessions) as session:
                 events = await item_history(session, team_id=caller.actor.team_id, ref=ref)
             return Reply(text=f"History of {ref}", blocks=bk.build_history(ref.upper(), events))
+        case g.SetStatus(ref=ref, status=status, note=note) if status == ItemStatus.DROPPED:
+            return await _propose(reap, caller, ref, ChangeKind.DROP, None, note)
         case g.SetStatus(ref=ref, status=status, note=note):
             return await _change(
                 reap,
@@ -200,13 +221,15 @@ async def run_command(reap: Reap, *, caller: Caller, command: g.Command) -> Repl
                     s, ref=ref, status=ItemStatus(status), actor=caller.actor, now=caller.now, note=note
                 ),
             )
-        case g.Done(ref=ref, note=note):
+        case g.Done(ref=ref, note=note, evidence=evidence):
             return await _change(
                 reap,
                 caller,
                 ref,
                 f":white_check_mark: {ref.upper()} is done. Thank you!",
-                lambda s: complete_item(s, ref=ref, actor=caller.actor, now=caller.now, note=note),
+                lambda s: complete_item(
+                    s, ref=ref, actor=caller.actor, now=caller.now, note=note, evidence=evidence
+                ),
             )
         case g.Progress(ref=ref, percent=percent):
             return await _change(
@@ -224,22 +247,40 @@ async def run_command(reap: Reap, *, caller: Caller, command: g.Command) -> Repl
                 f"Noted on {ref.upper()}.",
                 lambda s: add_note(s, ref=ref, text=text, actor=caller.actor, now=caller.now),
             )
-        case g.Due(ref=ref, due=due):
+        case g.Due(ref=ref, due=due, reason=reason):
+            return await _propose(reap, caller, ref, ChangeKind.REDATE, due.isoformat(), reason)
+        case g.Assign(ref=ref, owner=owner, reason=reason):
+            async with transaction(reap.sessions) as session:
+                await ensure_person(session, team_id=caller.actor.team_id, user_id=owner, now=caller.now)
+            return await _propose(reap, caller, ref, ChangeKind.REASSIGN, owner, reason)
+        case g.Decide(request=number, approve=approve, note=note):
+            return await decide(reap, caller=caller, request_id=number, approve=approve, note=note)
+        case g.Verify(ref=ref):
             return await _change(
                 reap,
                 caller,
                 ref,
-                f"{ref.upper()} is now due {ui.date_token(due, caller.zone)}.",
-                lambda s: redate_item(s, ref=ref, due=due, actor=caller.actor, now=caller.now),
+                f":white_check_mark: {ref.upper()} is verified.",
+                lambda s: verify_item(s, ref=ref, actor=caller.actor, now=caller.now),
             )
-        case g.Assign(ref=ref, owner=owner):
+        case g.Reopen(ref=ref, status=status, percent=percent, reason=reason):
             return await _change(
                 reap,
                 caller,
                 ref,
-                f"{ref.upper()} now belongs to <@{owner}>.",
-                lambda s: _reassign(s, caller, ref, owner),
+                f"{ref.upper()} is open again: {ItemStatus(status).label}, {percent}%.",
+                lambda s: reopen_item(
+                    s,
+                    ref=ref,
+                    status=ItemStatus(status),
+                    percent=percent,
+                    reason=reason,
+                    actor=caller.actor,
+                    now=caller.now,
+                ),
             )
+        case g.Requests(department=department):
+            return await list_requests(reap, caller=caller, department=department)
         case g.Snooze(ref=ref, until=wake):
             return await _change(
                 reap,
@@ -268,6 +309,76 @@ async def run_command(reap: Reap, *, caller: Caller, command: g.Command) -> Repl
         case g.Rollup():
             return await quarterly.run_rollup(reap, caller=caller, command=command)
     raise InvalidChange(f"`{type(command).__name__}` is not something I can do.")
+
+
+async def _propose(
+    reap: Reap, caller: Caller, ref: str, kind: ChangeKind, value: str | None, reason: str | None
+) -> Reply:
+    """A change to a commitment: applied at once where the caller may, else a request to the coordinators."""
+    async with transaction(reap.sessions) as session:
+        outcome = await propose_change(
+            session,
+            actor=caller.actor,
+            ref=ref,
+            kind=kind,
+            value=value,
+            reason=reason,
+            today=caller.today,
+            now=caller.now,
+        )
+        names = await _strategy_names(session, caller.actor.team_id)
+    card = _card(outcome.item, names, caller, outcome.request)
+    if outcome.request is not None:
+        text = rq.request_filed_text(outcome.request, outcome.item)
+        return Reply(text=text, blocks=bk.build_confirmation(text, card))
+    done = {
+        ChangeKind.DROP: f"{card.item.ref} is dropped.",
+        ChangeKind.REDATE: f"{card.item.ref} is now due "
+        + (ui.date_token(card.item.due, caller.zone) if card.item.due else "with no date")
+        + ".",
+        ChangeKind.REASSIGN: f"{card.item.ref} now belongs to <@{card.item.owner_id}>.",
+    }[kind]
+    return Reply(text=done, blocks=bk.build_confirmation(done, card))
+
+
+async def decide(reap: Reap, *, caller: Caller, request_id: int, approve: bool, note: str | None) -> Reply:
+    """Approve or decline a change request; the requester is told at once (their own request's answer)."""
+    async with transaction(reap.sessions) as session:
+        request, item = await decide_request(
+            session, actor=caller.actor, request_id=request_id, approve=approve, note=note, now=caller.now
+        )
+    verb = "Approved" if approve else "Declined"
+    text = f"{verb} request #{request.id} on {item.ref}: {describe(request)}."
+    reply = Reply(text=text, blocks=[ui.section(text)])
+    told = rq.decision_text(request, item)
+    requester = request.requested_by
+    reply.followups.append(
+        lambda client: client.chat_postMessage(channel=requester, text=told, blocks=[ui.section(told)])
+    )
+    return reply
+
+
+async def list_requests(reap: Reap, *, caller: Caller, department: str | None) -> Reply:
+    """`/reap requests [department]`: what waits for a coordinator, with the buttons to decide."""
+    team_id = caller.actor.team_id
+    async with reading(reap.sessions) as session:
+        department_ids = None
+        if department:
+            found = (
+                await session.exec(
+                    select(Department)
+                    .where(Department.team_id == team_id)
+                    .where(Department.key == department)
+                )
+            ).first()
+            if found is None:
+                raise NotFound("department", department)
+            department_ids = [found.id or 0]
+        pending = await pending_requests(session, team_id=team_id, department_ids=department_ids)
+        awaiting = await awaiting_verification(session, team_id=team_id, department_ids=department_ids)
+    title = f"Waiting for a coordinator{f' in {department}' if department else ''}"
+    text = f"{title}: {len(pending)} requests, {len(awaiting)} to verify"
+    return Reply(text=text, blocks=rq.build_requests(pending, awaiting, title=title, zone=caller.zone))
 
 
 async def _set_role(reap: Reap, caller: Caller, command: g.Role) -> Reply:
@@ -317,7 +428,8 @@ async def _change(
     async with transaction(reap.sessions) as session:
         item = await change(session)
         names = await _strategy_names(session, caller.actor.team_id)
-    card = _card(item, names, caller)
+        pending = await pending_for(session, item_id=item.id or 0)
+    card = _card(item, names, caller, pending)
     return Reply(text=message, blocks=bk.build_confirmation(message, card))
 
 
@@ -435,7 +547,8 @@ async def _list(reap: Reap, caller: Caller, command: g.ListItems) -> Reply:
         else:
             total = await count_items(session, team_id=team_id, where=where)
         names = await _strategy_names(session, team_id)
-    cards = [_card(i, names, caller) for i in items]
+        pending = await pending_by_item(session, item_ids=[i.id for i in items if i.id is not None])
+    cards = [_card(i, names, caller, pending.get(i.id or 0)) for i in items]
     blocks = bk.build_item_list(cards, title=title, page=command.page, total=total)
     return Reply(text=f"{ui.escape(title)}: {total}", blocks=blocks)
 
@@ -510,6 +623,7 @@ class UpdateForm:
     progress: int
     due: date | None
     note: str | None
+    evidence: str | None = None
 
 
 def parse_update_form(ref: str, values: dict[str, Any]) -> UpdateForm | dict[str, str]:
@@ -537,9 +651,15 @@ def parse_update_form(ref: str, values: dict[str, Any]) -> UpdateForm | dict[str
     note = (values.get("note", {}).get("value", {}).get("value") or "").strip() or None
     if note and (problem := text_problem(note, field="note", limit=NOTE_MAX, multiline=True)):
         errors["note"] = problem
+    evidence = (values.get("evidence", {}).get("value", {}).get("value") or "").strip() or None
+    if evidence:
+        try:
+            evidence = check_evidence(evidence)
+        except InvalidChange as exc:
+            errors["evidence"] = str(exc)
     if errors:
         return errors
-    return UpdateForm(ref=ref, status=status, progress=progress, due=due, note=note)
+    return UpdateForm(ref=ref, status=status, progress=progress, due=due, note=note, evidence=evidence)
 
 
 async def submit_update(reap: Reap, *, caller: Caller, form: UpdateForm) -> bk.ItemCard:
@@ -548,10 +668,43 @@ async def submit_update(reap: Reap, *, caller: Caller, form: UpdateForm) -> bk.I
     async with transaction(reap.sessions) as session:
         item = await get_item(session, team_id=team_id, ref=form.ref)
         await ensure_can_edit(session, actor=actor, item=item, action=f"update {item.ref}")
+        pending = None
         if form.due != item.due:
-            await redate_item(session, ref=form.ref, due=form.due, actor=actor, now=now, note=form.note)
-        if form.status.value != item.status:
-            await set_status(session, ref=form.ref, status=form.status, actor=actor, now=now, note=form.note)
+            # A later date than the plan allows becomes a request with the note as its reason.
+            value = form.due.isoformat() if form.due else None
+            outcome = await propose_change(
+                session,
+                actor=actor,
+                ref=form.ref,
+                kind=ChangeKind.REDATE,
+                value=value,
+                reason=form.note,
+                today=caller.today,
+                now=now,
+            )
+            pending = outcome.request
+        if form.status == ItemStatus.DROPPED and item.status != ItemStatus.DROPPED:
+            outcome = await propose_change(
+                session,
+                actor=actor,
+                ref=form.ref,
+                kind=ChangeKind.DROP,
+                value=None,
+                reason=form.note,
+                today=caller.today,
+                now=now,
+            )
+            pending = outcome.request or pending
+        elif form.status.value != item.status or (form.status == ItemStatus.DONE and form.evidence):
+            await set_status(
+                session,
+                ref=form.ref,
+                status=form.status,
+                actor=actor,
+                now=now,
+                note=form.note,
+                evidence=form.evidence,
+            )
         if form.progress != item.progress and form.status != ItemStatus.DONE:
             await set_progress(
                 session, ref=form.ref, percent=form.progress, actor=actor, now=now, note=form.note
@@ -559,7 +712,7 @@ async def submit_update(reap: Reap, *, caller: Caller, form: UpdateForm) -> bk.I
         if form.note and item.last_note != form.note:
             await add_note(session, ref=form.ref, text=form.note, actor=actor, now=now)
         names = await _strategy_names(session, team_id)
-    return _card(item, names, caller)
+    return _card(item, names, caller, pending)
 
 
 # Row ids are PostgreSQL INTEGER columns; a larger number would fail the query instead of finding nothing.

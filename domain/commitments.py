@@ -22,6 +22,14 @@ EVIDENCE_MAX = 500
 _LINK = re.compile(r"https?://[^\s<>\"'|]{1,490}", re.ASCII)
 
 
+class EvidenceRequired(InvalidChange):
+    """Completion needs a link to what was delivered, or the link given is not one."""
+
+
+class ReasonRequired(InvalidChange):
+    """A change to a commitment needs a reason that the coordinators (and the record) will read."""
+
+
 class ChangeKind(StrEnum):
     """A change to a commitment that may need approval."""
 
@@ -95,7 +103,7 @@ def check_evidence(text: str) -> str:
     """The evidence link as given, if it is an http(s) link (a Slack permalink is one); else refused."""
     link = text.strip().strip("<>").split("|", 1)[0]
     if len(link) > EVIDENCE_MAX or not _LINK.fullmatch(link):
-        raise InvalidChange(
+        raise EvidenceRequired(
             f"Evidence must be a link people can open (https://…, or a Slack message's permalink), "
             f"not “{text[:60]}”; nothing was changed."
         )
@@ -105,5 +113,7 @@ def check_evidence(text: str) -> str:
 def check_reason(reason: str | None, *, what: str) -> str:
     """The reason a change needs, refused when it is missing."""
     if not reason or not reason.strip():
-        raise InvalidChange(f"To {what}, give a reason in quotes; nothing was changed.")
+        raise ReasonRequired(
+            f"To {what}, give a reason (in quotes after the command, or in the form's note); nothing was changed."
+        )
     return reason.strip()

@@ -28,7 +28,8 @@ from messages.primitives import (
     plain,
     section,
 )
-from storage.models import ActionItem, AuditEvent, Person, Strategy
+from storage.changes import describe
+from storage.models import ActionItem, AuditEvent, ChangeRequest, Person, Strategy
 
 PAGE_SIZE = 20
 
@@ -50,6 +51,7 @@ class ItemCard:
     strategy: str
     zone: ZoneInfo
     today: date
+    pending: ChangeRequest | None = None  # a change waiting for a coordinator
 
     @property
     def overdue_days(self) -> int:
@@ -67,7 +69,13 @@ def status_text(status: ItemStatus) -> str:
 def item_summary(card: ItemCard) -> str:
     """The mrkdwn body of an item card."""
     item = card.item
-    parts = [status_text(item.status_enum), f"{item.progress}%"]
+    status = status_text(item.status_enum)
+    if card.overdue_days:
+        # The calendar wins over what was typed: an open item past its date is overdue, whatever it says.
+        status = f":red_circle: *overdue* (marked {item.status_enum.label})"
+    elif item.status == ItemStatus.DONE and item.verified_at is None:
+        status += " — awaiting verification"
+    parts = [status, f"{item.progress}%"]
     if item.due:
         due = f"due {date_token(item.due, card.zone)}"
         if card.overdue_days:
@@ -79,6 +87,13 @@ def item_summary(card: ItemCard) -> str:
     lines = [f"*{item.ref}* {escape(clip(item.title, 300))}", " · ".join(parts)]
     if card.strategy:
         lines.append(f"_{escape(card.strategy)}_")
+    if item.evidence_url and item.status == ItemStatus.DONE:
+        lines.append(f":link: <{item.evidence_url}|evidence of completion>")
+    if card.pending is not None:
+        lines.append(
+            f":hourglass_flowing_sand: Request #{card.pending.id} to {describe(card.pending)}"
+            " is waiting for a coordinator"
+        )
     if item.last_note:
         lines.append(f"> {escape(clip(item.last_note, 500))}")
     return "\n".join(lines)
@@ -284,10 +299,24 @@ def build_add_modal(
     }
 
 
-def build_update_modal(item: ActionItem, *, metadata: dict[str, Any]) -> dict[str, Any]:
-    """The Update modal for one item: status, progress, note, due date."""
+def _evidence_element(item: ActionItem) -> dict[str, Any]:
+    element: dict[str, Any] = {"type": "url_text_input", "action_id": "value"}
+    if item.evidence_url:
+        element["initial_value"] = item.evidence_url
+    return element
+
+
+def build_update_modal(
+    item: ActionItem, *, metadata: dict[str, Any], status: ItemStatus | None = None, why: str | None = None
+) -> dict[str, Any]:
+    """The Update modal for one item: status, progress, due date, evidence link and note.
+
+    `status` preselects a status (the Done button opens it at done when evidence is needed), and
+    `why` says at the top what the form is asking for.
+    """
     statuses = [_option(s.label.capitalize(), s.value) for s in ItemStatus]
-    current = next(o for o in statuses if o["value"] == item.status)
+    chosen = (status or item.status_enum).value
+    current = next(o for o in statuses if o["value"] == chosen)
     due_element: dict[str, Any] = {"type": "datepicker", "action_id": "value"}
     if item.due:
         due_element["initial_date"] = item.due.isoformat()
@@ -299,7 +328,7 @@ def build_update_modal(item: ActionItem, *, metadata: dict[str, Any]) -> dict[st
         "close": plain("Cancel", 24),
         "private_metadata": json.dumps({**metadata, "ref": item.ref})[:3000],
         "blocks": [
-            section(f"*{item.ref}* {escape(clip(item.title, 300))}"),
+            section(f"*{item.ref}* {escape(clip(item.title, 300))}" + (f"\n{escape(why)}" if why else "")),
             {
                 "type": "input",
                 "block_id": "status",
@@ -333,8 +362,20 @@ def build_update_modal(item: ActionItem, *, metadata: dict[str, Any]) -> dict[st
             },
             {
                 "type": "input",
+                "block_id": "evidence",
+                "optional": True,
+                "label": plain("Evidence of completion (a link)", 2000),
+                "hint": plain("Where the plan asks for it, Done needs a link to what was delivered.", 2000),
+                "element": _evidence_element(item),
+            },
+            {
+                "type": "input",
                 "block_id": "note",
                 "optional": True,
+                "hint": plain(
+                    "Dropping the item or a later due date needs a reason here, for the coordinators.",
+                    2000,
+                ),
                 "label": plain("Note", 2000),
                 "element": {
                     "type": "plain_text_input",

@@ -11,7 +11,8 @@ from sqlalchemy import and_, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from domain.errors import InvalidChange, NotFound
+from domain.commitments import ChangeKind, EvidenceRequired, check_evidence, check_reason
+from domain.errors import InvalidChange, NotFound, PermissionDenied
 from domain.status import ItemStatus
 from domain.text import DESCRIPTION_MAX, NOTE_MAX, TITLE_MAX, check_text
 from storage.audit import event_row, record, record_all
@@ -25,7 +26,15 @@ from storage.models import (
     Plan,
     Strategy,
 )
-from storage.permissions import Actor, ensure_can_edit, ensure_coordinator
+from storage.permissions import (
+    SYSTEM_ACTOR,
+    Actor,
+    ensure_can_edit,
+    ensure_coordinator,
+    ensure_may_commit,
+    may_decide,
+    policy_for,
+)
 
 
 def _checked_note(note: str) -> str:
@@ -348,7 +357,10 @@ async def update_item(
         if value is not None:
             _set(session, item=item, field=field, value=value, actor=actor, now=now, note=note)
     if changes.status is not None:
-        _apply_status(session, item=item, status=ItemStatus(changes.status), actor=actor, now=now, note=note)
+        status = ItemStatus(changes.status)
+        await _check_status_change(session, item=item, status=status, actor=actor, evidence=None)
+        if _apply_status(session, item=item, status=status, actor=actor, now=now, note=note):
+            await _after_status(session, item=item, actor=actor, now=now)
     _note(session, item=item, note=note, actor=actor, now=now)
     return item
 
@@ -361,19 +373,126 @@ async def set_status(
     actor: Actor,
     now: datetime,
     note: str | None = None,
+    evidence: str | None = None,
 ) -> ActionItem:
-    """Change an item's status (done and dropped included), with an optional note."""
+    """Change an item's status (done and dropped included), with an optional note.
+
+    Dropping may need a coordinator's approval, completing may need evidence, and a done item is
+    reopened only with a real status and progress (see `reopen_item`).
+    """
     item = await _editable(session, ref=ref, actor=actor, action="change the status of")
-    _apply_status(session, item=item, status=status, actor=actor, now=now, note=note)
+    await _check_status_change(session, item=item, status=status, actor=actor, evidence=evidence)
+    if _apply_status(session, item=item, status=status, actor=actor, now=now, note=note):
+        await _after_status(session, item=item, actor=actor, now=now)
     _note(session, item=item, note=note, actor=actor, now=now)
     return item
 
 
+async def _check_status_change(
+    session: AsyncSession, *, item: ActionItem, status: ItemStatus, actor: Actor, evidence: str | None
+) -> None:
+    if status.value == item.status:
+        if evidence and status == ItemStatus.DONE:
+            # Evidence added to an item already done (say, after a send-back asked for it).
+            item.evidence_url = check_evidence(evidence)
+        return
+    if status == ItemStatus.DROPPED:
+        await ensure_may_commit(session, actor=actor, item=item, kind=ChangeKind.DROP)
+    if item.status == ItemStatus.DONE and status.is_open and actor.user_id != SYSTEM_ACTOR:
+        raise InvalidChange(
+            f"{item.ref} is done. To reopen it, say where it really stands and why: "
+            f'/reap reopen {item.ref} <status> <0-100>% "reason"'
+        )
+    if status == ItemStatus.DONE:
+        link = check_evidence(evidence) if evidence else None
+        policy = await policy_for(session, item=item)
+        if policy.evidence_required and not (link or item.evidence_url) and actor.user_id != SYSTEM_ACTOR:
+            raise EvidenceRequired(
+                f"{item.ref} needs evidence of completion: a link to what was delivered. "
+                f'Finish it with /reap done {item.ref} <link> ["note"], or put the link in the Update form.'
+            )
+        if link:
+            item.evidence_url = link
+
+
+async def _after_status(session: AsyncSession, *, item: ActionItem, actor: Actor, now: datetime) -> None:
+    if item.status != ItemStatus.DONE:
+        item.verified_at = item.verified_by = None
+        return
+    policy = await policy_for(session, item=item)
+    # Verification is a second pair of eyes: a coordinator finishing someone else's item is one,
+    # as is the plan file (the coordinators' own document); an owner finishing their own is not.
+    vouched = actor.user_id == SYSTEM_ACTOR or (
+        actor.user_id != item.owner_id
+        and await may_decide(session, actor=actor, department_id=item.department_id)
+    )
+    if not policy.verification or vouched:
+        item.verified_at, item.verified_by = now, actor.user_id
+        audit(session, item=item, actor=actor, now=now, action="verify", field="verified", new="yes")
+
+
 async def complete_item(
-    session: AsyncSession, *, ref: str, actor: Actor, now: datetime, note: str | None = None
+    session: AsyncSession,
+    *,
+    ref: str,
+    actor: Actor,
+    now: datetime,
+    note: str | None = None,
+    evidence: str | None = None,
 ) -> ActionItem:
-    """Mark an item done; completing a done item changes nothing."""
-    return await set_status(session, ref=ref, status=ItemStatus.DONE, actor=actor, now=now, note=note)
+    """Mark an item done (with its evidence link where the plan asks for one); done twice is done once."""
+    return await set_status(
+        session, ref=ref, status=ItemStatus.DONE, actor=actor, now=now, note=note, evidence=evidence
+    )
+
+
+async def verify_item(session: AsyncSession, *, ref: str, actor: Actor, now: datetime) -> ActionItem:
+    """A coordinator confirms a done item's evidence; the owner cannot verify their own item."""
+    item = await get_item(session, team_id=actor.team_id, ref=ref, lock=True)
+    if not await may_decide(session, actor=actor, department_id=item.department_id):
+        raise PermissionDenied(
+            f"verify {item.ref}", "Its department's coordinators, DEI coordinators or admins verify."
+        )
+    if item.status != ItemStatus.DONE:
+        raise InvalidChange(f"{item.ref} is {item.status_enum.label}, not done; there is nothing to verify.")
+    if item.verified_at is not None:
+        raise InvalidChange(f"{item.ref} was already verified by <@{item.verified_by}>.")
+    if item.owner_id == actor.user_id:
+        raise InvalidChange(f"{item.ref} is yours; another coordinator verifies it.")
+    item.verified_at, item.verified_by = now, actor.user_id
+    audit(session, item=item, actor=actor, now=now, action="verify", field="verified", old="no", new="yes")
+    return item
+
+
+async def reopen_item(
+    session: AsyncSession,
+    *,
+    ref: str,
+    status: ItemStatus,
+    percent: int,
+    reason: str,
+    actor: Actor,
+    now: datetime,
+) -> ActionItem:
+    """Reopen a done item (or send it back unverified) at a real status and progress, with a reason."""
+    reason = check_reason(reason, what=f"reopen {ref.upper()}")
+    _checked_note(reason)
+    if not status.is_open:
+        raise InvalidChange(f"Reopen to an open status (not {status.label}).")
+    if not 0 <= percent <= 99:
+        raise InvalidChange(
+            f"A reopened item is not finished: give its progress from 0 to 99%, not {percent}%."
+        )
+    item = await _editable(session, ref=ref, actor=actor, action="reopen")
+    if item.status != ItemStatus.DONE:
+        raise InvalidChange(f"{item.ref} is {item.status_enum.label}, not done; there is nothing to reopen.")
+    _apply_status(session, item=item, status=status, actor=actor, now=now, note=reason)
+    _set(session, item=item, field="progress", value=percent, actor=actor, now=now, note=reason)
+    if item.evidence_url:
+        _set(session, item=item, field="evidence_url", value=None, actor=actor, now=now, note=reason)
+    item.verified_at = item.verified_by = None
+    item.last_note = reason
+    return item
 
 
 async def drop_item(
@@ -410,8 +529,10 @@ async def reassign_item(
     now: datetime,
     note: str | None = None,
 ) -> ActionItem:
-    """Give an item to a new owner."""
+    """Give an item to a new owner (taking it from someone may need a coordinator's approval)."""
     item = await _editable(session, ref=ref, actor=actor, action="reassign")
+    if item.owner_id is not None and item.owner_id != owner_id:
+        await ensure_may_commit(session, actor=actor, item=item, kind=ChangeKind.REASSIGN)
     _set(
         session,
         item=item,
@@ -435,8 +556,10 @@ async def redate_item(
     now: datetime,
     note: str | None = None,
 ) -> ActionItem:
-    """Move an item's due date; a new date also ends any snooze."""
+    """Move an item's due date (later than the plan allows needs approval); a new date ends any snooze."""
     item = await _editable(session, ref=ref, actor=actor, action="change the due date of")
+    if due != item.due:
+        await ensure_may_commit(session, actor=actor, item=item, kind=ChangeKind.REDATE, new_due=due)
     if _set(session, item=item, field="due", value=due, actor=actor, now=now, note=note, action="redate"):
         item.snoozed_until = None
     _note(session, item=item, note=note, actor=actor, now=now)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from domain.commitments import ChangeKind, ChangePolicy, ReasonRequired
 from domain.errors import PermissionDenied
 from domain.status import Role
 from storage.models import ActionItem, Department, Measure, Person, Plan, Strategy
@@ -105,3 +107,56 @@ async def ensure_can_record(session: AsyncSession, *, actor: Actor, measure: Mea
         f"record {measure.key}",
         f"{measure.key} can be recorded by {owner}, its department's coordinators or a REAP admin.",
     )
+
+
+class ApprovalRequired(ReasonRequired):
+    """A change to a commitment that its owner may only ask for; the message says how to ask."""
+
+    def __init__(self, ref: str, kind: ChangeKind, usage: str) -> None:
+        self.ref = ref
+        self.kind = kind
+        what = {
+            ChangeKind.DROP: f"Dropping {ref}",
+            ChangeKind.REDATE: f"Moving {ref}'s due date later",
+            ChangeKind.REASSIGN: f"Handing {ref} to someone else",
+        }[kind]
+        super().__init__(
+            f"{what} takes a coordinator's approval, so nothing was changed."
+            f" Ask for it with a reason: {usage}"
+        )
+
+
+async def policy_for(session: AsyncSession, *, item: ActionItem) -> ChangePolicy:
+    """The change policy of the plan an item belongs to."""
+    stored = (
+        await session.exec(
+            select(Plan.policy)
+            .join(Strategy, col(Strategy.plan_id) == col(Plan.id))
+            .where(Strategy.id == item.strategy_id)
+        )
+    ).first()
+    return ChangePolicy.from_mapping(stored)
+
+
+async def may_decide(session: AsyncSession, *, actor: Actor, department_id: int) -> bool:
+    """Whether the actor decides requests in this department: its coordinators, DEI coordinators, admins."""
+    return actor.is_admin or await is_coordinator(session, actor=actor, department_id=department_id)
+
+
+_ASK = {
+    ChangeKind.DROP: '/reap status {ref} dropped "why"',
+    ChangeKind.REDATE: '/reap due {ref} <date> "why"',
+    ChangeKind.REASSIGN: '/reap assign {ref} @someone "why"',
+}
+
+
+async def ensure_may_commit(
+    session: AsyncSession, *, actor: Actor, item: ActionItem, kind: ChangeKind, new_due: date | None = None
+) -> None:
+    """Raise ApprovalRequired when the plan says this change needs approval and the actor cannot give it."""
+    policy = await policy_for(session, item=item)
+    if not policy.needs_approval(kind, old_due=item.due, new_due=new_due):
+        return
+    if await may_decide(session, actor=actor, department_id=item.department_id):
+        return
+    raise ApprovalRequired(item.ref, kind, _ASK[kind].format(ref=item.ref))

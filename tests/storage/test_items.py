@@ -41,6 +41,9 @@ async def plan(sessions: Sessions) -> PlanFixture:
         return await make_plan(session)
 
 
+EVIDENCE = "https://www.phila.gov/oit/equity-matrix"
+
+
 async def audit_rows(sessions: Sessions, ref: str) -> list[AuditEvent]:
     async with sessions() as session:
         item = await get_item(session, team_id=TEAM, ref=ref)
@@ -116,10 +119,15 @@ async def test_completing_twice_completes_once(sessions: Sessions, plan: PlanFix
         await make_item(session, plan)
     for _ in range(2):
         async with transaction(sessions) as session:
-            await complete_item(session, ref="OIT-1", actor=Actor(TEAM, OWNER), now=LATER)
+            await complete_item(session, ref="OIT-1", actor=Actor(TEAM, OWNER), now=LATER, evidence=EVIDENCE)
     async with sessions() as session:
         item = await get_item(session, team_id=TEAM, ref="OIT-1")
-    assert (item.status, item.progress, item.completed_at) == ("done", 100, LATER)
+    assert (item.status, item.progress, item.completed_at, item.evidence_url) == (
+        "done",
+        100,
+        LATER,
+        EVIDENCE,
+    )
     fields = [e.field for e in await audit_rows(sessions, "OIT-1")]
     assert fields == [None, "status", "progress"]
 
@@ -178,7 +186,8 @@ async def test_redating_ends_a_snooze(sessions: Sessions, plan: PlanFixture):
     async with transaction(sessions) as session:
         await snooze_item(session, ref="OIT-1", until=date(2026, 12, 1), actor=owner, now=LATER)
     async with transaction(sessions) as session:
-        item = await redate_item(session, ref="OIT-1", due=date(2027, 2, 1), actor=owner, now=LATER)
+        # Earlier than committed, so the owner may (later would be a request).
+        item = await redate_item(session, ref="OIT-1", due=date(2026, 12, 10), actor=owner, now=LATER)
     assert item.snoozed_until is None
 
 
