@@ -96,15 +96,20 @@ async def test_help_and_list_show_the_bots_ephemeral_replies(settings: Settings)
     assert "[1 Done] [2 Snooze…: 1 day | 1 week | Pick a date…] [3 Update]" in listing
 
 
-async def test_clicking_done_on_the_first_item_completes_it(settings: Settings):
-    code, output = await shell(settings, "/reap list mine\n:click 1\n/reap show OIT-2\n")
+async def test_clicking_done_asks_for_evidence_then_completes_it_awaiting_verification(settings: Settings):
+    script = (
+        "/reap list mine\n:click 1\n"
+        ":submit evidence=https://www.phila.gov/oit/equity-scoring-matrix\n/reap show OIT-2\n"
+    )
+    code, output = await shell(settings, script)
     assert code == 0
     first_ref = re.search(r"\*(OIT-\d+)\*", section(output, "/reap list mine"))
     assert first_ref is not None and first_ref[1] == "OIT-2"
     clicked = section(output, ":click 1")
-    assert "── reply (replaces the original)" in clicked
-    assert "✅ done · 100%" in clicked
-    assert "✅ done · 100%" in section(output, "/reap show OIT-2")
+    assert "── modal opened for @equitypm" in clicked and "needs evidence of completion" in clicked
+    shown = section(output, "/reap show OIT-2")
+    assert "✅ done — awaiting verification · 100%" in shown
+    assert "evidence of completion" in shown
 
 
 async def test_another_user_is_refused_and_the_item_is_unchanged(settings: Settings):
@@ -153,7 +158,7 @@ async def test_update_button_and_modal_change_status_progress_note_and_due(setti
 
 
 async def test_typed_text_is_escaped_like_slack_and_mentions_become_users(settings: Settings):
-    script = '/reap note OIT-1 "ask <legal> & HR"\n/reap assign OIT-1 @gisanlst\n'
+    script = '/reap note OIT-1 "ask <legal> & HR"\n/reap assign OIT-1 @gisanlst "GIS owns the data work"\n'
     code, output = await shell(settings, script)
     assert code == 0
     assert "> ask <legal> & HR" in section(output, "/reap note")
