@@ -124,42 +124,56 @@ async def _open(settings: Settings) -> tuple[AsyncEngine, Sessions]:
 
 
 async def _import(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.slack import make_client, workspace_id
+    from bot.progress import ProgressBar
     from plans.planfile import PlanFileError, import_plan, parse_plan_file
 
     path = Path(args.file)
-    try:
-        text = await asyncio.to_thread(path.read_text, encoding="utf-8")
-    except OSError as exc:
-        raise CliError(f"{path}: cannot read it ({exc.strerror})") from None
-    except UnicodeDecodeError as exc:
-        raise BadInput(
-            f"{path}: is not UTF-8 text (byte {exc.start} is 0x{exc.object[exc.start]:02X}); save it as UTF-8"
-        ) from None
-    try:
-        document = parse_plan_file(text, filename=str(path))
-    except PlanFileError as exc:
-        raise BadInput(str(exc)) from None
-    engine, sessions = await _open(settings)
-    try:
-        team_id = getattr(document, "workspace", None) or await workspace_id(
-            sessions, make_client(settings) if settings.slack_bot_token else None, now=utc_now()
-        )
-        async with sessions() as session, session.begin():
-            report = await import_plan(session, document=document, team_id=team_id, now=utc_now())
-            if args.dry_run:
-                await session.rollback()
-        for line in report.changes:
-            print(("would " if args.dry_run else "") + line)
-        verb = "would change" if args.dry_run else "changed"
-        print(
-            f"{path}: {verb} {sum(report.counts.values())} things in workspace {team_id}"
-            if report.changed
-            else f"{path}: nothing to change in workspace {team_id}"
-        )
-    finally:
-        await engine.dispose()
+    # On a terminal, a bar on stderr once the import has taken a second; stdout stays the report.
+    with ProgressBar(sys.stderr, label=f"reap import {path.name}") as progress:
+        try:
+            text = await asyncio.to_thread(path.read_text, encoding="utf-8")
+        except OSError as exc:
+            raise CliError(f"{path}: cannot read it ({exc.strerror})") from None
+        except UnicodeDecodeError as exc:
+            raise BadInput(
+                f"{path}: is not UTF-8 text (byte {exc.start} is 0x{exc.object[exc.start]:02X}); "
+                "save it as UTF-8"
+            ) from None
+        progress.update("reading the file", 0, 0)
+        try:
+            document = parse_plan_file(text, filename=str(path))
+        except PlanFileError as exc:
+            raise BadInput(str(exc)) from None
+        engine, sessions = await _open(settings)
+        try:
+            team_id = document.workspace or await _workspace(settings, sessions)
+            async with sessions() as session, session.begin():
+                report = await import_plan(
+                    session, document=document, team_id=team_id, now=utc_now(), progress=progress.update
+                )
+                progress.update("rolling back (dry run)" if args.dry_run else "saving", 0, 0)
+                if args.dry_run:
+                    await session.rollback()
+        finally:
+            await engine.dispose()
+    for line in report.changes:
+        print(("would " if args.dry_run else "") + line)
+    verb = "would change" if args.dry_run else "changed"
+    print(
+        f"{path}: {verb} {sum(report.counts.values())} things in workspace {team_id}"
+        if report.changed
+        else f"{path}: nothing to change in workspace {team_id}"
+    )
     return 0
+
+
+async def _workspace(settings: Settings, sessions: Sessions) -> str:
+    # Imported here: Slack's client is a fifth of `reap import`'s start-up, and a plan file that
+    # names its workspace never needs it.
+    from bot.slack import make_client, workspace_id
+
+    client = make_client(settings) if settings.slack_bot_token else None
+    return await workspace_id(sessions, client, now=utc_now())
 
 
 async def _export(args: argparse.Namespace, settings: Settings) -> int:

@@ -729,18 +729,54 @@ def _item_differs(row: Any, doc: ItemDoc, strategy: Strategy) -> bool:
 
 
 _Key = TypeVar("_Key", bound=Hashable)
+# Told how far an import has got: (what it is doing, units done, units in all), where a unit is
+# one department, person, plan, strategy, item, measure, reading or meeting of the file.
+ProgressHook = Callable[[str, int, int], None]
+# New items are written this many at a time, so progress moves while a big plan is written.
+ITEM_BATCH = 2000
+# Compared items are reported this many at a time.
+_ITEM_STEP = 500
+
+
+def _measures(document: PlanDocument) -> Iterator[MeasureDoc]:
+    for plan in document.plans:
+        for strategy in plan.strategies:
+            yield from strategy.measures
+
+
+def _units(document: PlanDocument) -> int:
+    """How many units of progress importing the document makes (see ProgressHook)."""
+    items = sum(1 for index in range(len(document.plans)) for _ in document.plan_items(index))
+    return (
+        len(document.departments)
+        + len(document.people)
+        + sum(1 + len(p.strategies) for p in document.plans)
+        + items
+        + sum(1 + len(m.readings) for m in _measures(document))
+        + len(document.meetings)
+    )
 
 
 class _Importer:
     """One import run: bulk-loaded existing rows, and the report being written."""
 
-    def __init__(self, session: AsyncSession, document: PlanDocument, team_id: str, now: datetime) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        document: PlanDocument,
+        team_id: str,
+        now: datetime,
+        progress: ProgressHook | None = None,
+    ) -> None:
         self.session = session
         self.doc = document
         self.team_id = team_id
         self.now = now
         self.actor = Actor.system(team_id)
         self.report = ImportReport()
+        self.progress = progress
+        self.done = 0
+        self.total = _units(document)
         self.departments: dict[str, Department] = {}
         self.plans: dict[str, Plan] = {}
         self.strategies: dict[tuple[int, str], Strategy] = {}
@@ -825,13 +861,23 @@ class _Importer:
         if changed:
             self.report.count(kind, "updated")
 
+    def _advance(self, what: str, units: int) -> None:
+        self.done += units
+        if self.progress is not None and units:
+            self.progress(what, self.done, self.total)
+
     async def run(self) -> ImportReport:
         await self._import_departments()
+        self._advance("departments", len(self.doc.departments))
         await self._import_people()
+        self._advance("people", len(self.doc.people))
         await self._import_plans()
+        self._advance("plans", sum(1 + len(p.strategies) for p in self.doc.plans))
         await self._import_items()
         await self._import_measures()
+        self._advance("measures", sum(len(m.readings) + 1 for m in _measures(self.doc)))
         await self._import_meetings()
+        self._advance("meetings", len(self.doc.meetings))
         return self.report
 
     async def _import_departments(self) -> None:
@@ -985,6 +1031,9 @@ class _Importer:
                 else:
                     seen.add(existing.id or 0)
                     await self._update_item(existing, doc, strategy)
+                    if len(seen) % _ITEM_STEP == 0:
+                        self._advance("items", _ITEM_STEP)
+        self._advance("items", len(seen) % _ITEM_STEP)
         await self._create_items(new)
         keys = {d.id: key for key, d in self.departments.items()}
         missing = sorted(
@@ -995,31 +1044,32 @@ class _Importer:
             self.report.count("item", "not_in_file")
 
     async def _create_items(self, new: list[tuple[ItemDoc, Strategy]]) -> None:
-        """Create the file's new items in one batch (refs in file order), each audited."""
-        if not new:
-            return
-        items = await insert_items(
-            self.session,
-            data=[
-                ActionItemCreate(
-                    strategy_id=strategy.id or 0,
-                    import_key=doc.key,
-                    title=doc.title,
-                    description=doc.description or "",
-                    owner_id=doc.owner,
-                    due=doc.due,
-                    status=ItemStatus(doc.status or ItemStatus.NOT_STARTED.value),
-                    progress=doc.progress if doc.progress is not None else 0,
-                )
-                for doc, strategy in new
-            ],
-            actor=self.actor,
-            now=self.now,
-            notes=[doc.note for doc, _ in new],
-        )
-        for item in items:
-            self.report.changes.append(f"create item {item.ref} '{item.title}'")
-            self.report.count("item", "created")
+        """Create the file's new items in batches (refs in file order), each audited."""
+        for start in range(0, len(new), ITEM_BATCH):
+            batch = new[start : start + ITEM_BATCH]
+            items = await insert_items(
+                self.session,
+                data=[
+                    ActionItemCreate(
+                        strategy_id=strategy.id or 0,
+                        import_key=doc.key,
+                        title=doc.title,
+                        description=doc.description or "",
+                        owner_id=doc.owner,
+                        due=doc.due,
+                        status=ItemStatus(doc.status or ItemStatus.NOT_STARTED.value),
+                        progress=doc.progress if doc.progress is not None else 0,
+                    )
+                    for doc, strategy in batch
+                ],
+                actor=self.actor,
+                now=self.now,
+                notes=[doc.note for doc, _ in batch],
+            )
+            for item in items:
+                self.report.changes.append(f"create item {item.ref} '{item.title}'")
+                self.report.count("item", "created")
+            self._advance("items", len(batch))
 
     def _item_state(self, item: Any) -> dict[str, object]:
         return {
@@ -1157,14 +1207,22 @@ class _Importer:
 
 
 async def import_plan(
-    session: AsyncSession, *, document: PlanDocument, team_id: str, now: datetime
+    session: AsyncSession,
+    *,
+    document: PlanDocument,
+    team_id: str,
+    now: datetime,
+    progress: ProgressHook | None = None,
 ) -> ImportReport:
-    """Upsert a parsed plan into `team_id` in the caller's transaction (commit it, or roll back a dry run)."""
+    """Upsert a parsed plan into `team_id` in the caller's transaction (commit it, or roll back a dry run).
+
+    `progress`, if given, is told how far it has got as it goes: (what, units done, units in all).
+    """
     # Only what differs is written, each change with its AuditEvent, so a second import of the
     # same file writes nothing. Fields the file leaves out keep their stored values, so status
     # updates owners made in Slack survive; items missing from the file are reported, never
     # deleted. The caller picks team_id: the file's `workspace`, else the installation's.
-    return await _Importer(session, document, team_id, now).run()
+    return await _Importer(session, document, team_id, now, progress).run()
 
 
 # --- Export -----------------------------------------------------------------------------------

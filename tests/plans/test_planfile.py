@@ -844,3 +844,56 @@ async def test_reimporting_loads_rows_in_bulk_so_200_items_cost_no_more_queries_
             )
         ).one()
     assert stored == 200
+
+
+# --- Progress ---------------------------------------------------------------------------------
+
+
+async def import_with_progress(sessions: Sessions, text: str, **kwargs: Any) -> list[tuple[str, int, int]]:
+    steps: list[tuple[str, int, int]] = []
+    async with transaction(sessions) as session:
+        document = parse_plan_file(text, filename="generated.yaml")
+        await import_plan(
+            session,
+            document=document,
+            team_id=TEAM,
+            now=kwargs.get("now", NOW),
+            progress=lambda what, done, total: steps.append((what, done, total)),
+        )
+    return steps
+
+
+async def test_progress_counts_every_part_of_the_file_once_and_ends_at_the_total(
+    sessions: Sessions, demo_text: str
+):
+    steps = await import_with_progress(sessions, demo_text)
+    total = steps[-1][2]
+    # 1 department, 7 people, 1 plan + 3 strategies, 14 items, 6 measures + 12 readings, 4 meetings
+    assert total == 1 + 7 + 4 + 14 + 18 + 4
+    phases = ["departments", "people", "plans", "items", "measures", "meetings"]
+    assert [what for what, _, _ in steps] == phases
+    assert [done for _, done, _ in steps] == sorted(done for _, done, _ in steps)
+    assert steps[-1][1] == total
+    again = await import_with_progress(sessions, demo_text, now=LATER)
+    assert again[-1][1:] == (total, total), "a re-import counts the compared items too"
+
+
+async def test_new_items_are_written_in_batches_with_refs_in_file_order(
+    sessions: Sessions, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr("plans.planfile.ITEM_BATCH", 4)
+    steps = await import_with_progress(sessions, generated_plan(10))
+    assert [(what, done) for what, done, _ in steps if what == "items"] == [
+        ("items", 8),  # after 1 department, 1 person, 1 plan and its 1 strategy
+        ("items", 12),
+        ("items", 14),
+    ]
+    async with sessions() as session:
+        items = list(await session.exec(select(ActionItem).order_by(col(ActionItem.number))))
+        created = list(
+            await session.exec(
+                select(AuditEvent).where(AuditEvent.action == "create", AuditEvent.entity == "item")
+            )
+        )
+    assert [(i.ref, i.import_key) for i in items] == [(f"GEN-{n + 1}", f"item-{n}") for n in range(10)]
+    assert sorted(e.item_id for e in created) == sorted(i.id for i in items)
