@@ -141,7 +141,9 @@ async def _import(args: argparse.Namespace, settings: Settings) -> int:
             ) from None
         progress.update("reading the file", 0, 0)
         try:
-            document = parse_plan_file(text, filename=str(path))
+            document = parse_plan_file(
+                text, filename=str(path), start_month=settings.fiscal_year_start_month
+            )
         except PlanFileError as exc:
             raise BadInput(str(exc)) from None
         engine, sessions = await _open(settings)
@@ -184,7 +186,9 @@ async def _export(args: argparse.Namespace, settings: Settings) -> int:
     try:
         team_id = await workspace_id(sessions, None, now=utc_now())
         async with sessions() as session:
-            output = await export_plan(session, team_id=team_id, fmt=args.format)
+            output = await export_plan(
+                session, team_id=team_id, fmt=args.format, start_month=settings.fiscal_year_start_month
+            )
     finally:
         await engine.dispose()
     if args.output:

@@ -14,26 +14,47 @@ import json
 import re
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time
 from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 import yaml
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, PrivateAttr, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+)
 from pydantic_core import ErrorDetails, PydanticCustomError
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from domain.cadence import CADENCE_KEYS, Cadence, CadenceError
-from domain.errors import NotFinite, ReapError, TextRefused
+from domain.commitments import ChangeKind, ChangePolicy, check_evidence
+from domain.equity import DEFAULT_MIN_COUNT, BreakdownKind
+from domain.errors import InvalidChange, NotFinite, ReapError, TextRefused
+from domain.fiscal import FiscalQuarter
+from domain.measures import (
+    MeasureInvalid,
+    MeasureKind,
+    MeasureRule,
+    ReadingRefused,
+    check_measure,
+    check_reading,
+)
+from domain.scoring import Criterion, ScoreRefused
 from domain.status import Direction, ItemStatus, Role
 from domain.text import DESCRIPTION_MAX, NAME_MAX, NOTE_MAX, TITLE_MAX, UNIT_MAX, check_finite, check_text
 from storage.audit import event_row, record, record_all
 from storage.bulk import insert_rows
 from storage.items import (
     add_note,
+    audit,
     get_item,
     insert_items,
     reassign_item,
@@ -42,16 +63,20 @@ from storage.items import (
     set_status,
     update_item,
 )
+from storage.measures import parse_quarter
 from storage.models import (
     ActionItem,
     ActionItemCreate,
     ActionItemUpdate,
     CheckInCycle,
     Department,
+    Dimension,
+    ItemScore,
     Measure,
     MeasureReading,
     Person,
     Plan,
+    ScoringCriterion,
     Strategy,
 )
 from storage.permissions import Actor
@@ -147,56 +172,67 @@ def _from_events(text: str) -> Any:
     resolvers = loader.yaml_implicit_resolvers
     # Plain scalars starting with any other character are text (no implicit type starts there).
     typed_first = {first for first, found in resolvers.items() if found}
+    any_first = None in typed_first
     constructors = loader.yaml_constructors
+    resolve, get_event = loader.resolve, loader.get_event
+    scalar_event, mapping_start, sequence_start = (
+        yaml.ScalarEvent,
+        yaml.MappingStartEvent,
+        yaml.SequenceStartEvent,
+    )
+    scalar_node = yaml.ScalarNode
     root: Any = None
     documents = 0
-    containers: list[Any] = []
-    keys: list[Any] = []  # per container: the key waiting for its value, or _NO_KEY (lists: unused)
-
-    def place(value: Any, scalar: bool) -> None:
-        nonlocal root
-        if not containers:
-            root = value
-            return
-        top = containers[-1]
-        if type(top) is list:
-            top.append(value)
-        elif keys[-1] is _NO_KEY:
-            if not scalar or value in top:  # a complex or duplicate key: the full loader says why
-                raise _Unusual
-            keys[-1] = value
-        else:
-            top[keys[-1]] = value
-            keys[-1] = _NO_KEY
-
+    # The innermost open mapping or list, the ones around it, and for each open mapping the key
+    # waiting for its value (_NO_KEY while none is).
+    top: Any = None
+    key: Any = _NO_KEY
+    outer: list[tuple[Any, Any]] = []
+    # This loop runs once per scalar of the file, so it is written for speed: one event at a time,
+    # values placed inline.
     try:
-        while loader.check_event():
-            event = loader.get_event()
+        while (event := get_event()) is not None:
             kind = type(event)
-            if kind is yaml.ScalarEvent:
+            if kind is scalar_event:
                 if event.anchor is not None or event.tag is not None:
                     raise _Unusual
                 value: Any = event.value
-                if event.implicit[0] and (not value or value[0] in typed_first or None in typed_first):
-                    tag = loader.resolve(yaml.ScalarNode, value, event.implicit)
+                if event.implicit[0] and (not value or any_first or value[0] in typed_first):
+                    tag = resolve(scalar_node, value, event.implicit)
                     if tag != _STR_TAG:
                         construct = constructors.get(tag)
                         if construct is None:
                             raise _Unusual
-                        value = construct(
-                            loader, yaml.ScalarNode(tag, value, event.start_mark, event.end_mark, event.style)
-                        )
-                place(value, True)
-            elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
+                        value = construct(loader, scalar_node(tag, value, event.start_mark, event.end_mark))
+                if type(top) is list:
+                    top.append(value)
+                elif top is None:
+                    root = value
+                elif key is _NO_KEY:
+                    if value in top:  # a duplicate key: the full loader says where
+                        raise _Unusual
+                    key = value
+                else:
+                    top[key] = value
+                    key = _NO_KEY
+            elif kind is mapping_start or kind is sequence_start:
                 if event.anchor is not None or event.tag is not None:
                     raise _Unusual
-                container: Any = {} if kind is yaml.MappingStartEvent else []
-                place(container, False)
-                containers.append(container)
-                keys.append(_NO_KEY)
+                container: Any = {} if kind is mapping_start else []
+                if type(top) is list:
+                    top.append(container)
+                elif top is None:
+                    root = container
+                elif key is _NO_KEY:  # a mapping or list as a key
+                    raise _Unusual
+                else:
+                    top[key] = container
+                outer.append((top, key))
+                top, key = container, _NO_KEY
             elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
-                containers.pop()
-                keys.pop()
+                top, key = outer.pop()
+                if type(top) is dict:
+                    key = _NO_KEY
             elif kind is yaml.DocumentStartEvent:
                 documents += 1
                 if documents > 1:
@@ -438,6 +474,28 @@ def _cadence(value: dict[str, Any]) -> dict[str, Any]:
 CadenceDoc = Annotated[dict[str, Any], AfterValidator(_cadence)]
 
 
+def _evidence(value: object) -> object:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _problem(f"expected a link (https://...), not {_kind(value)}")
+    try:
+        return check_evidence(value)
+    except InvalidChange:
+        raise _problem("expected a link people can open (https://...)") from None
+
+
+def _level(value: object) -> object:
+    # A level is its number or its label; which one is checked against the plan's criteria.
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise _problem(f"expected a level (a number or a label), not {_kind(value)}")
+    return str(value)
+
+
+Evidence = Annotated[str | None, BeforeValidator(_evidence)]
+Level = Annotated[str, BeforeValidator(_level)]
+
+
 class ItemDoc(_Doc):
     """An action item; `ref` is informational (export writes it, import ignores it)."""
 
@@ -450,6 +508,9 @@ class ItemDoc(_Doc):
     progress: Progress = None
     note: Annotated[str | None, _text(NOTE_MAX, optional=True, multiline=True)] = None
     description: Description = None
+    created: OptionalDate = None
+    evidence: Evidence = None
+    scores: dict[Key, Level] = {}
 
 
 class PlanItemDoc(ItemDoc):
@@ -458,25 +519,102 @@ class PlanItemDoc(ItemDoc):
     strategy: Key
 
 
-class ReadingDoc(_Doc):
-    """One quarter's reading of a measure."""
+def _group_value(value: object) -> object:
+    # `black: 30` is shorthand for `black: {value: 30}`; a rate may add how many it was measured over.
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return {"value": value}
+    return value
+
+
+class GroupValueDoc(_Doc):
+    """One group's value in a reading, and (for a rate) how many it was measured over."""
 
     value: Finite
+    n: Annotated[int | None, Field(ge=0)] = None
+
+
+class ReadingDoc(_Doc):
+    """One quarter's reading of a measure: the overall value, and each group's for a broken-down one."""
+
+    value: Finite | None = None
     note: Annotated[str | None, _text(NOTE_MAX, optional=True, multiline=True)] = None
+    groups: dict[Key, Annotated[GroupValueDoc, BeforeValidator(_group_value)]] = {}
+
+
+class BreakdownDoc(_Doc):
+    """How a measure is broken down: by which dimension, read as a rate or as representation."""
+
+    dimension: Key
+    kind: Annotated[str, _choice(tuple(k.value for k in BreakdownKind), "breakdown kind")]
+    reference_group: Key | None = None
 
 
 class MeasureDoc(_Doc):
-    """A performance measure with baseline, target, direction and quarterly readings."""
+    """A performance measure: baseline (value and quarter), target (value and its quarter or date),
+    direction, kind, an optional breakdown, and quarterly readings."""
 
     key: Key
     name: Annotated[str, _text(TITLE_MAX)]
     unit: Annotated[str | None, _text(UNIT_MAX, optional=True, empty=True)] = None
+    kind: Annotated[str, _choice(tuple(k.value for k in MeasureKind), "measure kind")] = (
+        MeasureKind.LEVEL.value
+    )
     baseline: Finite
+    baseline_quarter: Quarter | None = None
     target: Finite
-    target_date: IsoDate
+    target_quarter: Quarter | None = None
+    target_date: OptionalDate = None
     direction: DirectionName
     owner: OptionalUserId = None
+    source: Annotated[str | None, _text(NOTE_MAX, optional=True)] = None
+    breakdown: BreakdownDoc | None = None
     readings: Annotated[dict[Quarter, ReadingDoc], BeforeValidator(_readings)] = {}
+
+    def due_date(self, start_month: int) -> date:
+        """The target date: given, or the last day of the target quarter."""
+        if self.target_date is not None:
+            return self.target_date
+        assert self.target_quarter is not None  # _check_measure refuses a measure with neither
+        return parse_quarter(self.target_quarter, start_month=start_month).end
+
+
+class GroupDoc(_Doc):
+    """A group of a dimension, with its share of the relevant population (0 to 1) when known."""
+
+    key: Key
+    name: Annotated[str | None, _text(NAME_MAX, optional=True)] = None
+    population_share: Annotated[float | None, Field(ge=0, le=1)] = None
+    source: Annotated[str | None, _text(NOTE_MAX, optional=True)] = None
+
+
+class DimensionDoc(_Doc):
+    """A way the plan breaks measures down (race and ethnicity, neighbourhood, ZIP code)."""
+
+    key: Key
+    name: Annotated[str, _text(NAME_MAX)]
+    source: Annotated[str | None, _text(NOTE_MAX, optional=True)] = None
+    groups: list[GroupDoc]
+
+
+class CriterionDoc(_Doc):
+    """A question of the equity scoring matrix, its weight, and its levels' labels from 0 up."""
+
+    key: Key
+    question: Annotated[str, _text(TITLE_MAX)]
+    weight: Annotated[float, Field(gt=0, le=1000)]
+    levels: Annotated[list[Annotated[str, _text(NAME_MAX)]], Field(min_length=2, max_length=11)]
+
+
+class PolicyDoc(_Doc):
+    """Which changes to a commitment need a coordinator's approval, and what completion needs."""
+
+    approval: Annotated[
+        list[Annotated[str, _choice(tuple(k.value for k in ChangeKind), "change")]],
+        AfterValidator(lambda kinds: sorted(set(kinds))),
+    ] = sorted(k.value for k in ChangeKind)
+    due_allowance_days: Annotated[int, Field(ge=0, le=365)] = 0
+    evidence_required: bool = True
+    verification: bool = True
 
 
 class StrategyDoc(_Doc):
@@ -498,6 +636,10 @@ class PlanDoc(_Doc):
     start: IsoDate
     end: IsoDate
     cadence: CadenceDoc | None = None
+    policy: PolicyDoc | None = None
+    min_group_count: Annotated[int | None, Field(ge=1, le=1000)] = None
+    dimensions: list[DimensionDoc] = []
+    scoring: list[CriterionDoc] = []
     strategies: list[StrategyDoc] = []
     items: list[PlanItemDoc] = []
 
@@ -513,6 +655,12 @@ class PlanDocument(_Doc):
     meetings: dict[Quarter, IsoDate] = {}
 
     _filename: str = PrivateAttr(default="plan")
+    _start_month: int = PrivateAttr(default=7)
+
+    @property
+    def start_month(self) -> int:
+        """The month the organisation's fiscal year starts in (quarter labels depend on it)."""
+        return self._start_month
 
     @property
     def filename(self) -> str:
@@ -562,7 +710,7 @@ def _error_reason(error: ErrorDetails) -> str:
     return reason
 
 
-def parse_plan_file(text: str, *, filename: str) -> PlanDocument:
+def parse_plan_file(text: str, *, filename: str, start_month: int = 7) -> PlanDocument:
     """Read and validate a plan file; any problem is a PlanFileError naming its path in the file."""
     try:
         raw = read_yaml(text)
@@ -580,6 +728,7 @@ def parse_plan_file(text: str, *, filename: str) -> PlanDocument:
         first = exc.errors()[0]
         raise PlanFileError(filename, _error_path(first["loc"]), _error_reason(first)) from None
     document._filename = filename
+    document._start_month = start_month
     _check_references(document)
     return document
 
@@ -623,6 +772,8 @@ def _check_references(doc: PlanDocument) -> None:
             raise PlanFileError(
                 name, f"{where}.end", f"the plan ends ({plan.end}) before it starts ({plan.start})"
             )
+        dimensions = _check_dimensions(name, where, plan)
+        criteria = _check_criteria(name, where, plan)
         strategies: dict[str, str] = {}
         for s, strategy in enumerate(plan.strategies):
             _first_seen(strategies, strategy.key, f"{where}.strategies[{s}].key", "strategy key", name)
@@ -630,6 +781,7 @@ def _check_references(doc: PlanDocument) -> None:
                 path = f"{where}.strategies[{s}].measures[{m}]"
                 _first_seen(measures, measure.key, f"{path}.key", "measure key", name)
                 owner_known(measure.owner, f"{path}.owner")
+                _check_measure(name, path, measure, dimensions, doc.start_month)
         for path, strategy_key, item in doc.plan_items(index):
             if strategy_key not in strategies:
                 known = ", ".join(strategies) or "none"
@@ -642,6 +794,17 @@ def _check_references(doc: PlanDocument) -> None:
             scope = f" in department {plan.department}"
             _first_seen(item_keys, key, f"{path}.key", "item key", name, shown=item.key, scope=scope)
             owner_known(item.owner, f"{path}.owner")
+            for criterion_key, level in item.scores.items():
+                criterion = criteria.get(criterion_key)
+                if criterion is None:
+                    known = ", ".join(criteria) or "none"
+                    raise PlanFileError(
+                        name, f"{path}.scores.{criterion_key}", f"unknown criterion (plan criteria: {known})"
+                    )
+                try:
+                    criterion.level(level)
+                except ScoreRefused as exc:
+                    raise PlanFileError(name, f"{path}.scores.{criterion_key}", exc.problem) from None
             if item.status == ItemStatus.DONE:
                 if item.progress not in (None, 100):
                     raise PlanFileError(
@@ -650,6 +813,113 @@ def _check_references(doc: PlanDocument) -> None:
                         f"a done item is 100% complete, not {item.progress}%",
                     )
                 item.progress = 100
+
+
+def _check_dimensions(name: str, where: str, plan: PlanDoc) -> dict[str, DimensionDoc]:
+    seen: dict[str, str] = {}
+    for d, dimension in enumerate(plan.dimensions):
+        _first_seen(seen, dimension.key, f"{where}.dimensions[{d}].key", "dimension key", name)
+        groups: dict[str, str] = {}
+        for g, group in enumerate(dimension.groups):
+            path = f"{where}.dimensions[{d}].groups[{g}]"
+            _first_seen(groups, group.key, f"{path}.key", "group key", name, scope=f" in {dimension.key}")
+        if not dimension.groups:
+            raise PlanFileError(name, f"{where}.dimensions[{d}].groups", "a dimension needs its groups")
+        shares = sum(g.population_share or 0.0 for g in dimension.groups)
+        if shares > 1.0 + 1e-6:
+            raise PlanFileError(
+                name,
+                f"{where}.dimensions[{d}].groups",
+                f"population shares add up to {shares:.3g}, more than 1",
+            )
+    return {d.key: d for d in plan.dimensions}
+
+
+def _check_criteria(name: str, where: str, plan: PlanDoc) -> dict[str, Criterion]:
+    seen: dict[str, str] = {}
+    for c, criterion in enumerate(plan.scoring):
+        _first_seen(seen, criterion.key, f"{where}.scoring[{c}].key", "criterion key", name)
+    return {c.key: Criterion(c.key, c.question, c.weight, tuple(c.levels)) for c in plan.scoring}
+
+
+def _check_measure(
+    name: str, path: str, measure: MeasureDoc, dimensions: Mapping[str, DimensionDoc], start_month: int
+) -> None:
+    """Refuse a measure that cannot be tracked, naming the measure and the field."""
+
+    def refuse(field: str, reason: str) -> PlanFileError:
+        return PlanFileError(name, f"{path}.{field}", f"measure {measure.key}: {reason}")
+
+    if measure.target_date is None and measure.target_quarter is None:
+        raise refuse(
+            "target_quarter", "give the quarter the target is due (target_quarter) or its target_date"
+        )
+    if (
+        measure.target_date is not None
+        and measure.target_quarter is not None
+        and parse_quarter(measure.target_quarter, start_month=start_month).end != measure.target_date
+    ):
+        raise refuse("target_date", f"{measure.target_date} is not the last day of {measure.target_quarter}")
+    base = (
+        parse_quarter(measure.baseline_quarter, start_month=start_month) if measure.baseline_quarter else None
+    )
+    rule = MeasureRule(
+        key=measure.key,
+        baseline=measure.baseline,
+        target=measure.target,
+        direction=measure.direction,
+        target_date=measure.due_date(start_month),
+        kind=measure.kind,
+        baseline_quarter=base,
+    )
+    try:
+        check_measure(rule)
+    except MeasureInvalid as exc:
+        raise refuse(exc.field, exc.problem) from None
+    dimension = None
+    if measure.breakdown is not None:
+        dimension = dimensions.get(measure.breakdown.dimension)
+        if dimension is None:
+            known = ", ".join(dimensions) or "none"
+            raise refuse(
+                "breakdown.dimension", f"unknown dimension '{measure.breakdown.dimension}' (plan: {known})"
+            )
+        group_keys = [g.key for g in dimension.groups]
+        if (
+            measure.breakdown.reference_group is not None
+            and measure.breakdown.reference_group not in group_keys
+        ):
+            raise refuse(
+                "breakdown.reference_group",
+                f"'{measure.breakdown.reference_group}' is not a group of {dimension.key}",
+            )
+    earlier: list[tuple[FiscalQuarter, float]] = []
+    for label, reading in sorted(measure.readings.items()):
+        where = f"readings.{label}"
+        quarter = parse_quarter(label, start_month=start_month)
+        value = reading.value
+        if reading.groups:
+            if dimension is None or measure.breakdown is None:
+                raise refuse(f"{where}.groups", "the measure is not broken down, so give one value")
+            for group_key, given in reading.groups.items():
+                if group_key not in [g.key for g in dimension.groups]:
+                    raise refuse(f"{where}.groups.{group_key}", f"not a group of {dimension.key}")
+                if given.value < 0:
+                    raise refuse(f"{where}.groups.{group_key}", f"{given.value:g} is below zero")
+                if (
+                    measure.breakdown.kind == BreakdownKind.REPRESENTATION
+                    and not float(given.value).is_integer()
+                ):
+                    raise refuse(f"{where}.groups.{group_key}", f"{given.value:g} is not a count of people")
+            if value is None and measure.breakdown.kind == BreakdownKind.REPRESENTATION:
+                value = sum(g.value for g in reading.groups.values())
+        if value is None:
+            raise refuse(f"{where}.value", "the reading needs its value")
+        try:
+            check_reading(rule, quarter=quarter, value=value, note=reading.note, earlier=earlier)
+        except ReadingRefused as exc:
+            raise refuse(where, exc.problem) from None
+        earlier.append((quarter, value))
 
 
 # --- Import -----------------------------------------------------------------------------------
@@ -781,6 +1051,7 @@ class _Importer:
         self.plans: dict[str, Plan] = {}
         self.strategies: dict[tuple[int, str], Strategy] = {}
         self.strategy_keys: dict[int, str] = {}
+        self.criteria: dict[tuple[int, str], Criterion] = {}
 
     async def _all(self, query: SelectOfScalar[Any]) -> list[Any]:
         return list(await self.session.exec(query))
@@ -956,6 +1227,8 @@ class _Importer:
                     start_date=doc.start,
                     end_date=doc.end,
                     cadence=cadence,
+                    policy=_policy(doc.policy),
+                    min_group_count=doc.min_group_count or DEFAULT_MIN_COUNT,
                     created_at=self.now,
                 )
                 self.plans[doc.key] = row
@@ -975,6 +1248,8 @@ class _Importer:
                 "start_date": doc.start,
                 "end_date": doc.end,
                 "cadence": merged,
+                "policy": _policy(doc.policy),
+                "min_group_count": doc.min_group_count,
             }
             self._sync(row, kind="plan", label=doc.key, wanted=wanted)
         self.plans.update(await self._created("plan", Plan, new, key=lambda p: p.key))
@@ -1005,6 +1280,65 @@ class _Importer:
             await self._created("strategy", Strategy, new, key=lambda s: (s.plan_id, s.key))
         )
         self.strategy_keys = {s.id or 0: key for (_, key), s in self.strategies.items()}
+        await self._import_dimensions()
+        await self._import_criteria()
+
+    async def _import_dimensions(self) -> None:
+        dimensions = {(d.plan_id, d.key): d for d in await self._all(self._team(Dimension))}
+        new: list[tuple[Any, str]] = []
+        for doc in self.doc.plans:
+            plan = self.plans[doc.key]
+            for ddoc in doc.dimensions:
+                groups = [g.model_dump(exclude_none=True) for g in ddoc.groups]
+                row = dimensions.get((plan.id or 0, ddoc.key))
+                if row is None:
+                    row = Dimension(
+                        team_id=self.team_id,
+                        plan_id=plan.id or 0,
+                        key=ddoc.key,
+                        name=ddoc.name,
+                        source=ddoc.source,
+                        groups=groups,
+                    )
+                    new.append((row, f"{doc.key}/{ddoc.key} '{ddoc.name}'"))
+                    continue
+                wanted = {"name": ddoc.name, "source": ddoc.source, "groups": groups}
+                self._sync(row, kind="dimension", label=f"{doc.key}/{ddoc.key}", wanted=wanted)
+        await self._created("dimension", Dimension, new, key=lambda d: (d.plan_id, d.key))
+
+    async def _import_criteria(self) -> None:
+        rows = {(c.plan_id, c.key): c for c in await self._all(self._team(ScoringCriterion))}
+        new: list[tuple[Any, str]] = []
+        for doc in self.doc.plans:
+            plan = self.plans[doc.key]
+            for position, cdoc in enumerate(doc.scoring):
+                row = rows.get((plan.id or 0, cdoc.key))
+                if row is None:
+                    row = ScoringCriterion(
+                        team_id=self.team_id,
+                        plan_id=plan.id or 0,
+                        key=cdoc.key,
+                        question=cdoc.question,
+                        weight=cdoc.weight,
+                        levels=list(cdoc.levels),
+                        position=position,
+                    )
+                    new.append((row, f"{doc.key}/{cdoc.key} '{cdoc.question}'"))
+                    continue
+                # A new weight counts for scores given from now on; earlier ones keep theirs.
+                wanted = {
+                    "question": cdoc.question,
+                    "weight": cdoc.weight,
+                    "levels": list(cdoc.levels),
+                    "position": position,
+                }
+                self._sync(row, kind="criterion", label=f"{doc.key}/{cdoc.key}", wanted=wanted)
+        created = await self._created("criterion", ScoringCriterion, new, key=lambda c: (c.plan_id, c.key))
+        rows.update(created)
+        self.criteria = {
+            (plan_id, key): Criterion(row.key, row.question, row.weight, tuple(row.levels))
+            for (plan_id, key), row in rows.items()
+        }
 
     async def _import_items(self) -> None:
         department_ids = {self.departments[p.department].id for p in self.doc.plans}
@@ -1035,6 +1369,7 @@ class _Importer:
                         self._advance("items", _ITEM_STEP)
         self._advance("items", len(seen) % _ITEM_STEP)
         await self._create_items(new)
+        await self._import_scores()
         keys = {d.id: key for key, d in self.departments.items()}
         missing = sorted(
             (i for i in loaded if i.id not in seen), key=lambda i: (keys[i.department_id], i.number)
@@ -1044,7 +1379,12 @@ class _Importer:
             self.report.count("item", "not_in_file")
 
     async def _create_items(self, new: list[tuple[ItemDoc, Strategy]]) -> None:
-        """Create the file's new items in batches (refs in file order), each audited."""
+        """Create the file's new items in batches, each audited.
+
+        Refs follow the file's order, except that items carrying an exported ref go first in ref
+        order: an export imported into another workspace then gives every item the same ref.
+        """
+        new = sorted(new, key=_ref_order)
         for start in range(0, len(new), ITEM_BATCH):
             batch = new[start : start + ITEM_BATCH]
             items = await insert_items(
@@ -1059,6 +1399,8 @@ class _Importer:
                         due=doc.due,
                         status=ItemStatus(doc.status or ItemStatus.NOT_STARTED.value),
                         progress=doc.progress if doc.progress is not None else 0,
+                        created_at=_noon(doc.created) if doc.created else None,
+                        evidence_url=doc.evidence,
                     )
                     for doc, strategy in batch
                 ],
@@ -1117,6 +1459,86 @@ class _Importer:
             self.report.changes.extend(lines)
             self.report.count("item", "updated")
 
+    async def _import_scores(self) -> None:
+        wanted: list[tuple[str, str, ItemDoc, int]] = []
+        for index, plan_doc in enumerate(self.doc.plans):
+            plan = self.plans[plan_doc.key]
+            for _path, _strategy, doc in self.doc.plan_items(index):
+                if doc.scores or doc.evidence:
+                    wanted.append((plan_doc.department, doc.key, doc, plan.id or 0))
+        if not wanted:
+            return
+        department_ids = {self.departments[d].id for d, _, _, _ in wanted}
+        items = {
+            (i.department_id, i.import_key or i.ref): i
+            for i in await self._all(
+                select(ActionItem).where(col(ActionItem.department_id).in_(department_ids))
+            )
+        }
+        found = {
+            (s.item_id, s.criterion_key): s
+            for s in await self._all(select(ItemScore).where(ItemScore.team_id == self.team_id))
+        }
+        for department, key, doc, plan_id in wanted:
+            item = items.get((self.departments[department].id, key)) or items.get(
+                (self.departments[department].id, key.upper())
+            )
+            if item is None:
+                continue
+            if doc.evidence and doc.evidence != item.evidence_url:
+                audit(
+                    self.session,
+                    item=item,
+                    actor=self.actor,
+                    now=self.now,
+                    action="update",
+                    field="evidence_url",
+                    old=item.evidence_url,
+                    new=doc.evidence,
+                )
+                self.report.changes.append(
+                    f"update {item.ref} evidence: {_shown(item.evidence_url)} -> {doc.evidence}"
+                )
+                item.evidence_url = doc.evidence
+            for criterion_key, written in doc.scores.items():
+                criterion = self.criteria[(plan_id, criterion_key)]
+                level = criterion.level(written)
+                row = found.get((item.id or 0, criterion_key))
+                if row is not None and row.level == level:
+                    continue
+                old = f"{row.level} (weight {row.weight:g})" if row is not None else None
+                if row is None:
+                    row = ItemScore(
+                        team_id=self.team_id,
+                        item_id=item.id or 0,
+                        criterion_key=criterion_key,
+                        level=level,
+                        weight=criterion.weight,
+                        scored_by=self.actor.user_id,
+                        scored_at=self.now,
+                    )
+                    self.session.add(row)
+                else:
+                    row.level, row.weight, row.scored_by, row.scored_at = (
+                        level,
+                        criterion.weight,
+                        self.actor.user_id,
+                        self.now,
+                    )
+                new = f"{level} {criterion.levels[level]} (weight {criterion.weight:g})"
+                audit(
+                    self.session,
+                    item=item,
+                    actor=self.actor,
+                    now=self.now,
+                    action="score",
+                    field=criterion_key,
+                    old=old,
+                    new=new,
+                )
+                self.report.changes.append(f"score {item.ref} {criterion_key}: {_shown(old)} -> {new}")
+                self.report.count("score", "updated" if old else "created")
+
     async def _import_measures(self) -> None:
         measures = {m.key: m for m in await self._all(self._team(Measure))}
         new: list[tuple[Any, str]] = []
@@ -1126,32 +1548,36 @@ class _Importer:
                 strategy = self.strategies[(plan.id or 0, sdoc.key)]
                 for doc in sdoc.measures:
                     row = measures.get(doc.key)
+                    breakdown = doc.breakdown
+                    fields = {
+                        "name": doc.name,
+                        "unit": doc.unit,
+                        "kind": doc.kind,
+                        "baseline": doc.baseline,
+                        "baseline_quarter": doc.baseline_quarter,
+                        "target": doc.target,
+                        "target_date": doc.due_date(self.doc.start_month),
+                        "direction": doc.direction,
+                        "owner_id": doc.owner,
+                        "source": doc.source,
+                        "breakdown_dimension": breakdown.dimension if breakdown else None,
+                        "breakdown_kind": breakdown.kind if breakdown else None,
+                        "reference_group": breakdown.reference_group if breakdown else None,
+                    }
                     if row is None:
-                        row = Measure(
-                            team_id=self.team_id,
-                            strategy_id=strategy.id or 0,
-                            key=doc.key,
-                            name=doc.name,
-                            unit=doc.unit or "",
-                            baseline=doc.baseline,
-                            target=doc.target,
-                            target_date=doc.target_date,
-                            direction=doc.direction,
-                            owner_id=doc.owner,
+                        row = Measure.model_validate(
+                            {
+                                **fields,
+                                "key": doc.key,
+                                "team_id": self.team_id,
+                                "strategy_id": strategy.id or 0,
+                                "unit": doc.unit or "",
+                            }
                         )
                         measures[doc.key] = row
                         new.append((row, f"{doc.key} '{doc.name}'"))
                         continue
-                    wanted = {
-                        "name": doc.name,
-                        "unit": doc.unit,
-                        "baseline": doc.baseline,
-                        "target": doc.target,
-                        "target_date": doc.target_date,
-                        "direction": doc.direction,
-                        "owner_id": doc.owner,
-                        "strategy_id": strategy.id,
-                    }
+                    wanted = {**fields, "strategy_id": strategy.id}
                     self._sync(
                         row,
                         kind="measure",
@@ -1171,20 +1597,32 @@ class _Importer:
                     for quarter, reading in doc.readings.items():
                         label = f"{doc.key} {quarter}"
                         row = readings.get((measure.id or 0, quarter))
+                        groups = {k: {"value": g.value, "n": g.n} for k, g in reading.groups.items()} or None
+                        # A representation breakdown may leave the total to its groups (checked at parse).
+                        value = (
+                            reading.value
+                            if reading.value is not None
+                            else sum(g.value for g in reading.groups.values())
+                        )
                         if row is None:
                             row = MeasureReading(
                                 team_id=self.team_id,
                                 measure_id=measure.id or 0,
                                 quarter=quarter,
-                                value=reading.value,
+                                value=value,
                                 note=reading.note,
+                                groups=groups,
                                 recorded_by=self.actor.user_id,
                                 recorded_at=self.now,
                             )
-                            new.append((row, f"{label} = {_number_text(reading.value)}"))
+                            new.append((row, f"{label} = {_number_text(value)}"))
                             continue
-                        wanted = {"value": reading.value, "note": reading.note}
-                        self._sync(row, kind="reading", label=label, wanted=wanted)
+                        self._sync(
+                            row,
+                            kind="reading",
+                            label=label,
+                            wanted={"value": value, "note": reading.note, "groups": groups},
+                        )
         await self._created("reading", MeasureReading, new, key=lambda r: (r.measure_id, r.quarter))
 
     async def _import_meetings(self) -> None:
@@ -1228,6 +1666,22 @@ async def import_plan(
 # --- Export -----------------------------------------------------------------------------------
 
 
+def _policy(doc: PolicyDoc | None) -> dict[str, Any] | None:
+    # Stored in one canonical form, so the order a file lists approvals in is not a change.
+    return ChangePolicy.from_mapping(doc.model_dump()).as_mapping() if doc is not None else None
+
+
+def _ref_order(entry: tuple[ItemDoc, Strategy]) -> tuple[int, int]:
+    ref = entry[0].ref or ""
+    number = ref.rpartition("-")[2]
+    return (0, int(number)) if number.isdigit() and len(number) <= 9 else (1, 0)
+
+
+def _noon(day: date) -> datetime:
+    # Midday UTC is the same calendar day in every US zone, so the date survives any reader's zone.
+    return datetime.combine(day, time(12), tzinfo=UTC)
+
+
 def _number(value: float) -> int | float:
     return int(value) if float(value).is_integer() else value
 
@@ -1241,7 +1695,7 @@ async def _rows(session: AsyncSession, model: type[SQLModel], team_id: str, *ord
     return list(await session.exec(query.order_by(*order)))
 
 
-async def _plan_dict(session: AsyncSession, team_id: str) -> dict[str, Any]:
+async def _plan_dict(session: AsyncSession, team_id: str, start_month: int) -> dict[str, Any]:
     departments = await _rows(session, Department, team_id, col(Department.id))
     department_keys = {d.id: d.key for d in departments}
     people = await _rows(session, Person, team_id, col(Person.id))
@@ -1251,6 +1705,20 @@ async def _plan_dict(session: AsyncSession, team_id: str) -> dict[str, Any]:
     measures = await _rows(session, Measure, team_id, col(Measure.id))
     readings = await _rows(session, MeasureReading, team_id, col(MeasureReading.quarter))
     cycles = await _rows(session, CheckInCycle, team_id, col(CheckInCycle.quarter))
+    dimensions = await _rows(session, Dimension, team_id, col(Dimension.id))
+    criteria = await _rows(session, ScoringCriterion, team_id, col(ScoringCriterion.position))
+    scores = await _rows(session, ItemScore, team_id, col(ItemScore.id))
+    levels_of = {(c.plan_id, c.key): list(c.levels) for c in criteria}
+    plan_of_strategy = {s.id: s.plan_id for s in strategies}
+    plan_of_item = {i.id: plan_of_strategy.get(i.strategy_id) for i in items}
+    scores_of: dict[int, dict[str, int | str]] = {}
+    for score in scores:
+        labels = levels_of.get((plan_of_item.get(score.item_id) or 0, score.criterion_key), [])
+        # The label reads better than the number; a label used twice would be ambiguous, so not then.
+        fits = score.level < len(labels) and labels.count(labels[score.level]) == 1
+        scores_of.setdefault(score.item_id, {})[score.criterion_key] = (
+            labels[score.level] if fits else score.level
+        )
 
     items_of: dict[int, list[ActionItem]] = {}
     for item in items:
@@ -1274,26 +1742,80 @@ async def _plan_dict(session: AsyncSession, team_id: str) -> dict[str, Any]:
                 "progress": item.progress,
                 "note": item.last_note,
                 "description": item.description or None,
+                "created": item.created_at.date() if item.created_at else None,
+                "evidence": item.evidence_url,
+                "scores": scores_of.get(item.id or 0) or None,
             }
         )
 
+    def reading_dict(reading: MeasureReading, measure: Measure) -> dict[str, Any]:
+        groups = {
+            key: _drop_none({"value": _number(given["value"]), "n": given.get("n")})
+            for key, given in (reading.groups or {}).items()
+        }
+        value: int | float | None = _number(reading.value)
+        counted = sum(g["value"] for g in (reading.groups or {}).values())
+        if measure.breakdown_kind == BreakdownKind.REPRESENTATION and groups and counted == reading.value:
+            value = None  # the total of its groups, as the file wrote it
+        if groups and all(set(g) == {"value"} for g in groups.values()):
+            short: dict[str, Any] = {key: g["value"] for key, g in groups.items()}
+            return _drop_none({"value": value, "note": reading.note, "groups": short})
+        return _drop_none({"value": value, "note": reading.note, "groups": groups or None})
+
+    def target_when(measure: Measure) -> dict[str, Any]:
+        quarter = FiscalQuarter.containing(measure.target_date, start_month)
+        if quarter.end == measure.target_date:
+            return {"target_quarter": quarter.label}
+        return {"target_date": measure.target_date}
+
     def measure_dict(measure: Measure) -> dict[str, Any]:
+        breakdown = None
+        if measure.breakdown_dimension:
+            breakdown = _drop_none(
+                {
+                    "dimension": measure.breakdown_dimension,
+                    "kind": measure.breakdown_kind,
+                    "reference_group": measure.reference_group,
+                }
+            )
         return _drop_none(
             {
                 "key": measure.key,
                 "name": measure.name,
                 "unit": measure.unit or None,
+                "kind": measure.kind if measure.kind != MeasureKind.LEVEL else None,
                 "baseline": _number(measure.baseline),
+                "baseline_quarter": measure.baseline_quarter,
                 "target": _number(measure.target),
-                "target_date": measure.target_date,
+                **target_when(measure),
                 "direction": measure.direction,
                 "owner": measure.owner_id,
+                "source": measure.source,
+                "breakdown": breakdown,
                 "readings": {
-                    r.quarter: _drop_none({"value": _number(r.value), "note": r.note})
-                    for r in readings_of.get(measure.id or 0, [])
+                    r.quarter: reading_dict(r, measure) for r in readings_of.get(measure.id or 0, [])
                 },
             }
         )
+
+    def dimension_dict(dimension: Dimension) -> dict[str, Any]:
+        return _drop_none(
+            {
+                "key": dimension.key,
+                "name": dimension.name,
+                "source": dimension.source,
+                "groups": dimension.groups,
+            }
+        )
+
+    def criterion_dict(criterion: ScoringCriterion) -> dict[str, Any]:
+        weight = _number(criterion.weight)
+        return {
+            "key": criterion.key,
+            "question": criterion.question,
+            "weight": weight,
+            "levels": criterion.levels,
+        }
 
     def plan_dict(plan: Plan) -> dict[str, Any]:
         stored = plan.cadence or {}
@@ -1306,6 +1828,12 @@ async def _plan_dict(session: AsyncSession, team_id: str) -> dict[str, Any]:
                 "start": plan.start_date,
                 "end": plan.end_date,
                 "cadence": cadence or None,
+                "policy": ChangePolicy.from_mapping(plan.policy).as_mapping() if plan.policy else None,
+                "min_group_count": plan.min_group_count
+                if plan.min_group_count != DEFAULT_MIN_COUNT
+                else None,
+                "dimensions": [dimension_dict(d) for d in dimensions if d.plan_id == plan.id] or None,
+                "scoring": [criterion_dict(c) for c in criteria if c.plan_id == plan.id] or None,
                 "strategies": [
                     _drop_none(
                         {
@@ -1387,11 +1915,16 @@ async def _csv(session: AsyncSession, team_id: str) -> str:
     return out.getvalue()
 
 
-async def export_plan(session: AsyncSession, *, team_id: str, fmt: Literal["yaml", "json", "csv"]) -> str:
-    """The team's plan as YAML or JSON (the shape import reads) or CSV (one row per item)."""
+async def export_plan(
+    session: AsyncSession, *, team_id: str, fmt: Literal["yaml", "json", "csv"], start_month: int = 7
+) -> str:
+    """The team's plan as YAML or JSON (the shape import reads) or CSV (one row per item).
+
+    `start_month` is the organisation's fiscal year start, which names the target quarters.
+    """
     if fmt == "csv":
         return await _csv(session, team_id)
-    document = await _plan_dict(session, team_id)
+    document = await _plan_dict(session, team_id, start_month)
     if fmt == "json":
         return json.dumps(document, indent=2, ensure_ascii=False, default=_json_default) + "\n"
     header = f"# REAP Tracker plan (format version {FORMAT_VERSION}); load it with `reap import`.\n"

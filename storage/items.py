@@ -188,6 +188,7 @@ async def insert_items(
     for wanted, note in zip(data, notes, strict=True):
         department = departments[wanted.strategy_id]
         number = next(numbers[department.id or 0])
+        done = wanted.status == ItemStatus.DONE
         rows.append(
             {
                 "team_id": actor.team_id,
@@ -203,9 +204,13 @@ async def insert_items(
                 "status": ItemStatus(wanted.status).value,
                 "progress": wanted.progress,
                 "last_note": note or None,
-                "completed_at": now if wanted.status == ItemStatus.DONE else None,
+                "completed_at": now if done else None,
+                "evidence_url": wanted.evidence_url,
+                # Done in the coordinators' own plan file counts as verified by it; done in Slack does not.
+                "verified_at": now if done and actor.user_id == SYSTEM_ACTOR else None,
+                "verified_by": actor.user_id if done and actor.user_id == SYSTEM_ACTOR else None,
                 "created_by": actor.user_id,
-                "created_at": now,
+                "created_at": wanted.created_at or now,
                 "updated_at": now,
             }
         )
@@ -224,8 +229,10 @@ async def insert_items(
     ids = {(department_id, number): int(id_ or 0) for id_, department_id, number in stored}
     created = [NewItem(ids[(row["department_id"], row["number"])], row["ref"], row["title"]) for row in rows]
     events = []
-    for item, note in zip(created, notes, strict=True):
-        events.append(_audit_row(item, actor=actor, now=now, action="create", new=item.title))
+    for item, note, wanted in zip(created, notes, data, strict=True):
+        # The history starts when the commitment was made, which a plan file may date before the bot.
+        made = wanted.created_at or now
+        events.append(_audit_row(item, actor=actor, now=made, action="create", new=item.title))
         if note:
             events.append(_audit_row(item, actor=actor, now=now, action="note", note=note))
     await record_all(session, events)

@@ -222,6 +222,9 @@ class ActionItemCreate(ActionItemBase):
     import_key: str | None = None
     status: ItemStatus = ItemStatus.NOT_STARTED
     progress: int = Field(default=0, ge=0, le=100)
+    # A plan file may say when an item was really committed to, and link its evidence of completion.
+    created_at: datetime | None = None
+    evidence_url: str | None = Field(default=None, max_length=EVIDENCE_MAX)
 
 
 class ActionItemUpdate(SQLModel):

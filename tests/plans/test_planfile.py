@@ -34,10 +34,13 @@ from storage.models import (
     AuditEvent,
     CheckInCycle,
     Department,
+    Dimension,
+    ItemScore,
     Measure,
     MeasureReading,
     Person,
     Plan,
+    ScoringCriterion,
     Strategy,
 )
 from storage.permissions import Actor
@@ -56,6 +59,9 @@ TABLES: tuple[type[SQLModel], ...] = (
     Measure,
     MeasureReading,
     CheckInCycle,
+    Dimension,
+    ScoringCriterion,
+    ItemScore,
     AuditEvent,
 )
 DEMO_ROWS = {
@@ -63,10 +69,13 @@ DEMO_ROWS = {
     "person": 7,
     "plan": 1,
     "strategy": 3,
-    "action_item": 14,
-    "measure": 6,
-    "measure_reading": 12,
+    "action_item": 17,
+    "measure": 8,
+    "measure_reading": 24,
     "checkin_cycle": 4,
+    "dimension": 2,
+    "scoring_criterion": 3,
+    "item_score": 9,
 }
 
 
@@ -128,8 +137,12 @@ def edit(text: str, old: str, new: str) -> str:
 
 
 def without_refs(document: PlanDocument) -> dict[str, Any]:
+    """The document without refs, a plan's flat items moved under their strategies (as export writes)."""
     data = document.model_dump()
     for plan in data["plans"]:
+        strategies = {s["key"]: s for s in plan["strategies"]}
+        for flat in plan.pop("items"):
+            strategies[flat.pop("strategy")]["items"].append(flat)
         for strategy in plan["strategies"]:
             for entry in strategy["items"]:
                 entry.pop("ref")
@@ -144,9 +157,11 @@ async def test_demo_plan_creates_departments_people_items_measures_readings_and_
 ):
     counts = await row_counts(sessions)
     assert {k: v for k, v in counts.items() if k != "audit_event"} == DEMO_ROWS
-    assert imported.counts["item_created"] == 14
+    assert imported.counts["item_created"] == 17
     assert imported.counts["person_created"] == 7
-    assert imported.counts["reading_created"] == 12
+    assert imported.counts["reading_created"] == 24
+    assert (imported.counts["dimension_created"], imported.counts["criterion_created"]) == (2, 3)
+    assert imported.counts["score_created"] == 9
     assert "create item OIT-2 'Hire an equity data analyst'" in imported.changes
 
     analyst = await item(sessions, "OIT-2")
@@ -207,7 +222,7 @@ async def test_every_imported_item_has_a_create_audit_event_by_the_system(
                 select(AuditEvent).where(AuditEvent.entity == "item").where(AuditEvent.action == "create")
             )
         )
-    assert len(creates) == 14
+    assert len(creates) == 17
     assert {e.actor for e in creates} == {"system"}
 
 
@@ -243,7 +258,7 @@ async def test_an_edited_file_updates_exactly_what_changed_with_old_and_new_in_t
         "            owner: U0DIGEQMGR\n"
         "            due: 2027-03-31\n",
     )
-    text = edit(text, "baseline: 4\n            target: 20", "baseline: 4\n            target: 25")
+    text = edit(text, "target: 20\n", "target: 25\n")
     text = edit(text, "tz: America/Chicago", "tz: America/Denver")
     last = await last_audit_id(sessions)
 
@@ -253,7 +268,7 @@ async def test_an_edited_file_updates_exactly_what_changed_with_old_and_new_in_t
         "update person U0WIFILEAD tz: America/Chicago -> America/Denver",
         "update OIT-2 due: 2026-11-20 -> 2027-01-15",
         "update OIT-13 status: on_track -> at_risk",
-        "create item OIT-15 'Train library staff to run device setup clinics'",
+        "create item OIT-18 'Train library staff to run device setup clinics'",
         "update measure partnership-hires target: 20 -> 25",
     ]
     assert report.counts == {
@@ -274,7 +289,7 @@ async def test_an_edited_file_updates_exactly_what_changed_with_old_and_new_in_t
     ]
     assert (await item(sessions, "OIT-2")).due == date(2027, 1, 15)
     assert (await item(sessions, "OIT-13")).status == "at_risk"
-    clinic = await item(sessions, "OIT-15")
+    clinic = await item(sessions, "OIT-18")
     assert (clinic.import_key, clinic.status, clinic.progress) == ("device-setup-clinics", "not_started", 0)
     untouched = await item(sessions, "OIT-1")
     assert untouched.updated_at == NOW
@@ -302,6 +317,7 @@ async def test_items_missing_from_the_file_are_reported_and_kept(
         demo_text,
         "          - key: score-project-portfolio\n"
         "            title: Score the active project portfolio with the equity matrix\n"
+        "            created: 2026-06-15\n"
         "            owner: U0PMODIR\n"
         "            due: 2027-03-31\n"
         "            status: not_started\n"
@@ -343,7 +359,9 @@ async def test_yaml_export_reproduces_the_imported_document(
     exported = parse_plan_file(await export(sessions, "yaml"), filename="export.yaml")
     assert without_refs(exported) == without_refs(parse_plan_file(demo_text, filename="oit-reap.yaml"))
     refs = [i.ref for s in exported.plans[0].strategies for i in s.items]
-    assert refs == [f"OIT-{n}" for n in range(1, 15)]
+    # Items sit under their strategies, so the candidates listed flat in the file (OIT-15 to 17)
+    # come back inside Equity projects.
+    assert sorted(refs, key=lambda ref: int(ref.split("-")[1])) == [f"OIT-{n}" for n in range(1, 18)]
 
 
 async def test_the_readmes_cadence_example_imports_exports_and_reimports_unchanged(
@@ -407,7 +425,7 @@ async def test_a_plan_exported_from_one_workspace_imports_identically_into_anoth
 ):
     text = await export(sessions, "yaml")
     report = await run_import(sessions, text, filename="export.yaml", team="T0OTHER")
-    assert report.counts["item_created"] == 14
+    assert report.counts["item_created"] == 17
     assert await export(sessions, "yaml", team="T0OTHER") == text
 
 
@@ -424,7 +442,7 @@ async def test_json_export_is_json_and_a_valid_plan_file(sessions: Sessions, imp
 async def test_csv_export_has_a_header_and_one_row_per_item(sessions: Sessions, imported: ImportReport):
     rows = list(csv.reader(io.StringIO(await export(sessions, "csv"))))
     assert tuple(rows[0]) == CSV_COLUMNS
-    assert [r[0] for r in rows[1:]] == [f"OIT-{n}" for n in range(1, 15)]
+    assert [r[0] for r in rows[1:]] == [f"OIT-{n}" for n in range(1, 18)]
     by_ref = {r["ref"]: r for r in csv.DictReader(io.StringIO(await export(sessions, "csv")))}
     assert by_ref["OIT-1"]["title"] == (
         "Develop an equity scoring matrix for project intake "
@@ -466,7 +484,7 @@ async def test_csv_export_defuses_cells_a_spreadsheet_would_run_as_formulas(
 FLAT_ITEM = (
     "    items:\n"
     "      - {key: hotspot-lending, title: Lend hotspots, strategy: digital, owner: U0DIGEQMGR}\n"
-    "\n    strategies:\n"
+    "      - key: candidate-library-hotspots\n"
 )
 
 BAD_FILES = [
@@ -478,7 +496,7 @@ BAD_FILES = [
         id="invalid-yaml",
     ),
     pytest.param(
-        "\n    strategies:\n",
+        "    items:\n      - key: candidate-library-hotspots\n",
         FLAT_ITEM,
         "plans[0].items[0].strategy",
         "unknown strategy 'digital' in plan OIT-REAP "
@@ -517,7 +535,7 @@ BAD_FILES = [
     pytest.param(
         "key: wifi-sites-high-need",
         "key: devices-high-need-tracts",
-        "plans[0].strategies[2].measures[1].key",
+        "plans[0].strategies[2].measures[2].key",
         "duplicate measure key 'devices-high-need-tracts' (first at plans[0].strategies[2].measures[0].key)",
         id="duplicate-measure-key",
     ),
@@ -543,9 +561,9 @@ BAD_FILES = [
         id="missing-owner",
     ),
     pytest.param(
-        "owner: U0WIFILEAD\n            readings",
-        "owner: U0NOBODY\n            readings",
-        "plans[0].strategies[2].measures[1].owner",
+        "owner: U0WIFILEAD\n            source",
+        "owner: U0NOBODY\n            source",
+        "plans[0].strategies[2].measures[2].owner",
         "missing owner: U0NOBODY is not declared under people",
         id="missing-measure-owner",
     ),
@@ -565,8 +583,8 @@ BAD_FILES = [
         id="progress-150",
     ),
     pytest.param(
-        "progress: 100\n            note: Agreements",
-        "progress: 80\n            note: Agreements",
+        "progress: 100\n            evidence:",
+        "progress: 80\n            evidence:",
         "plans[0].strategies[1].items[0].progress",
         "a done item is 100% complete, not 80%",
         id="done-but-not-100",
@@ -621,9 +639,9 @@ BAD_FILES = [
         id="misspelt-field",
     ),
     pytest.param(
-        "baseline: 12",
+        "baseline: 15",
         "baseline: twelve",
-        "plans[0].strategies[2].measures[1].baseline",
+        "plans[0].strategies[2].measures[2].baseline",
         "expected a number, not the text 'twelve'",
         id="text-for-number",
     ),
@@ -683,9 +701,9 @@ BAD_FILES = [
     ),
     # YAML reads .inf and .nan as numbers; a measure's numbers must be real ones.
     pytest.param(
-        "baseline: 12",
+        "baseline: 15",
         "baseline: .inf",
-        "plans[0].strategies[2].measures[1].baseline",
+        "plans[0].strategies[2].measures[2].baseline",
         "The value must be a finite number, not inf",
         id="infinite-baseline",
     ),
@@ -699,7 +717,7 @@ BAD_FILES = [
     pytest.param(
         "target: 40\n",
         "target: .nan\n",
-        "plans[0].strategies[2].measures[1].target",
+        "plans[0].strategies[2].measures[2].target",
         "The value must be a finite number, not nan",
         id="nan-target",
     ),
@@ -775,7 +793,7 @@ def test_yaml_words_like_no_stay_text_and_dates_may_be_quoted(demo_text: str):
     text = edit(demo_text, "FY2027-Q1: {value: 19}", "FY2027-Q1: {value: 19, note: no}")
     text = edit(text, "due: 2027-02-26", "due: '2027-02-26'")
     document = parse_plan_file(text, filename="oit-reap.yaml")
-    assert document.plans[0].strategies[2].measures[1].readings["FY2027-Q1"].note == "no"
+    assert document.plans[0].strategies[2].measures[2].readings["FY2027-Q1"].note == "no"
     assert document.plans[0].strategies[1].items[4].due == date(2027, 2, 26)
 
 
@@ -868,8 +886,8 @@ async def test_progress_counts_every_part_of_the_file_once_and_ends_at_the_total
 ):
     steps = await import_with_progress(sessions, demo_text)
     total = steps[-1][2]
-    # 1 department, 7 people, 1 plan + 3 strategies, 14 items, 6 measures + 12 readings, 4 meetings
-    assert total == 1 + 7 + 4 + 14 + 18 + 4
+    # 1 department, 7 people, 1 plan + 3 strategies, 17 items, 8 measures + 24 readings, 4 meetings
+    assert total == 1 + 7 + 4 + 17 + 32 + 4
     phases = ["departments", "people", "plans", "items", "measures", "meetings"]
     assert [what for what, _, _ in steps] == phases
     assert [done for _, done, _ in steps] == sorted(done for _, done, _ in steps)
