@@ -2,8 +2,8 @@
 
 Counters are fed where the facts are: Bolt's dispatch (requests), a never-retrying observer at the
 head of each Slack client's retry handlers (every HTTP attempt, 429s included, even those
-slack_sdk retries by itself), and the ticker's job (tick duration). The outbox and the tick's
-age are read when /metrics is scraped.
+slack_sdk retries by itself), and the ticker's job (tick duration). The outbox, the tick's age
+and the current check-in's response rate are read when /metrics is scraped.
 """
 
 from __future__ import annotations
@@ -27,12 +27,13 @@ import commands
 from commands.grammar import USAGE
 from storage import outbox
 from storage.engine import Sessions
+from storage.queries.checkins import DepartmentResponses, current_responses
 
 log = logging.getLogger(__name__)
 
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 TICK_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
-# A scrape must answer even when the database does not; the outbox is then left out.
+# A scrape must answer even when the database does not; what it cannot read is then left out.
 SCRAPE_DB_SECONDS = 2.0
 # Label values come from Slack payloads; anything not ours is "other" so no one can grow the series.
 OTHER = "other"
@@ -110,11 +111,13 @@ def _retry_after(headers: Mapping[str, Any]) -> float:
 
 
 class _AtScrape(Collector):
-    """What is read when /metrics is scraped: the outbox by state and kind, and the tick's age."""
+    """What is read when /metrics is scraped: the outbox by state and kind, the tick's age, and
+    each workspace's current check-in by department."""
 
     def __init__(self) -> None:
         self.outbox: dict[tuple[str, str], int] | None = None
         self.tick_age: float | None = None
+        self.checkins: list[DepartmentResponses] | None = None
 
     def collect(self) -> Iterator[Metric]:
         """The families whose values are known (none before the first scrape or tick)."""
@@ -131,6 +134,39 @@ class _AtScrape(Collector):
                 "Seconds since this process's ticker last finished a tick",
                 value=self.tick_age,
             )
+        if self.checkins is not None:
+            yield from _checkin_families(self.checkins)
+
+
+def _checkin_families(found: list[DepartmentResponses]) -> Iterator[Metric]:
+    """The current check-in cycle of each workspace (the open one, else the last opened)."""
+    labels = ["team", "quarter", "department"]
+    rate = GaugeMetricFamily(
+        "reap_checkin_response_rate",
+        "Share of owners of open items who have answered the current (or last) check-in, by department",
+        labels=labels,
+    )
+    owners = GaugeMetricFamily(
+        "reap_checkin_owners",
+        "Owners of open items asked in the current (or last) check-in, by department and state",
+        labels=[*labels, "state"],
+    )
+    is_open = GaugeMetricFamily(
+        "reap_checkin_open",
+        "1 while the workspace's current check-in is open, 0 once it is closed",
+        labels=labels[:2],
+    )
+    cycles: dict[tuple[str, str], bool] = {}
+    for entry in found:
+        names = [entry.team_id, entry.quarter, entry.department]
+        if entry.rate is not None:
+            rate.add_metric(names, entry.rate)
+        owners.add_metric([*names, "responded"], entry.responded)
+        owners.add_metric([*names, "waiting"], entry.waiting)
+        cycles[(entry.team_id, entry.quarter)] = entry.is_open
+    for (team_id, quarter), open_now in sorted(cycles.items()):
+        is_open.add_metric([team_id, quarter], 1 if open_now else 0)
+    yield from (rate, owners, is_open)
 
 
 class Metrics:
@@ -196,13 +232,20 @@ class Metrics:
         self.last_tick_at = finished_at
 
     async def scrape(self, sessions: Sessions, now: datetime) -> bytes:
-        """The Prometheus text exposition, after reading the outbox (bounded) and the tick's age."""
+        """The Prometheus text exposition, after reading the outbox and the check-ins (each bounded)
+        and the tick's age."""
         try:
             async with asyncio.timeout(SCRAPE_DB_SECONDS), sessions() as session:
                 self._at_scrape.outbox = await outbox.counts(session)
         except Exception as exc:
             log.warning("metrics: could not count the outbox (%s)", type(exc).__name__)
             self._at_scrape.outbox = None
+        try:
+            async with asyncio.timeout(SCRAPE_DB_SECONDS), sessions() as session:
+                self._at_scrape.checkins = await current_responses(session)
+        except Exception as exc:
+            log.warning("metrics: could not read the check-ins (%s)", type(exc).__name__)
+            self._at_scrape.checkins = None
         last = self.last_tick_at
         self._at_scrape.tick_age = None if last is None else max(0.0, (now - last).total_seconds())
         return generate_latest(self.registry)

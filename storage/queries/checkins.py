@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from domain.status import OPEN_STATUSES
-from storage.models import ActionItem, Measure
+from storage.models import ActionItem, CheckInCycle, CheckInResponse, Department, Measure
 
 
 @dataclass(frozen=True)
@@ -36,3 +37,79 @@ async def checkin_subject(session: AsyncSession, *, team_id: str, user_id: str) 
         )
     )
     return CheckInSubject(items=items, measures=measures)
+
+
+@dataclass(frozen=True)
+class DepartmentResponses:
+    """How one department has answered a workspace's current check-in: owners responded and waiting."""
+
+    team_id: str
+    quarter: str
+    is_open: bool
+    department: str
+    responded: int
+    waiting: int
+
+    @property
+    def rate(self) -> float | None:
+        """Share of the owners asked who have responded (None when nobody was asked)."""
+        asked = self.responded + self.waiting
+        return self.responded / asked if asked else None
+
+
+async def current_responses(session: AsyncSession) -> list[DepartmentResponses]:
+    """Per workspace, its open check-in cycle (else the one opened last), per department.
+
+    Owners are counted as `storage.checkins.cycle_progress` counts them (an owner of open items
+    has responded if they answered in the cycle or one of their items was answered), but with
+    DISTINCT reads instead of loading every open item, so a metrics scrape stays cheap.
+    """
+    current: dict[str, CheckInCycle] = {}
+    for cycle in await session.exec(select(CheckInCycle).where(col(CheckInCycle.opened_at).is_not(None))):
+        known = current.get(cycle.team_id)
+        if known is None or _recency(cycle) > _recency(known):
+            current[cycle.team_id] = cycle
+    found: list[DepartmentResponses] = []
+    for team_id, cycle in sorted(current.items()):
+        departments = dict(
+            (
+                await session.exec(select(Department.id, Department.key).where(Department.team_id == team_id))
+            ).all()
+        )
+        owned = select(ActionItem.department_id, col(ActionItem.owner_id)).where(
+            ActionItem.team_id == team_id,
+            col(ActionItem.status).in_(OPEN_STATUSES),
+            col(ActionItem.owner_id).is_not(None),
+            ActionItem.owner_id != "",
+        )
+        owners = set((await session.exec(owned.distinct())).all())
+        responders = set(
+            await session.exec(
+                select(CheckInResponse.responder).where(CheckInResponse.cycle_id == cycle.id).distinct()
+            )
+        )
+        answered = owned.join(CheckInResponse, col(CheckInResponse.item_id) == ActionItem.id).where(
+            CheckInResponse.cycle_id == cycle.id
+        )
+        answered_owners = set((await session.exec(answered.distinct())).all())
+        counts: dict[int, list[int]] = {}
+        for department_id, owner in owners:
+            done = owner in responders or (department_id, owner) in answered_owners
+            counts.setdefault(department_id, [0, 0])[0 if done else 1] += 1
+        found.extend(
+            DepartmentResponses(
+                team_id=team_id,
+                quarter=cycle.quarter,
+                is_open=cycle.closed_at is None,
+                department=departments.get(department_id, "?"),
+                responded=responded,
+                waiting=waiting,
+            )
+            for department_id, (responded, waiting) in counts.items()
+        )
+    return sorted(found, key=lambda r: (r.team_id, r.department))
+
+
+def _recency(cycle: CheckInCycle) -> tuple[bool, datetime]:
+    # An open cycle is the current one; otherwise the one opened last.
+    return (cycle.closed_at is None, cycle.opened_at or datetime.min.replace(tzinfo=UTC))

@@ -7,14 +7,17 @@ import asyncio
 from datetime import date, timedelta
 
 from prometheus_client.parser import text_string_to_metric_families
+from sqlmodel import select
 
 from bot.metrics import request_labels
 from localslack.server import Fault
 from messages.blocks import DONE
 from reminders.scheduler import ReminderScheduler
 from storage import outbox
+from storage.checkins import cycle_progress
 from storage.engine import transaction
-from storage.models import Notification
+from storage.models import CheckInCycle, Notification
+from tests.factories import COORDINATOR, OTHER, OWNER, make_item, make_plan
 from tests.harness import Bot, running_bot
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -123,3 +126,56 @@ def test_request_names_are_bounded_to_what_the_app_handles():
     assert request_labels({"command": "/evil", "text": "add"}) == ("command", "other add")
     assert request_labels({"type": "url_verification"}) == ("other", "other")
     assert request_labels({"type": "view_submission", "view": {"callback_id": "nope"}}) == ("view", "other")
+
+
+async def test_the_current_checkins_response_rate_is_exposed_by_department(database_url: str):
+    hr_owner = "U0HROWNER"
+    async with running_bot(database_url) as bot:
+        for user in (COORDINATOR, OWNER, OTHER, hr_owner):
+            bot.slack.add_user(user, user.lower())
+        async with transaction(bot.sessions) as session:
+            oit = await make_plan(session)
+            await make_item(session, oit, owner=OWNER)
+            await make_item(session, oit, owner=OWNER, title="Hire an equity data analyst")
+            await make_item(session, oit, owner=OTHER, title="Publish the language access plan")
+            hr = await make_plan(session, key="HR", coordinator=None, people=(hr_owner,))
+            await make_item(session, hr, owner=hr_owner, title="Review the hiring rubric")
+        before = await scrape(bot)
+
+        await bot.command(COORDINATOR, "checkin start FY2027-Q2")
+        await bot.interact(bot.block_action(OWNER, "checkin_open", value="FY2027-Q2"))
+        view = list(bot.slack.views().values())[-1]
+        answers = {
+            f"{field}:{ref}": {"value": answer}
+            for ref in ("OIT-1", "OIT-2")
+            for field, answer in (
+                ("status", {"type": "static_select", "selected_option": {"value": "on_track"}}),
+                ("progress", {"type": "number_input", "value": "40"}),
+                ("note", {"type": "plain_text_input", "value": "On schedule"}),
+            )
+        }
+        assert (await bot.interact(bot.view_submission(OWNER, view, answers))).status_code == 200
+        during = await scrape(bot)
+        async with bot.sessions() as session:
+            cycle = (await session.exec(select(CheckInCycle))).one()
+            progress = await cycle_progress(session, team_id=bot.team_id, cycle=cycle)
+
+        await bot.command(COORDINATOR, "checkin close FY2027-Q2")
+        after = await scrape(bot)
+
+    assert not [key for key in before if key[0].startswith("reap_checkin")], "no check-in yet"
+
+    def labels(department: str, **more: str) -> dict[str, str]:
+        return {"team": "T0REAP", "quarter": "FY2027-Q2", "department": department, **more}
+
+    assert value(during, "reap_checkin_response_rate", **labels("OIT")) == 0.5
+    assert value(during, "reap_checkin_response_rate", **labels("HR")) == 0
+    assert value(during, "reap_checkin_owners", **labels("OIT", state="responded")) == 1
+    assert value(during, "reap_checkin_owners", **labels("OIT", state="waiting")) == 1
+    assert value(during, "reap_checkin_owners", **labels("HR", state="waiting")) == 1
+    assert value(during, "reap_checkin_open", team="T0REAP", quarter="FY2027-Q2") == 1
+    # The same count the non-responder list and `/reap checkin status` are built from.
+    assert {(p.key, p.rate) for p in progress} == {("OIT", 0.5), ("HR", 0.0)}
+
+    assert value(after, "reap_checkin_open", team="T0REAP", quarter="FY2027-Q2") == 0
+    assert value(after, "reap_checkin_response_rate", **labels("OIT")) == 0.5, "the last cycle stays shown"
