@@ -6,15 +6,34 @@ present them. Nothing here reads a clock or a database.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 
+from domain.commitments import ChangeKind, EvidenceRequired, check_evidence
 from domain.equity import Breakdown, narrowed
-from domain.numbers import sparkline
-from domain.status import ITEM_STATUSES, MeasureStatus
+from domain.numbers import one_line, plural, sparkline, with_unit
+from domain.status import ITEM_STATUSES, ItemStatus, MeasureStatus
 
 STALE_DAYS = 60
+# "No update for a quarter": thirteen weeks, the length of a fiscal quarter near enough.
+QUIET_DAYS = 91
 STATUSES = ITEM_STATUSES
+# The rollup chart draws a trend panel for this many measures at most (the HTML report has all).
+TREND_PANELS = 16
+
+
+def evidence_link(url: str | None) -> str | None:
+    """The evidence link if it is one people can safely open (http/https), else None.
+
+    Writes check links already; this guards every report against a row written some other way.
+    """
+    if not url:
+        return None
+    try:
+        return check_evidence(url)
+    except EvidenceRequired:
+        return None
 
 
 @dataclass(frozen=True)
@@ -33,6 +52,25 @@ class ItemLine:
     strategy: str = ""
     updated_on: date | None = None
     owner_state: str = "active"  # active | deactivated | unknown | none
+    completed_on: date | None = None
+    evidence_url: str | None = None  # only a link evidence_link() accepts
+    verified_on: date | None = None
+    verified_by: str | None = None
+
+    @property
+    def overdue(self) -> bool:
+        """Whether the item is open and past its due date (the calendar wins over the typed status)."""
+        return self.days_overdue > 0
+
+    @property
+    def verified(self) -> bool:
+        """Whether the item is done and a coordinator (or the plan's policy) confirmed it."""
+        return self.status == ItemStatus.DONE and self.verified_on is not None
+
+    @property
+    def awaiting_verification(self) -> bool:
+        """Whether the item is done but nobody has verified it yet."""
+        return self.status == ItemStatus.DONE and self.verified_on is None
 
 
 @dataclass(frozen=True)
@@ -107,6 +145,28 @@ class MeasureLine:
         """The series as a text sparkline ('' with fewer than two readings)."""
         return sparkline([p.value for p in self.series]) if len(self.readings) >= 2 else ""
 
+    @property
+    def trend_words(self) -> str:
+        """The trend in plain words for alt text: first and last readings, expected value now, target."""
+        points = self.readings
+        if not points:
+            return "no readings yet"
+
+        def value(number: float | None) -> str:
+            return with_unit(number, one_line(self.unit))
+
+        first, last = points[0], points[-1]
+        text = f"{value(first.value)} in {first.quarter}"
+        if last is not first:
+            text = f"from {text} to {value(last.value)} in {last.quarter}"
+        expected = self.series[-1].expected if self.series else None
+        if expected is not None:
+            text += f", {value(expected)} expected by {self.series[-1].quarter}"
+        if self.target is not None:
+            due = f" by {self.target_quarter}" if self.target_quarter else ""
+            text += f", target {value(self.target)}{due}"
+        return text
+
 
 @dataclass(frozen=True)
 class StrategyRollup:
@@ -146,6 +206,54 @@ class Changes:
 
 
 @dataclass(frozen=True)
+class StaleStatus:
+    """An item typed "on track" that the calendar contradicts: it is overdue, or silent for a quarter."""
+
+    item: ItemLine
+    silent_since: date | None  # the last update, when there has been none for a quarter
+
+    @property
+    def reason(self) -> str:
+        """Why its status may be stale, in words."""
+        reasons = []
+        if self.item.overdue:
+            reasons.append(f"{plural(self.item.days_overdue, 'day')} overdue")
+        if self.silent_since is not None:
+            reasons.append(f"no update since {self.silent_since.isoformat()}")
+        return " and ".join(reasons)
+
+
+@dataclass(frozen=True)
+class RequestLine:
+    """A change request waiting for a coordinator: what, who asked, why and since when."""
+
+    id: int
+    ref: str
+    title: str
+    kind: str  # drop | redate | reassign
+    reason: str
+    requested_by: str
+    requested_on: date
+    days_waiting: int
+    old_due: date | None = None
+    new_due: date | None = None
+    old_owner: str | None = None
+    new_owner: str | None = None
+
+    def what(self, person: Callable[[str | None], str]) -> str:
+        """The change asked for, in words; `person` names a user id as the presentation needs."""
+        if self.kind == ChangeKind.REDATE:
+            old = self.old_due.isoformat() if self.old_due else "no date"
+            new = self.new_due.isoformat() if self.new_due else "no date"
+            return f"move the due date from {old} to {new}"
+        if self.kind == ChangeKind.REASSIGN:
+            return f"reassign from {person(self.old_owner)} to {person(self.new_owner)}"
+        if self.kind == ChangeKind.DROP:
+            return "drop the item"
+        return f"change it ({self.kind})"
+
+
+@dataclass(frozen=True)
 class RankedLine:
     """A candidate on the equity scoring matrix: its rank, weighted score and the most it could score."""
 
@@ -156,6 +264,7 @@ class RankedLine:
     top: float
     due: date | None
     status: str
+    days_overdue: int = 0  # open and past its due date at the rollup's date
 
 
 @dataclass(frozen=True)
@@ -178,6 +287,12 @@ class DepartmentRollup:
     checkin_asked: int = 0
     checkin_responded: int = 0
     ranked: list[RankedLine] = field(default_factory=list)
+    verified: int = 0  # done items whose completion is confirmed, plan to date
+    awaiting_verification: int = 0  # done items nobody has confirmed yet, plan to date
+    # Items completed inside the quarter, and any from earlier still awaiting verification.
+    completed: list[ItemLine] = field(default_factory=list)
+    requests: list[RequestLine] = field(default_factory=list)  # pending, oldest first
+    stale_status: list[StaleStatus] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -214,6 +329,25 @@ class Rollup:
     def overdue_count(self) -> int:
         """How many items are overdue across departments."""
         return sum(d.overdue_count for d in self.departments)
+
+    def measure_lines(self) -> list[tuple[str, MeasureLine]]:
+        """Every measure with its department's key, in report order."""
+        return [(d.key, m) for d in self.departments for s in d.strategies for m in s.measures]
+
+    @property
+    def verified(self) -> int:
+        """Verified completions across departments."""
+        return sum(d.verified for d in self.departments)
+
+    @property
+    def awaiting_verification(self) -> int:
+        """Done items awaiting verification across departments."""
+        return sum(d.awaiting_verification for d in self.departments)
+
+    @property
+    def pending_requests(self) -> int:
+        """Change requests waiting for a coordinator across departments."""
+        return sum(len(d.requests) for d in self.departments)
 
     def name_of(self, user_id: str | None) -> str:
         """A person's display name, or their id when the bot does not know them."""

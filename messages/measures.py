@@ -37,7 +37,7 @@ def trend_text(line: MeasureLine) -> str:
 
 
 def gap_text(line: MeasureLine) -> str:
-    """The largest gap to parity and whether it narrowed, in words (never colour alone)."""
+    """The largest gap to parity and whether it narrowed since last quarter and since baseline, in words."""
     b = line.breakdown
     if b is None:
         return ""
@@ -51,7 +51,8 @@ def gap_text(line: MeasureLine) -> str:
     return (
         f"largest gap by {escape(b.dimension_name)}: {escape(b.name(widest.key))}"
         f" {format_gap(widest.gap, points=points)} ({what} {figure});"
-        f" since last quarter: {trend[b.narrowed_since_last]}"
+        f" since last quarter: {trend[b.narrowed_since_last]};"
+        f" since baseline: {trend[b.narrowed_since_baseline]}"
     )
 
 

@@ -6,8 +6,19 @@ import re
 from typing import Any
 
 from domain.numbers import format_change, format_percent, format_rate, one_line, plural, with_unit
-from domain.rollup import STATUSES, Changes, DepartmentRollup, ItemLine, MeasureLine, Rollup
+from domain.rollup import (
+    STATUSES,
+    TREND_PANELS,
+    Changes,
+    DepartmentRollup,
+    ItemLine,
+    MeasureLine,
+    RequestLine,
+    Rollup,
+    StaleStatus,
+)
 from domain.status import label, style
+from messages.measures import gap_text, trend_text
 from messages.primitives import (
     FALLBACK_LIMIT,
     MAX_MESSAGE_BLOCKS,
@@ -50,6 +61,12 @@ def build_department_summary(department: DepartmentRollup) -> str:
     ]
     if department.overdue_count:
         parts.append(f"*{department.overdue_count} overdue*")
+    if department.verified or department.awaiting_verification:
+        parts.append(_completion_counts(department))
+    if department.requests:
+        parts.append(f"{plural(len(department.requests), 'change request')} waiting")
+    if department.stale_status:
+        parts.append(f"{len(department.stale_status)} on track but status may be stale")
     if department.response_rate is not None:
         parts.append(f"check-in {format_rate(department.response_rate)}")
     return " · ".join(parts)
@@ -60,10 +77,21 @@ def _item_head(line: ItemLine) -> str:
     return f"• *{escape(line.ref)}* {title} — {escape(line.owner_name)}"
 
 
+def _completion_counts(department: DepartmentRollup) -> str:
+    return (
+        f"{department.verified} verified completed"
+        f" · {department.awaiting_verification} done, awaiting verification"
+    )
+
+
 def _item_text(line: ItemLine, *, due: bool = False, note: bool = False, updated: bool = False) -> str:
     text = _item_head(line)
     if due and line.due is not None:
-        text += f" — *{line.days_overdue} days overdue* (due {line.due.isoformat()})"
+        # Overdue wins over what was typed, but the typed status is kept in words for the record.
+        text += (
+            f" — *{plural(line.days_overdue, 'day')} overdue* (due {line.due.isoformat()},"
+            f" marked {label(line.status)})"
+        )
     if updated and line.updated_on is not None:
         text += f" — last update {line.updated_on.isoformat()}"
     if note:
@@ -81,11 +109,49 @@ def _measure_text(m: MeasureLine) -> str:
         return escape(with_unit(number, one_line(m.unit)))
 
     latest = value(m.latest) + (f" ({m.latest_quarter})" if m.latest_quarter else "")
-    return (
+    due = f" by {m.target_quarter}" if m.target_quarter else ""
+    status = f"{style(m.status).slack_emoji} {label(m.status)}"
+    if m.problem:
+        status += f": {escape(one_line(m.problem))}"
+    text = (
         f"• *{escape(one_line(m.name))}*: baseline {value(m.baseline)}"
-        f" → latest {latest} → target {value(m.target)}"
-        f" · {style(m.status).slack_emoji} {label(m.status)} · change {format_change(m.change)}"
+        f" → latest {latest} → target {value(m.target)}{due}"
+        f" · {status} · change {format_change(m.change)}"
     )
+    # The same words /reap measures uses, so a trend or a gap reads alike wherever it is shown.
+    for extra in (trend_text(m), gap_text(m)):
+        if extra:
+            text += f"\n   {extra}"
+    return text
+
+
+def _completed_text(line: ItemLine, rollup: Rollup) -> str:
+    text = _item_head(line)
+    if line.completed_on is not None:
+        text += f" — completed {line.completed_on.isoformat()}"
+    text += f" · <{line.evidence_url}|evidence>" if line.evidence_url else " · _no evidence link_"
+    if line.verified_on is not None:
+        by = f" by {escape(rollup.name_of(line.verified_by))}" if line.verified_by else ""
+        text += f" · :white_check_mark: verified{by} {line.verified_on.isoformat()}"
+    else:
+        text += " · :hourglass_flowing_sand: done, awaiting verification"
+    return text
+
+
+def _request_text(request: RequestLine, rollup: Rollup) -> str:
+    def person(user_id: str | None) -> str:
+        return escape(rollup.name_of(user_id))
+
+    return (
+        f"• *#{request.id}* {escape(request.ref)} {escape(one_line(request.title))} —"
+        f" {person(request.requested_by)} asks to {request.what(person)},"
+        f" since {request.requested_on.isoformat()} ({plural(request.days_waiting, 'day')})"
+        f"\n> {escape(one_line(request.reason)) or '_no reason given_'}"
+    )
+
+
+def _stale_status_text(flag: StaleStatus) -> str:
+    return f"{_item_head(flag.item)} — marked on track, but {flag.reason}: status may be stale"
 
 
 def build_department_blocks(department: DepartmentRollup, rollup: Rollup) -> list[Block]:
@@ -107,6 +173,23 @@ def build_department_blocks(department: DepartmentRollup, rollup: Rollup) -> lis
     blocks += build_list_sections(
         f":red_circle: Blocked ({len(blocked)})", [_item_text(line, note=True) for line in blocked]
     )
+    if department.completed or department.verified or department.awaiting_verification:
+        blocks += build_list_sections(
+            f":white_check_mark: Completions to date: {_completion_counts(department)}."
+            " Completed this quarter, and any still awaiting verification",
+            [_completed_text(line, rollup) for line in department.completed] or ["_None this quarter._"],
+        )
+    if department.requests:
+        waiting = len(department.requests)
+        blocks += build_list_sections(
+            f":hourglass_flowing_sand: Change requests waiting for a coordinator ({waiting})",
+            [_request_text(r, rollup) for r in department.requests],
+        )
+    if department.stale_status:
+        blocks += build_list_sections(
+            f":warning: Status may be stale ({len(department.stale_status)})",
+            [_stale_status_text(flag) for flag in department.stale_status],
+        )
     measures = [_measure_text(m) for s in department.strategies for m in s.measures]
     blocks += build_list_sections("Measures", measures)
     blocks += build_list_sections(
@@ -121,12 +204,16 @@ def build_department_blocks(department: DepartmentRollup, rollup: Rollup) -> lis
             lines.append("Not yet responded:")
             lines += [f"• {escape(rollup.name_of(u))}" for u in department.non_responders]
         blocks += build_list_sections("Check-in", lines)
-    if department.stale or department.orphaned:
+    to_decide = len(department.requests) + department.awaiting_verification
+    if department.stale or department.orphaned or to_decide or department.stale_status:
         who = " ".join(_mention(u, rollup) for u in department.coordinators) or "the DEI coordinator"
         attention = [
             f"For {who}",
             f"• Stale (no update in {rollup.stale_days} days): {len(department.stale)}",
             f"• Orphaned (owner deactivated, unknown or missing): {len(department.orphaned)}",
+            f"• Change requests to decide: {len(department.requests)}",
+            f"• Completions to verify: {department.awaiting_verification}",
+            f"• Marked on track, status may be stale: {len(department.stale_status)}",
         ]
         blocks += build_list_sections(":warning: For the coordinator's attention", attention)
         blocks += build_list_sections(
@@ -164,7 +251,10 @@ def build_summary_intro(rollup: Rollup) -> list[Block]:
         f"{format_percent(rollup.percent_complete)} complete",
         f"on-time completion {format_rate(rollup.on_time_rate)}",
         f"{rollup.overdue_count} overdue",
+        f"{rollup.verified} verified completed, {rollup.awaiting_verification} awaiting verification",
     ]
+    if rollup.pending_requests:
+        facts.append(f"{plural(rollup.pending_requests, 'change request')} waiting")
     if rollup.response_rate is not None:
         facts.append(f"check-in response {format_rate(rollup.response_rate)}")
     return [
@@ -216,6 +306,28 @@ def _status_words(counts: dict[str, int]) -> str:
     return ", ".join(f"{counts[s]} {label(s)}" for s in STATUSES if counts.get(s)) or "no items"
 
 
+def _more(count: int, nouns: tuple[str, str]) -> str:
+    return f"{count} more {nouns[0] if count == 1 else nouns[1]}"
+
+
+def _fit(lines: list[str], budget: int, *, nouns: tuple[str, str]) -> str:
+    """As many lines as fit in `budget` characters, then how many more there are, ending with a stop."""
+    if not lines:
+        return f" no {nouns[1]}."
+    text = ""
+    for n, line in enumerate(lines):
+        rest = len(lines) - n - 1
+        # Room is kept for the "and N more" that a later cut would need.
+        tail = f"; and {_more(rest, nouns)} (see the rollup message)." if rest else "."
+        piece = (";" if n else "") + f" {line}"
+        if len(text) + len(piece) + len(tail) > budget:
+            if not n:
+                return f" {len(lines)} {nouns[1]}, listed in the rollup message."
+            return text + f"; and {_more(len(lines) - n, nouns)} (see the rollup message)."
+        text += piece
+    return text + "."
+
+
 def build_chart_alt_text(rollup: Rollup, *, limit: int = ALT_TEXT_LIMIT) -> str:
     """What the rollup chart shows, in words for a screen reader (plain text, within Slack's limit)."""
     strategies = [
@@ -223,27 +335,40 @@ def build_chart_alt_text(rollup: Rollup, *, limit: int = ALT_TEXT_LIMIT) -> str:
         for d in rollup.departments
         for s in d.strategies
     ]
+    every = rollup.measure_lines()
     measures = [
-        f"{d.key} {one_line(m.name)}: "
+        f"{key} {one_line(m.name)}: "
         + ("no reading" if m.progress is None else f"{format_rate(m.progress)} of the way")
         + ("" if m.expected is None else f" ({format_rate(m.expected)} expected)")
         + f", {label(m.status)}"
-        for d in rollup.departments
-        for s in d.strategies
-        for m in s.measures
+        for key, m in every
     ]
-    panels = [
-        ("Left, items by status for each strategy:", strategies or ["no strategies"]),
-        ("Right, each measure's progress from its baseline to its target:", measures or ["no measures"]),
+    panels = every[:TREND_PANELS]
+    trends = [f"{key} {one_line(m.name)}: {m.trend_words}" for key, m in panels]
+    which = "each measure" if len(panels) == len(every) else f"the first {len(panels)} measures"
+    parts = [
+        ("Top left, items by status for each strategy:", strategies, ("strategy", "strategies")),
+        (
+            "Top right, each measure's progress from its baseline to its target:",
+            measures,
+            ("measure", "measures"),
+        ),
+        (
+            f"Below, a trend panel for {which}, its readings (solid line, values labelled) against"
+            " the expected line (dashed) with the target dotted:",
+            trends,
+            ("trend", "trends"),
+        ),
     ]
-    parts = [f"Chart of the REAP rollup {rollup.quarter} as of {rollup.as_of.isoformat()}, in two panels."]
-    for title, lines in panels:
-        parts.append(f" {title}")
-        parts += [f" {line}" + (";" if n < len(lines) - 1 else ".") for n, line in enumerate(lines)]
-    more = " …and more: the rollup message lists every strategy and measure."
-    text = ""
-    for part in parts:
-        if len(text) + len(part) + len(more) > limit:
-            return text + more
-        text += part
-    return text
+    if not every:
+        parts = parts[:2]
+    count = "three" if len(parts) == 3 else "two"
+    text = f"Chart of the REAP rollup {rollup.quarter} as of {rollup.as_of.isoformat()}, in {count} parts."
+    remaining = limit - len(text) - sum(len(title) + 1 for title, _, _ in parts)
+    for n, (title, lines, nouns) in enumerate(parts):
+        # Each part gets a fair share of what is left, so a long first list never crowds out the rest.
+        share = remaining // (len(parts) - n)
+        body = _fit(lines, share, nouns=nouns)
+        text += f" {title}{body}"
+        remaining -= len(body)
+    return text[:limit]

@@ -167,7 +167,18 @@ def render_json(rollup: Rollup) -> str:
     """The rollup as JSON, for other tools; a non-finite number (inf, nan) is refused, never emitted."""
     data = dataclasses.asdict(rollup)
     data["total"] = rollup.total
+    data["verified"] = rollup.verified
+    data["awaiting_verification"] = rollup.awaiting_verification
+    data["pending_requests"] = rollup.pending_requests
     for department, dept_data in zip(rollup.departments, data["departments"], strict=True):
+        # The derived words and flags, so a consumer need not re-derive them from the fields.
+        for line, line_data in zip(department.completed, dept_data["completed"], strict=True):
+            line_data["verified"] = line.verified
+        for request, request_data in zip(department.requests, dept_data["requests"], strict=True):
+            request_data["what"] = request.what(rollup.name_of)
+            request_data["requested_by_name"] = rollup.name_of(request.requested_by)
+        for flag, flag_data in zip(department.stale_status, dept_data["stale_status"], strict=True):
+            flag_data["reason"] = flag.reason
         for strategy, strategy_data in zip(department.strategies, dept_data["strategies"], strict=True):
             strategy_data["measures"] = [measure_json(m) for m in strategy.measures]
     if found := _non_finite(data, "rollup"):

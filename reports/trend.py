@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from html import escape
 
-from domain.numbers import format_number, with_unit
+from domain.numbers import format_number
 from domain.rollup import MeasureLine
 
 ACTUAL = "#0072B2"  # Okabe-Ito blue
@@ -20,25 +20,11 @@ WIDTH, HEIGHT = 420, 150
 _LEFT, _RIGHT, _TOP, _BOTTOM = 44, 64, 16, 28
 
 
-def _value(line: MeasureLine, value: float | None) -> str:
-    return with_unit(value, " ".join(line.unit.split()))
-
-
 def alt_text(line: MeasureLine) -> str:
     """One sentence saying what the chart shows, for screen readers and for the figure caption."""
-    points = line.readings
-    if not points:
+    if not line.readings:
         return f"{line.name}: no readings yet."
-    first, last = points[0], points[-1]
-    text = f"{line.name}: {_value(line, first.value)} in {first.quarter}"
-    text += f", {_value(line, last.value)} in {last.quarter}"
-    expected = line.series[-1].expected if line.series else None
-    if expected is not None:
-        text += f"; {_value(line, expected)} expected by {line.series[-1].quarter}"
-    if line.target is not None:
-        due = f" by {line.target_quarter}" if line.target_quarter else ""
-        text += f"; target {_value(line, line.target)}{due}"
-    return text + f". Status: {line.status.label}."
+    return f"{line.name}: {line.trend_words}. Status: {line.status.label}."
 
 
 def trend_svg(line: MeasureLine) -> str:

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from domain.commitments import ChangeKind, RequestState
 from domain.equity import DEFAULT_MIN_COUNT, Breakdown, BreakdownKind, GroupInput, breakdown
 from domain.errors import NotFound, ReapError
 from domain.fiscal import FiscalQuarter
@@ -26,6 +27,7 @@ from domain.measures import (
     measure_status,
 )
 from domain.rollup import (
+    QUIET_DAYS,
     STALE_DAYS,
     STATUSES,
     Changes,
@@ -34,15 +36,19 @@ from domain.rollup import (
     MeasureBreakdown,
     MeasureLine,
     RankedLine,
+    RequestLine,
     Rollup,
     SeriesPoint,
+    StaleStatus,
     StrategyRollup,
+    evidence_link,
 )
 from domain.status import ItemStatus, MeasureStatus, Role
 from storage.measures import candidates, parse_quarter, ranking, rule_of
 from storage.models import (
     ActionItem,
     AuditEvent,
+    ChangeRequest,
     CheckInCycle,
     CheckInResponse,
     Department,
@@ -108,6 +114,9 @@ class _Item:
     department_id: int
     completed_on: date | None
     updated_on: date
+    evidence_url: str | None = None
+    verified_on: date | None = None
+    verified_by: str | None = None
 
 
 def _local_midnight(day: date, zone: ZoneInfo) -> datetime:
@@ -163,10 +172,14 @@ async def build_rollup(
     window = (_local_midnight(quarter.start, zone), _local_midnight(as_of + timedelta(days=1), zone))
     events = await _events(session, team_id=team_id, dept_ids=dept_ids, window=window)
     checkin = await _checkin(session, team_id=team_id, quarter=quarter)
+    requests: dict[int, list[_Request]] = defaultdict(list)
+    for request in await _requests(session, team_id=team_id, dept_ids=dept_ids, zone=zone):
+        requests[request.item_id].append(request)
     ranked_by_dept: dict[int, list[RankedLine]] = defaultdict(list)
     found = await candidates(session, team_id=team_id)
     department_of = {i.ref: i.department_id for i in found.items}
     for line in ranking(found):
+        line = replace(line, days_overdue=_days_overdue(line.status, line.due, as_of))
         ranked_by_dept[department_of[line.ref]].append(line)
 
     names = {user_id: person.name or user_id for user_id, person in people.items()}
@@ -184,6 +197,7 @@ async def build_rollup(
         measures=measures,
         events=events,
         checkin=checkin,
+        requests=requests,
     )
     total = _Tally()
     dept_rollups = []
@@ -280,13 +294,32 @@ async def _items(session: AsyncSession, *, team_id: str, dept_ids: list[int], zo
             col(ActionItem.department_id),
             col(ActionItem.completed_at),
             col(ActionItem.updated_at),
+            col(ActionItem.evidence_url),
+            col(ActionItem.verified_at),
+            col(ActionItem.verified_by),
         )
         .where(col(ActionItem.team_id) == team_id)
         .where(col(ActionItem.department_id).in_(dept_ids))
         .order_by(col(ActionItem.department_id), col(ActionItem.number))
     )
     items = []
-    for id_, ref, title, owner, status, progress, due, note, strategy_id, dept_id, done_at, updated in rows:
+    for (
+        id_,
+        ref,
+        title,
+        owner,
+        status,
+        progress,
+        due,
+        note,
+        strategy_id,
+        dept_id,
+        done_at,
+        updated,
+        evidence,
+        verified_at,
+        verified_by,
+    ) in rows:
         items.append(
             _Item(
                 id=id_ or 0,
@@ -301,6 +334,9 @@ async def _items(session: AsyncSession, *, team_id: str, dept_ids: list[int], zo
                 department_id=dept_id,
                 completed_on=done_at.astimezone(zone).date() if done_at is not None else None,
                 updated_on=updated.astimezone(zone).date(),
+                evidence_url=evidence,
+                verified_on=verified_at.astimezone(zone).date() if verified_at is not None else None,
+                verified_by=verified_by,
             )
         )
     return items
@@ -409,6 +445,54 @@ async def _events(
 
 
 @dataclass(frozen=True)
+class _Request:
+    id: int
+    item_id: int
+    kind: str
+    old: str | None
+    new: str | None
+    reason: str
+    requested_by: str
+    requested_on: date
+
+
+async def _requests(
+    session: AsyncSession, *, team_id: str, dept_ids: list[int], zone: ZoneInfo
+) -> list[_Request]:
+    """Every pending change request in these departments, oldest first (one query per rollup)."""
+    connection = await session.connection()
+    rows = await connection.execute(
+        sa.select(
+            col(ChangeRequest.id),
+            col(ChangeRequest.item_id),
+            col(ChangeRequest.kind),
+            col(ChangeRequest.old_value),
+            col(ChangeRequest.new_value),
+            col(ChangeRequest.reason),
+            col(ChangeRequest.requested_by),
+            col(ChangeRequest.requested_at),
+        )
+        .where(col(ChangeRequest.team_id) == team_id)
+        .where(col(ChangeRequest.department_id).in_(dept_ids))
+        .where(col(ChangeRequest.state) == RequestState.PENDING.value)
+        .order_by(col(ChangeRequest.requested_at), col(ChangeRequest.id))
+    )
+    return [
+        _Request(
+            id=id_ or 0,
+            item_id=item_id,
+            kind=kind,
+            old=old,
+            new=new,
+            reason=reason,
+            requested_by=by,
+            requested_on=at.astimezone(zone).date(),
+        )
+        for id_, item_id, kind, old, new, reason, by, at in rows
+    ]
+
+
+@dataclass(frozen=True)
 class _CheckIn:
     responded_items: set[int]
 
@@ -441,6 +525,7 @@ class _Context:
     measures: dict[int, list[_MeasureData]]
     events: dict[int, list[_Event]]
     checkin: _CheckIn | None
+    requests: dict[int, list[_Request]]
 
     def owner_state(self, owner_id: str | None) -> str:
         if not owner_id:
@@ -451,7 +536,6 @@ class _Context:
         return "active" if person.active else "deactivated"
 
     def line(self, item: _Item, strategy: str) -> ItemLine:
-        overdue = item.due is not None and item.status in _OPEN and item.due < self.as_of
         return ItemLine(
             ref=item.ref,
             title=item.title,
@@ -460,15 +544,44 @@ class _Context:
             status=item.status,
             progress=100 if item.status == ItemStatus.DONE else item.progress,
             due=item.due,
-            days_overdue=(self.as_of - item.due).days if overdue and item.due else 0,
+            days_overdue=_days_overdue(item.status, item.due, self.as_of),
             last_note=item.last_note,
             strategy=strategy,
             updated_on=item.updated_on,
             owner_state=self.owner_state(item.owner_id),
+            completed_on=item.completed_on if item.status == ItemStatus.DONE else None,
+            evidence_url=evidence_link(item.evidence_url),
+            verified_on=item.verified_on if item.status == ItemStatus.DONE else None,
+            verified_by=item.verified_by if item.status == ItemStatus.DONE else None,
+        )
+
+    def request_line(self, request: _Request, item: _Item) -> RequestLine:
+        redate = request.kind == ChangeKind.REDATE
+        reassign = request.kind == ChangeKind.REASSIGN
+        return RequestLine(
+            id=request.id,
+            ref=item.ref,
+            title=item.title,
+            kind=request.kind,
+            reason=request.reason,
+            requested_by=request.requested_by,
+            requested_on=request.requested_on,
+            days_waiting=max(0, (self.as_of - request.requested_on).days),
+            old_due=_as_date(request.old) if redate else None,
+            new_due=_as_date(request.new) if redate else None,
+            old_owner=request.old if reassign else None,
+            new_owner=request.new if reassign else None,
         )
 
 
 _OPEN = frozenset(s.value for s in ItemStatus if s.is_open)
+
+
+def _days_overdue(status: str, due: date | None, as_of: date) -> int:
+    """Days an open item is past its due date at `as_of`, whatever status was typed (0: not overdue)."""
+    if due is None or status not in _OPEN or due >= as_of:
+        return 0
+    return (as_of - due).days
 
 
 def _department_rollup(
@@ -494,6 +607,26 @@ def _department_rollup(
         key=lambda line: line.updated_on or ctx.as_of,
     )
     orphaned = [lines[i.id] for i in items if i.status in _OPEN and lines[i.id].owner_state != "active"]
+    quiet_before = ctx.as_of - timedelta(days=QUIET_DAYS)
+    stale_status = []
+    for item in items:
+        if item.status != ItemStatus.ON_TRACK:
+            continue
+        silent = item.updated_on <= quiet_before
+        if lines[item.id].overdue or silent:
+            stale_status.append(StaleStatus(lines[item.id], item.updated_on if silent else None))
+    done = [lines[i.id] for i in items if i.status == ItemStatus.DONE]
+    completed = sorted(
+        (
+            line
+            for line in done
+            if line.awaiting_verification
+            or (line.completed_on is not None and ctx.quarter.start <= line.completed_on <= ctx.as_of)
+        ),
+        key=lambda line: line.completed_on or ctx.as_of,
+    )
+    requests = [ctx.request_line(r, item) for item in items for r in ctx.requests.get(item.id, [])]
+    requests.sort(key=lambda r: (r.requested_on, r.id))
     asked, responded = _response(ctx, items)
     coordinators = sorted(
         user_id
@@ -517,6 +650,11 @@ def _department_rollup(
             on_time_rate=dept_tally.on_time_rate,
             checkin_asked=len(asked),
             checkin_responded=len(responded),
+            verified=sum(line.verified for line in done),
+            awaiting_verification=sum(line.awaiting_verification for line in done),
+            completed=completed,
+            requests=requests,
+            stale_status=stale_status,
         ),
         dept_tally,
     )

@@ -1,15 +1,10 @@
-"""Slack's refusals in plain words, and the chart's words for a screen reader."""
+"""Slack's refusals in plain words (the chart's alt text is tested with the rollup, in test_rollup.py)."""
 
 from __future__ import annotations
 
-from datetime import date
-
 import pytest
 
-from domain.rollup import Changes, DepartmentRollup, MeasureLine, Rollup, StrategyRollup
-from domain.status import MeasureStatus
 from messages.failures import REASONS, build_rollup_failed, slack_reason
-from messages.rollup import ALT_TEXT_LIMIT, build_chart_alt_text
 
 
 @pytest.mark.parametrize(
@@ -70,70 +65,3 @@ def test_a_failed_chart_says_the_summary_is_there_and_a_scheduled_rollup_says_so
     assert "FY2027-Q2 OIT rollup summary is in <#C0OIT>" in text and "chart could not be added" in text
     assert "scheduled rollup at the close of the FY2027-Q2 check-in" in str(blocks)
     assert "`/reap rollup FY2027-Q2 OIT`" in str(blocks)
-
-
-def _rollup(strategies: int, measures: int) -> Rollup:
-    def strategy(n: int) -> StrategyRollup:
-        return StrategyRollup(
-            key=f"s{n}",
-            name=f"Strategy {n}",
-            counts={"on_track": 2, "blocked": 1},
-            percent_complete=40.0,
-            on_time_rate=None,
-            overdue=[],
-            blocked=[],
-            measures=[
-                MeasureLine(
-                    key=f"m{n}-{k}",
-                    name=f"Measure {n}.{k}",
-                    unit="%",
-                    baseline=0,
-                    latest=10,
-                    target=40,
-                    status=MeasureStatus.AT_RISK,
-                    change=None,
-                    progress=0.25,
-                    expected=0.5,
-                )
-                for k in range(measures)
-            ],
-        )
-
-    department = DepartmentRollup(
-        key="OIT",
-        name="Office of Innovation and Technology",
-        report_channel=None,
-        coordinators=[],
-        strategies=[strategy(n) for n in range(strategies)],
-        changes=Changes([], [], [], [], []),
-        response_rate=None,
-        non_responders=[],
-        stale=[],
-        orphaned=[],
-    )
-    return Rollup(
-        quarter="FY2027-Q2",
-        as_of=date(2026, 11, 30),
-        departments=[department],
-        counts={},
-        percent_complete=40.0,
-        on_time_rate=None,
-        response_rate=None,
-    )
-
-
-def test_the_chart_alt_text_reads_both_panels():
-    alt = build_chart_alt_text(_rollup(strategies=1, measures=1))
-    assert alt == (
-        "Chart of the REAP rollup FY2027-Q2 as of 2026-11-30, in two panels. Left, items by status for"
-        " each strategy: OIT Strategy 0: 2 on track, 1 blocked. Right, each measure's progress from"
-        " its baseline to its target: OIT Measure 0.0: 25% of the way (50% expected), at risk."
-    )
-
-
-def test_a_big_plans_alt_text_stays_within_slacks_limit_and_says_there_is_more():
-    alt = build_chart_alt_text(_rollup(strategies=60, measures=3))
-    assert len(alt) <= ALT_TEXT_LIMIT
-    assert alt.endswith("the rollup message lists every strategy and measure.")
-    empty = build_chart_alt_text(_rollup(strategies=0, measures=0))
-    assert "no strategies. Right" in empty and empty.endswith("no measures.")

@@ -255,7 +255,7 @@ async def test_the_reports_show_the_trend_and_the_gaps_in_words_and_numbers_not_
     assert "Largest gap: Black, −15 pts; no figure last quarter; no baseline figure." in markdown
     page = render_html(rollup)
     alt = (
-        "Staff trained: 35% in FY2026-Q4, 62% in FY2027-Q2; 57.68% expected by FY2027-Q2;"
+        "Staff trained: from 35% in FY2026-Q4 to 62% in FY2027-Q2, 57.68% expected by FY2027-Q2,"
         " target 80% by FY2027-Q4. Status: on track."
     )
     assert (
