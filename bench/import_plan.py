@@ -48,6 +48,7 @@ from bench.common import (
     print_header,
     print_table,
     python_module,
+    rss_bytes,
     run_checked,
     verdict,
 )
@@ -203,15 +204,20 @@ def write_yaml(document: dict[str, Any], path: Path) -> int:
 
 @dataclass(frozen=True)
 class Run:
-    """One `reap` process: wall seconds from spawn to exit, peak RSS, and what it printed."""
+    """One `reap` process: wall seconds from spawn to exit, CPU seconds, peak RSS, what it printed."""
 
     seconds: float
+    cpu: float
     peak_rss: int
     stdout: str
 
 
 def timed(argv: Sequence[str], *, env: dict[str, str], part: str) -> Run:
-    """Run to completion with wait4, so the peak RSS is this process's alone."""
+    """Run to completion with wait4, for the process's own CPU time and peak RSS.
+
+    Linux carries ru_maxrss over fork and exec, so the peak is at least this process's own: the
+    plan files are generated in a child so that floor stays low (the header prints it).
+    """
     started = time.perf_counter()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         process = subprocess.Popen(list(argv), env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
@@ -223,7 +229,9 @@ def timed(argv: Sequence[str], *, env: dict[str, str], part: str) -> Run:
         stdout, stderr = out.read().decode(), err.read().decode()
     if process.returncode != 0:
         raise BenchError(part, f"exited with {process.returncode}:\n{stdout[-1000:]}{stderr[-2000:]}")
-    return Run(seconds=seconds, peak_rss=usage.ru_maxrss * 1024, stdout=stdout)
+    return Run(
+        seconds=seconds, cpu=usage.ru_utime + usage.ru_stime, peak_rss=usage.ru_maxrss * 1024, stdout=stdout
+    )
 
 
 def _check(run: Run, *, expect: str, part: str) -> None:
@@ -305,6 +313,7 @@ def _rows(name: str, runs: Measured) -> list[list[str]]:
                 name,
                 "start, read and validate only" if kind == "reference" else kind,
                 f"{median([r.seconds for r in measured]):.2f}",
+                f"{median([r.cpu for r in measured]):.2f}",
                 _phase(runs, kind, "parse"),
                 _phase(runs, kind, "import"),
                 _phase(runs, kind, "commit"),
@@ -326,13 +335,15 @@ def _targets(name: str, runs: Measured) -> list[str]:
 
 async def _run(command: str) -> int:
     pg = postgres_url()
-    document = generated_plan()
-    changed, edits = edited(document)
     measures = DEPARTMENTS * STRATEGIES * MEASURES_PER_STRATEGY
     with tempfile.TemporaryDirectory(prefix="reap-bench-") as tmp:
         files = {"plan": Path(tmp) / "big.yaml", "edited": Path(tmp) / "big-edited.yaml"}
-        size = write_yaml(document, files["plan"])
-        write_yaml(changed, files["edited"])
+        written = run_checked(
+            python_module("bench.import_plan", "write", str(files["plan"]), str(files["edited"])),
+            env=child_env(),
+            part="writing the plan files",
+        )
+        size, edits = json.loads(written.strip().splitlines()[-1])
         print_header(
             TITLE,
             command,
@@ -342,7 +353,9 @@ async def _run(command: str) -> int:
                 f"{len(READING_QUARTERS)} readings each; {size / MIB:.1f} MiB of YAML",
                 "edited": f"{edits} items ({EDITED_SHARE:.0%}) with one field changed",
                 "runs": f"median of {RUNS}, each on a freshly migrated database; wall time from spawn to "
-                "exit of `python -m bot.cli import FILE`",
+                "exit of `python -m bot.cli import FILE`, and its CPU time (user + system)",
+                "peak RSS floor": f"{rss_bytes(os.getpid(), 'VmHWM') / MIB:.0f} MiB (this process's, "
+                "which Linux carries into its children's figure)",
                 "PostgreSQL": f"{pg[0]}={hide_password(pg[1])}"
                 if pg
                 else "not measured (set BENCH_DATABASE_URL or TEST_DATABASE_URL)",
@@ -356,7 +369,7 @@ async def _run(command: str) -> int:
                 print(f"  PostgreSQL unreachable ({type(exc).__name__}: {exc}); SQLite only", flush=True)
     print()
     print_table(
-        ["database", "import", "wall s", "parse s", "import s", "commit s", "peak RSS MiB"],
+        ["database", "import", "wall s", "CPU s", "parse s", "import s", "commit s", "peak RSS MiB"],
         [row for name, runs in results for row in _rows(name, runs)],
     )
     print_table(
@@ -369,6 +382,16 @@ async def _run(command: str) -> int:
         "a child doing the same on another fresh database (for the reference: the parse alone). The\n"
         "reference row is start, read and validation with no database: the floor under any import."
     )
+    return 0
+
+
+def _write(plan: str, changed: str) -> int:
+    """Write the plan file and its edited copy; print [bytes of the plan, items edited]."""
+    document = generated_plan()
+    edited_copy, edits = edited(document)
+    size = write_yaml(document, Path(plan))
+    write_yaml(edited_copy, Path(changed))
+    print(json.dumps([size, edits]))
     return 0
 
 
@@ -419,6 +442,8 @@ def main(command: str | None = None) -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["write"]:
+        raise SystemExit(_write(sys.argv[2], sys.argv[3]))
     if sys.argv[1:2] == ["parse"]:
         raise SystemExit(_parse_only(sys.argv[2]))
     if sys.argv[1:2] == ["phases"]:
