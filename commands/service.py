@@ -47,7 +47,7 @@ from storage.items import (
     snooze_item,
     verify_item,
 )
-from storage.models import ActionItem, ActionItemCreate, ChangeRequest, Department, Plan, Strategy
+from storage.models import ActionItem, ActionItemCreate, ChangeRequest, Department, Person, Plan, Strategy
 from storage.outbox import find_by_message
 from storage.people import ensure_person, find_person, refresh_person, role_holders, set_pause, set_role
 from storage.permissions import Actor, ensure_can_edit
@@ -140,6 +140,37 @@ async def refresh_from_slack(reap: Reap, *, team_id: str, user_id: str) -> None:
     answer = await reap.client.users_info(user=user_id)
     async with transaction(reap.sessions) as session:
         await refresh_person(session, team_id=team_id, user=dict(answer["user"]), now=reap.clock())
+
+
+def needs_profile(person: Person, now: datetime) -> bool:
+    """Whether Slack has never given this person's profile, or gave it more than a day ago."""
+    return person.refreshed_at is None or now - person.refreshed_at > PROFILE_MAX_AGE
+
+
+async def look_up_profile(reap: Reap, *, team_id: str, user_id: str) -> None:
+    """A new owner's name, time zone and active flag from users.info, after the ack. If Slack
+    cannot say yet, the organisation's hour serves until the tick's lookups or daily pass do."""
+    try:
+        await refresh_from_slack(reap, team_id=team_id, user_id=user_id)
+    except SlackApiError as exc:
+        log.info("could not look up %s: %s", user_id, exc.response.get("error"))
+
+
+def _look_up(reap: Reap, caller: Caller, user_id: str, missing: bool) -> bool:
+    # The caller's own profile is caller_for's to refresh.
+    return missing and reap.client is not None and user_id != caller.actor.user_id
+
+
+def _lookups(reap: Reap, caller: Caller, user_id: str, missing: bool) -> list[FollowUp]:
+    """The follow-up that looks up a new owner whose profile is missing, so their first nudge
+    comes at their own hour."""
+    if not _look_up(reap, caller, user_id, missing):
+        return []
+
+    async def look_up(_: AsyncWebClient) -> None:
+        await look_up_profile(reap, team_id=caller.actor.team_id, user_id=user_id)
+
+    return [look_up]
 
 
 async def caller_for(reap: Reap, *, team_id: str, user_id: str, **where: str | None) -> Caller:
@@ -251,8 +282,13 @@ async def run_command(reap: Reap, *, caller: Caller, command: g.Command) -> Repl
             return await _propose(reap, caller, ref, ChangeKind.REDATE, due.isoformat(), reason)
         case g.Assign(ref=ref, owner=owner, reason=reason):
             async with transaction(reap.sessions) as session:
-                await ensure_person(session, team_id=caller.actor.team_id, user_id=owner, now=caller.now)
-            return await _propose(reap, caller, ref, ChangeKind.REASSIGN, owner, reason)
+                person = await ensure_person(
+                    session, team_id=caller.actor.team_id, user_id=owner, now=caller.now
+                )
+                missing = needs_profile(person, caller.now)
+            reply = await _propose(reap, caller, ref, ChangeKind.REASSIGN, owner, reason)
+            reply.followups += _lookups(reap, caller, owner, missing)
+            return reply
         case g.Decide(request=number, approve=approve, note=note):
             return await decide(reap, caller=caller, request_id=number, approve=approve, note=note)
         case g.Verify(ref=ref):
@@ -469,7 +505,8 @@ async def _add(reap: Reap, caller: Caller, command: g.Add) -> Reply:
     async with transaction(reap.sessions) as session:
         strategy = await _pick_strategy(session, caller, command.strategy)
         owner = command.owner or caller.actor.user_id
-        await ensure_person(session, team_id=caller.actor.team_id, user_id=owner, now=caller.now)
+        person = await ensure_person(session, team_id=caller.actor.team_id, user_id=owner, now=caller.now)
+        missing = needs_profile(person, caller.now)
         item = await create_item(
             session,
             data=ActionItemCreate(
@@ -480,7 +517,11 @@ async def _add(reap: Reap, caller: Caller, command: g.Add) -> Reply:
         )
         names = await _strategy_names(session, caller.actor.team_id)
     message = f"Added *{item.ref}*."
-    return Reply(text=f"Added {item.ref}.", blocks=bk.build_confirmation(message, _card(item, names, caller)))
+    return Reply(
+        text=f"Added {item.ref}.",
+        blocks=bk.build_confirmation(message, _card(item, names, caller)),
+        followups=_lookups(reap, caller, owner, missing),
+    )
 
 
 async def _pick_strategy(session: AsyncSession, caller: Caller, name: str | None) -> Strategy:
@@ -767,8 +808,11 @@ async def submit_add(reap: Reap, *, caller: Caller, form: AddForm) -> ActionItem
         strategy = await session.get(Strategy, form.strategy_id)
         if strategy is None or strategy.team_id != caller.actor.team_id:
             raise NotFound("strategy", str(form.strategy_id))
-        await ensure_person(session, team_id=caller.actor.team_id, user_id=form.owner, now=caller.now)
-        return await create_item(
+        person = await ensure_person(
+            session, team_id=caller.actor.team_id, user_id=form.owner, now=caller.now
+        )
+        missing = needs_profile(person, caller.now)
+        item = await create_item(
             session,
             data=ActionItemCreate(
                 title=form.title,
@@ -780,6 +824,9 @@ async def submit_add(reap: Reap, *, caller: Caller, form: AddForm) -> ActionItem
             actor=caller.actor,
             now=caller.now,
         )
+    if _look_up(reap, caller, form.owner, missing):
+        reap.spawn(look_up_profile(reap, team_id=caller.actor.team_id, user_id=form.owner))
+    return item
 
 
 # A modal opened from a message may refresh it this long after the bot posted it (digests are daily).

@@ -37,6 +37,7 @@ from reminders.digest import (
     with_companions,
 )
 from reminders.planner import PlanConfig, PlanReport, plan_in, plan_tick, team_ids
+from reminders.profiles import ProfileJob, ProfileReport, refresh_profiles
 from reminders.ratelimit import SendLimiter
 from reminders.scheduler import ReminderScheduler
 from storage import outbox
@@ -83,6 +84,7 @@ class ReminderParts:
     follow_client: AsyncWebClient | None = None  # with slack_sdk's retries, for best-effort follow-ups
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     pruned_at: datetime | None = None
+    profiles: ProfileJob = field(default_factory=ProfileJob)
 
     def __post_init__(self) -> None:
         self.kinds.update(
@@ -121,6 +123,7 @@ class TickReport:
     now: datetime
     plans: list[PlanReport] = field(default_factory=list)
     checkins: list[CheckInReport] = field(default_factory=list)
+    profiles: list[ProfileReport] = field(default_factory=list)
     delivery: DeliveryReport | None = None
     errors: list[str] = field(default_factory=list)
 
@@ -137,6 +140,7 @@ class TickReport:
             if checkin.opened or checkin.closed or checkin.inserted:
                 opened, closed = ", ".join(checkin.opened) or "none", ", ".join(checkin.closed) or "none"
                 out.append(f"  check-ins: opened {opened}; closed {closed}; {checkin.inserted} messages owed")
+        out += [f"  profiles {line}" for profile in self.profiles if (line := profile.summary())]
         if self.delivery is not None:
             out.append(f"  delivery: {self.delivery.summary()}")
             out += [f"    {problem}" for problem in self.delivery.problems]
@@ -149,6 +153,8 @@ async def tick(parts: ReminderParts, now: datetime) -> TickReport:
     report = TickReport(now=now)
     config = await parts.plan_config(now)
     for team_id in await team_ids(parts.sessions):
+        # Before planning, so a zone learned this tick already decides whose morning it is.
+        await _refresh_profiles(parts, team_id, now, config, report)
         try:
             report.plans.append(await plan_tick(parts.sessions, team_id=team_id, now=now, config=config))
             report.checkins.append(
@@ -172,6 +178,21 @@ async def tick(parts: ReminderParts, now: datetime) -> TickReport:
         report.errors.append(f"delivery: {type(exc).__name__}: {exc}")
     await _prune(parts, now, report)
     return report
+
+
+async def _refresh_profiles(
+    parts: ReminderParts, team_id: str, now: datetime, config: PlanConfig, report: TickReport
+) -> None:
+    """The workspace's profile work (see reminders.profiles); a failure here never stops planning."""
+    try:
+        found = await refresh_profiles(
+            parts.sessions, parts.client, team_id=team_id, now=now, plan=config, job=parts.profiles
+        )
+    except Exception as exc:
+        log.exception("refreshing profiles for %s failed", team_id)
+        report.errors.append(f"profiles {team_id}: {type(exc).__name__}: {exc}")
+        return
+    report.profiles.append(found)
 
 
 async def deliver_due(parts: ReminderParts, now: datetime) -> DeliveryReport:
@@ -222,7 +243,8 @@ async def scheduled_tick(parts: ReminderParts, now: datetime) -> TickReport | No
         report = await tick(parts, now)
         error = "; ".join(report.errors) or None
         delivery = report.delivery
-        if any(p.inserted for p in report.plans) or (delivery is not None and delivery.claimed):
+        profiled = any(p.summary() for p in report.profiles)
+        if any(p.inserted for p in report.plans) or (delivery is not None and delivery.claimed) or profiled:
             log.info(" / ".join(line.strip() for line in report.lines()))
     except Exception as exc:
         log.exception("reminder tick failed")

@@ -505,6 +505,20 @@ class Heartbeat(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=500)
 
 
+class ProfileSync(SQLModel, table=True):
+    """Each workspace's daily users.list pass: the organisation's day it is for, the next page's
+    cursor (None once the pass is done), and when Slack lets it go on (Retry-After, back-off)."""
+
+    __tablename__ = "profile_sync"
+
+    team_id: str = Field(primary_key=True, max_length=32)
+    day: date | None = None
+    cursor: str | None = Field(default=None, max_length=1000)
+    not_before: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_error: str | None = Field(default=None, max_length=500)
+
+
 class SendPace(SQLModel, table=True):
     """A send budget every instance books from: the next free slot (Unix seconds) of one budget."""
 

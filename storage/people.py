@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlmodel import select
+from sqlalchemy import Table, bindparam, update
+from sqlalchemy import select as sa_select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from domain.errors import InvalidChange, NotFound, PermissionDenied
 from domain.status import Role
-from storage.audit import record
-from storage.models import Department, Person
-from storage.permissions import Actor, is_dei
+from domain.text import NAME_MAX, text_problem
+from storage.audit import event_row, record, record_all
+from storage.engine import one_of
+from storage.models import Department, Person, ProfileSync
+from storage.permissions import SYSTEM_ACTOR, Actor, is_dei
+
+PEOPLE = cast(Table, Person.__table__)  # type: ignore[attr-defined]
+SYNCS = cast(Table, ProfileSync.__table__)  # type: ignore[attr-defined]
 
 
 def _audit(
@@ -67,18 +77,162 @@ def valid_zone(name: str | None) -> str | None:
     return name
 
 
+def profile_of(user: Mapping[str, Any], *, name: str, tz: str | None) -> tuple[str, str | None, bool]:
+    """Name, IANA zone and active flag from a Slack `user` object (users.info or users.list),
+    keeping the stored name or zone where Slack's is missing or unusable."""
+    profile = user.get("profile") or {}
+    wanted = str(user.get("real_name") or profile.get("real_name") or user.get("name") or "")
+    # A name our own rules refuse is refused whole: the stored one stays.
+    if wanted and text_problem(wanted, field="name", limit=NAME_MAX) is None:
+        name = wanted
+    return name, valid_zone(user.get("tz")) or tz, not bool(user.get("deleted"))
+
+
+def _active_event(
+    person_id: int | None, *, team_id: str, old: bool, new: bool, now: datetime, source: str
+) -> dict[str, Any]:
+    return event_row(
+        team_id=team_id,
+        entity="person",
+        entity_id=person_id,
+        actor=SYSTEM_ACTOR,
+        at=now,
+        action="update",
+        field="active",
+        old=str(old).lower(),
+        new=str(new).lower(),
+        note=f"{'reactivated' if new else 'deactivated'} in Slack ({source})",
+    )
+
+
 async def refresh_person(
     session: AsyncSession, *, team_id: str, user: dict[str, Any], now: datetime
 ) -> Person:
-    """Update a person from a users.info `user` object: name, IANA time zone, deleted flag."""
+    """Update a person from a users.info `user` object: name, IANA time zone, deleted flag
+    (a change of the active flag is audited)."""
     person = await ensure_person(session, team_id=team_id, user_id=str(user["id"]), now=now)
-    profile = user.get("profile") or {}
-    name = str(user.get("real_name") or profile.get("real_name") or user.get("name") or person.name)
-    person.name = name[:200]
-    person.tz = valid_zone(user.get("tz")) or person.tz
-    person.active = not bool(user.get("deleted"))
+    name, tz, active = profile_of(user, name=person.name, tz=person.tz)
+    if active != person.active:
+        await record_all(
+            session,
+            [
+                _active_event(
+                    person.id, team_id=team_id, old=person.active, new=active, now=now, source="users.info"
+                )
+            ],
+        )
+    person.name, person.tz, person.active = name, tz, active
     person.refreshed_at = now
     return person
+
+
+@dataclass(frozen=True)
+class ProfileChanges:
+    """What one batch of Slack profiles changed among the people the bot knows."""
+
+    updated: int = 0
+    deactivated: tuple[str, ...] = ()
+    reactivated: tuple[str, ...] = ()
+
+
+async def apply_profiles(
+    session: AsyncSession, *, team_id: str, users: Sequence[Mapping[str, Any]], now: datetime, source: str
+) -> ProfileChanges:
+    """Bring every known person among Slack `users` up to date in one UPDATE (name, zone, active,
+    refreshed_at); a changed active flag is audited. People the bot does not know are left out."""
+    by_id = {str(u["id"]): u for u in users if isinstance(u, Mapping) and u.get("id")}
+    connection = await session.connection()
+    columns = (Person.id, Person.user_id, Person.name, Person.tz, Person.active)
+    known: list[Any] = []
+    for condition in one_of(col(Person.user_id), sorted(by_id), dialect=connection.dialect.name):
+        query = sa_select(*(col(c) for c in columns)).where(col(Person.team_id) == team_id, condition)
+        known += (await connection.execute(query)).all()
+    updates: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    gone: list[str] = []
+    back: list[str] = []
+    for person_id, user_id, old_name, old_tz, was_active in known:
+        name, tz, active = profile_of(by_id[user_id], name=old_name, tz=old_tz)
+        updates.append({"pid": person_id, "new_name": name, "new_tz": tz, "new_active": active, "at": now})
+        if active != was_active:
+            events.append(
+                _active_event(person_id, team_id=team_id, old=was_active, new=active, now=now, source=source)
+            )
+            (back if active else gone).append(user_id)
+    if updates:
+        statement = (
+            update(PEOPLE)
+            .where(PEOPLE.c.id == bindparam("pid"))
+            .values(
+                name=bindparam("new_name"),
+                tz=bindparam("new_tz"),
+                active=bindparam("new_active"),
+                refreshed_at=bindparam("at"),
+            )
+        )
+        await connection.execute(statement, updates)
+    await record_all(session, events)
+    return ProfileChanges(
+        updated=len(updates), deactivated=tuple(sorted(gone)), reactivated=tuple(sorted(back))
+    )
+
+
+async def unfetched_people(session: AsyncSession, *, team_id: str, since: datetime, limit: int) -> list[str]:
+    """Active people known since `since` whose profile Slack has never given (a plan import, or an
+    owner named before they used the bot), oldest first."""
+    rows = await session.exec(
+        select(Person.user_id)
+        .where(Person.team_id == team_id, col(Person.refreshed_at).is_(None))
+        .where(Person.active == True, Person.created_at >= since)  # noqa: E712
+        .order_by(col(Person.created_at), col(Person.id))
+        .limit(limit)
+    )
+    return list(rows)
+
+
+# --- the daily users.list pass -------------------------------------------------------------------
+
+
+async def profile_sync(session: AsyncSession, *, team_id: str) -> ProfileSync:
+    """The workspace's users.list pass state, created (once, whoever asks first) if missing."""
+    connection = await session.connection()
+    dialect = connection.dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    await connection.execute(insert(SYNCS).values(team_id=team_id).on_conflict_do_nothing())
+    row = (await connection.execute(sa_select(SYNCS).where(SYNCS.c.team_id == team_id))).mappings().one()
+    return ProfileSync(**row)
+
+
+async def advance_sync(
+    session: AsyncSession,
+    *,
+    team_id: str,
+    seen: tuple[date | None, str | None],
+    day: date,
+    cursor: str | None,
+    now: datetime,
+) -> bool:
+    """Move the pass from `seen` (day, cursor) to the next page's cursor (None: done for `day`);
+    False if another instance moved it first (it fetched the same page, so this one stops)."""
+    values: dict[str, Any] = {"day": day, "cursor": cursor, "not_before": None, "last_error": None}
+    if cursor is None:
+        values["finished_at"] = now
+    statement = (
+        update(SYNCS)
+        .where(SYNCS.c.team_id == team_id)
+        .where(SYNCS.c.day.is_not_distinct_from(seen[0]), SYNCS.c.cursor.is_not_distinct_from(seen[1]))
+        .values(**values)
+    )
+    result = await (await session.connection()).execute(statement)
+    return bool(result.rowcount)
+
+
+async def hold_sync(session: AsyncSession, *, team_id: str, until: datetime, error: str) -> None:
+    """Pause the pass until `until` (Slack's Retry-After, or a back-off after an error), saying why."""
+    statement = (
+        update(SYNCS).where(SYNCS.c.team_id == team_id).values(not_before=until, last_error=error[:500])
+    )
+    await (await session.connection()).execute(statement)
 
 
 async def set_pause(session: AsyncSession, *, actor: Actor, until: date | None, now: datetime) -> Person:
