@@ -855,29 +855,42 @@ async def own_message_after_change(
 
 
 async def home_view(reap: Reap, *, caller: Caller) -> dict[str, Any]:
-    """The App Home for the caller (and their departments' summaries if they coordinate)."""
+    """The App Home for the caller; a coordinator (DEI coordinator, admin) also sees what waits for
+    their decision in their departments (every department) and each department's summary."""
     team_id = caller.actor.team_id
+    me = caller.actor.user_id
     async with reading(reap.sessions) as session:
         names = await _strategy_names(session, team_id)
         mine = await find_items(
-            session,
-            team_id=team_id,
-            where=ItemFilter.open(owner_id=caller.actor.user_id),
-            today=caller.today,
-            limit=60,
+            session, team_id=team_id, where=ItemFilter.open(owner_id=me), today=caller.today, limit=60
         )
-        person = await find_person(session, team_id=team_id, user_id=caller.actor.user_id)
+        asked = await pending_by_item(session, item_ids=[i.id for i in mine if i.id is not None])
+        person = await find_person(session, team_id=team_id, user_id=me)
         summaries: list[bk.DepartmentSummary] = []
         departments: list[Department] = []
-        if caller.actor.is_admin:
+        everywhere = caller.actor.is_admin or (person is not None and person.role == Role.DEI.value)
+        if everywhere:
             departments = list(await session.exec(select(Department).where(Department.team_id == team_id)))
         elif person is not None and person.role == Role.COORDINATOR.value and person.department_id:
             department = await session.get(Department, person.department_id)
             departments = [department] if department else []
         for department in departments[:5]:
             summaries.append(await _department_summary(session, caller, department, names))
-    cards = [_card(i, names, caller) for i in mine]
-    return bk.build_home(cards, summaries=summaries, paused_until=person.paused_until if person else None)
+        waiting = None
+        if everywhere or departments:
+            ids = None if everywhere else [d.id or 0 for d in departments]
+            pending = await pending_requests(session, team_id=team_id, department_ids=ids)
+            awaiting = await awaiting_verification(session, team_id=team_id, department_ids=ids)
+            # Nobody decides their own request or verifies their own item, so neither waits for them.
+            waiting = bk.Waiting(
+                pending=[p for p in pending if p.request.requested_by != me],
+                awaiting=[i for i in awaiting if i.owner_id != me],
+                zone=caller.zone,
+            )
+    cards = [_card(i, names, caller, asked.get(i.id or 0)) for i in mine]
+    return bk.build_home(
+        cards, summaries=summaries, paused_until=person.paused_until if person else None, waiting=waiting
+    )
 
 
 async def _department_summary(
@@ -886,12 +899,15 @@ async def _department_summary(
     team_id = caller.actor.team_id
     items = await find_items(session, team_id=team_id, where=ItemFilter(department_id=department.id))
     counts: dict[str, dict[str, int]] = {}
-    for item in items:
-        by_status = counts.setdefault(names.get(item.strategy_id, "?"), {s.value: 0 for s in ItemStatus})
-        by_status[item.status] += 1
     overdue = [
         _card(i, names, caller) for i in items if i.status_enum.is_open and i.due and i.due < caller.today
     ]
+    late = {card.item.ref for card in overdue}
+    for item in items:
+        fresh = {bk.OVERDUE: 0, **{s.value: 0 for s in ItemStatus}}
+        by_status = counts.setdefault(names.get(item.strategy_id, "?"), fresh)
+        # The calendar wins over what was typed: an open item past its date counts as overdue.
+        by_status[bk.OVERDUE if item.ref in late else item.status] += 1
     stale_since = caller.now - timedelta(days=60)
     stale = [_card(i, names, caller) for i in items if i.status_enum.is_open and i.updated_at < stale_since]
     return bk.DepartmentSummary(key=department.key, counts=counts, overdue=overdue, stale=stale)

@@ -9,8 +9,9 @@ from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from domain.numbers import one_line
+from domain.numbers import one_line, plural
 from domain.status import ItemStatus, Role, style
+from domain.status import label as status_label
 from domain.text import NOTE_MAX, TITLE_MAX
 from messages.primitives import (
     MAX_MESSAGE_BLOCKS,
@@ -28,7 +29,8 @@ from messages.primitives import (
     plain,
     section,
 )
-from storage.changes import describe
+from messages.requests import build_requests
+from storage.changes import PendingRequest, describe
 from storage.models import ActionItem, AuditEvent, ChangeRequest, Person, Strategy
 
 PAGE_SIZE = 20
@@ -409,27 +411,69 @@ def build_snooze_modal(item: ActionItem, *, metadata: dict[str, Any]) -> dict[st
     }
 
 
+OVERDUE = "overdue"  # the calendar's status, shown over whatever was typed
+
+
 @dataclass(frozen=True)
 class DepartmentSummary:
     """Counts for a coordinator's App Home."""
 
     key: str
-    counts: dict[str, dict[str, int]]  # strategy name -> status -> count
+    # strategy name -> status -> count; an open item past its date counts as OVERDUE, not as typed
+    counts: dict[str, dict[str, int]]
     overdue: list[ItemCard]
     stale: list[ItemCard]
 
 
+@dataclass(frozen=True)
+class Waiting:
+    """What waits for a coordinator in their departments: requests to decide, completions to verify."""
+
+    pending: Sequence[PendingRequest]
+    awaiting: Sequence[ActionItem]
+    zone: ZoneInfo
+
+
+# The Home shows this many of each with their buttons; `/reap requests` lists them all.
+HOME_WAITING = 5
+
+
+def _waiting_blocks(waiting: Waiting) -> list[Block]:
+    pending, awaiting = list(waiting.pending), list(waiting.awaiting)
+    requests, completions = plural(len(pending), "change request"), plural(len(awaiting), "completion")
+    title = f"Waiting for you: {requests} · {completions} to verify"
+    blocks = build_requests(pending[:HOME_WAITING], awaiting[:HOME_WAITING], title=title, zone=waiting.zone)
+    hidden = max(0, len(pending) - HOME_WAITING) + max(0, len(awaiting) - HOME_WAITING)
+    if hidden:
+        blocks.append(context(f"{hidden} more, oldest first: `/reap requests` lists them all."))
+    return [*blocks, divider()]
+
+
+def _count_text(status: str, count: int) -> str:
+    if status == OVERDUE:
+        return f":red_circle: {count} overdue"
+    return f"{style(status).slack_emoji} {count} {status_label(status)}"
+
+
 def build_home(
-    mine: Sequence[ItemCard], *, summaries: Sequence[DepartmentSummary] = (), paused_until: date | None = None
+    mine: Sequence[ItemCard],
+    *,
+    summaries: Sequence[DepartmentSummary] = (),
+    paused_until: date | None = None,
+    waiting: Waiting | None = None,
 ) -> dict[str, Any]:
-    """The App Home tab: my open items grouped by status, overdue first; coordinators also get summaries."""
+    """The App Home tab: what waits for a coordinator's decision, my open items grouped by status
+    (overdue first, whatever status was typed), and coordinators' department summaries."""
     blocks: list[Block] = [header("REAP Tracker")]
     if paused_until:
         blocks.append(
             context(f":double_vertical_bar: Your reminders are paused until {paused_until.isoformat()}.")
         )
+    # A coordinator opens Home to act: decisions come before their own items.
+    if waiting is not None:
+        blocks += _waiting_blocks(waiting)
     blocks.append(section(f"*Your open items* · {len(mine)}"))
-    budget = MAX_VIEW_BLOCKS - 2 - sum(3 + 2 * min(5, len(s.overdue)) for s in summaries)
+    budget = MAX_VIEW_BLOCKS - len(blocks) - sum(3 + 2 * min(5, len(s.overdue)) for s in summaries)
     shown = 0
     overdue = [c for c in mine if c.overdue_days]
     groups: list[tuple[str, list[ItemCard]]] = [("Overdue", overdue)]
@@ -457,7 +501,7 @@ def build_home(
         blocks.append(divider())
         lines = [f"*{escape(summary.key)} department*"]
         for strategy, counts in summary.counts.items():
-            text = ", ".join(f"{style(s).slack_emoji} {n}" for s, n in counts.items() if n)
+            text = ", ".join(_count_text(s, n) for s, n in counts.items() if n)
             lines.append(f"{escape(strategy)}: {text or 'no items'}")
         blocks.append(section("\n".join(lines)))
         blocks.append(
