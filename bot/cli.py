@@ -141,9 +141,7 @@ async def _import(args: argparse.Namespace, settings: Settings) -> int:
             ) from None
         progress.update("reading the file", 0, 0)
         try:
-            document = parse_plan_file(
-                text, filename=str(path), start_month=settings.fiscal_year_start_month
-            )
+            document = parse_plan_file(text, filename=str(path), start_month=settings.fiscal_year_start_month)
         except PlanFileError as exc:
             raise BadInput(str(exc)) from None
         engine, sessions = await _open(settings)
@@ -225,6 +223,45 @@ async def _report(args: argparse.Namespace, settings: Settings) -> int:
         await engine.dispose()
     render = {"md": render_markdown, "html": render_html, "json": render_json}[args.format]
     output = render(rollup)
+    if args.output:
+        await _write_output(args.output, output)
+    else:
+        sys.stdout.write(output)
+    return 0
+
+
+async def _agenda(args: argparse.Namespace, settings: Settings) -> int:
+    from sqlmodel import select
+
+    from bot.slack import workspace_id
+    from domain.errors import ReapError
+    from domain.fiscal import FiscalQuarter, QuarterError
+    from reports.agenda import render_agenda_html, render_agenda_markdown
+    from storage.models import Person
+    from storage.queries.agenda import build_agenda
+
+    today = utc_now().astimezone(settings.zone).date()
+    try:
+        quarter = FiscalQuarter.parse(args.quarter, today=today, start_month=settings.fiscal_year_start_month)
+    except QuarterError as exc:
+        raise BadInput(str(exc)) from None
+    engine, sessions = await _open(settings)
+    try:
+        team_id = await workspace_id(sessions, None, now=utc_now())
+        async with sessions() as session:
+            try:
+                agenda = await build_agenda(
+                    session, team_id=team_id, quarter=quarter, today=today, zone=settings.zone
+                )
+            except ReapError as exc:
+                raise BadInput(str(exc)) from None
+            names = {
+                p.user_id: p.name for p in await session.exec(select(Person).where(Person.team_id == team_id))
+            }
+    finally:
+        await engine.dispose()
+    render = {"md": render_agenda_markdown, "html": render_agenda_html}[args.format]
+    output = render(agenda, names=names)
     if args.output:
         await _write_output(args.output, output)
     else:
@@ -366,6 +403,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--format", choices=("md", "html", "json"), default="md")
     report.add_argument("--output", "-o", help="file to write (default: standard output)")
     report.set_defaults(run=_report)
+    agenda = sub.add_parser("agenda", help="the quarterly DEI meeting agenda for the meeting packet")
+    agenda.add_argument("quarter", help="FY2027-Q2, Q2, this or last")
+    agenda.add_argument("--format", choices=("md", "html"), default="md")
+    agenda.add_argument("--output", "-o", help="file to write (default: standard output)")
+    agenda.set_defaults(run=_agenda)
 
     remind = sub.add_parser("remind", help="run exactly one reminder tick (plan, then deliver) and exit")
     remind.add_argument(

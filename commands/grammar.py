@@ -47,6 +47,8 @@ USAGE: dict[str, str] = {
     "verify": "/reap verify <ref>",
     "reopen": '/reap reopen <ref> <status> <0-100>% "<reason>"',
     "requests": "/reap requests [department]",
+    "decision": '/reap decision "<text>" [item <ref>] [owner @user] [due <date>]',
+    "agenda": "/reap agenda [quarter]",
     "snooze": "/reap snooze <ref> <date or duration>",
     "history": "/reap history <ref>",
     "pause": "/reap pause <date>",
@@ -103,6 +105,12 @@ _DETAILS: dict[str, tuple[str, tuple[str, ...]]] = {
         "Reopen a done item at a real status and progress, saying why.",
         ('/reap reopen OIT-7 at-risk 80% "the site is not live yet"',),
     ),
+    "decision": (
+        "Record a decision of the quarterly DEI meeting; with an owner and a due date it becomes a"
+        " follow-up item that the next agenda reports on (coordinators).",
+        ('/reap decision "Extend device lending to Kensington" owner @maria due 3/31',),
+    ),
+    "agenda": ("Show the DEI meeting agenda for a quarter.", ("/reap agenda", "/reap agenda FY2027-Q2")),
     "requests": (
         "List change requests and completions waiting for a coordinator.",
         ("/reap requests", "/reap requests OIT"),
@@ -402,6 +410,23 @@ class ScoreItem:
 
 
 @dataclass(frozen=True)
+class RecordDecision:
+    """`/reap decision "<text>" [item <ref>] [owner @user] [due <date>]`."""
+
+    text: str
+    ref: str | None
+    owner: str | None
+    due: date | None
+
+
+@dataclass(frozen=True)
+class ShowAgenda:
+    """`/reap agenda [quarter]`: the DEI meeting agenda for a quarter."""
+
+    quarter: FiscalQuarter
+
+
+@dataclass(frozen=True)
 class Rollup:
     """`/reap rollup [quarter] [department] [#channel]`; channel is a Slack channel id."""
 
@@ -430,6 +455,8 @@ Command: TypeAlias = (
     | Verify
     | Reopen
     | Requests
+    | RecordDecision
+    | ShowAgenda
     | CheckIn
     | RecordMeasure
     | ListMeasures
@@ -755,6 +782,47 @@ def _add(a: _Args) -> Command:
             ' put the title in "quotes"'
         ) from None
     return Add(title, owner, due, strategy)
+
+
+_DECISION_KEYWORDS = ("item", "owner", "due")
+
+
+def _decision(a: _Args) -> Command:
+    tokens = a.tokens
+    starts = [i for i, t in enumerate(tokens) if t.word in _DECISION_KEYWORDS]
+    text_tokens = tokens[: starts[0]] if starts else tokens
+    if not text_tokens:
+        raise a.fail(
+            'What was decided? Put it first, in quotes: /reap decision "Extend the pilot to Kensington"'
+        )
+    if text_tokens[0].quoted and len(text_tokens) > 1:
+        raise a.fail(
+            f'After the quoted decision I expected item, owner or due, not "{snippet(text_tokens[1].text)}"'
+        )
+    text = a.field(a.free_text(text_tokens), "decision", limit=NOTE_MAX, multiline=True)
+    options: dict[str, list[_Token]] = {}
+    for n, start in enumerate(starts):
+        keyword = tokens[start].raw.lower()
+        if keyword in options:
+            raise a.fail(f'"{keyword}" appears twice; give it once')
+        end = starts[n + 1] if n + 1 < len(starts) else len(tokens)
+        options[keyword] = tokens[start + 1 : end]
+    ref = a.ref(options["item"]) if "item" in options else None
+    if "item" in options and len(options["item"]) > 1:
+        raise a.unexpected(options["item"][1])
+    owner = a.person(options["owner"], "owner") if "owner" in options else None
+    due = a.day(options["due"]) if "due" in options else None
+    if (owner is None) != (due is None):
+        raise a.fail("A follow-up needs both an owner and a due date (or neither, for a decision alone)")
+    return RecordDecision(text, ref, owner, due)
+
+
+def _agenda(a: _Args) -> Command:
+    found = a.quarter(0)
+    quarter, used = found if found else (_this_quarter(a), 0)
+    if len(a.tokens) > used:
+        raise a.unexpected(a.tokens[used])
+    return ShowAgenda(quarter)
 
 
 _LIST_WORDS: dict[str, ListScope] = {
@@ -1190,6 +1258,8 @@ _PARSERS = {
     "verify": _verify,
     "reopen": _reopen,
     "requests": _requests,
+    "decision": _decision,
+    "agenda": _agenda,
     "role": _role,
     "who": _who,
     "checkin": _checkin,

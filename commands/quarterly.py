@@ -12,9 +12,11 @@ from commands import grammar as g
 from domain.calendar import BusinessCalendar, calendar_for_year
 from domain.checkin import DUE_BEFORE_MEETING, OPEN_BEFORE_MEETING, checkin_window
 from domain.errors import InvalidChange, NotFound
+from domain.numbers import one_line
 from domain.status import ItemStatus
 from domain.text import NOTE_MAX, number_problem, text_problem
 from messages import primitives as ui
+from messages.agenda import build_agenda_blocks
 from messages.checkin import chunks
 from storage import outbox
 from storage.checkins import (
@@ -28,12 +30,14 @@ from storage.checkins import (
     rollup_requests,
     schedule_cycle,
 )
+from storage.decisions import record_decision
 from storage.engine import reading, transaction
 from storage.measures import record_reading
 from storage.models import Department, NotificationState
 from storage.outbox import enqueue
 from storage.permissions import ensure_coordinator
 from storage.queries import checkins as queries
+from storage.queries.agenda import build_agenda
 from storage.queries.checkins import CheckInSubject
 
 if TYPE_CHECKING:
@@ -280,3 +284,43 @@ async def submit_checkin(reap: Reap, *, caller: Caller, quarter: str, form: Chec
                 start_month=reap.org.fiscal_year_start_month,
             )
     return len(form.answers)
+
+
+# --- the quarterly DEI meeting ------------------------------------------------------------------
+
+
+async def run_decision(reap: Reap, *, caller: Caller, command: g.RecordDecision) -> Reply:
+    """`/reap decision "<text>" [item <ref>] [owner @user] [due <date>]` (coordinators)."""
+    async with transaction(reap.sessions) as session:
+        decision, followup = await record_decision(
+            session,
+            actor=caller.actor,
+            text=command.text,
+            ref=command.ref,
+            owner=command.owner,
+            due=command.due,
+            today=caller.today,
+            now=caller.now,
+        )
+    text = f"Recorded for the {decision.quarter} DEI meeting: {ui.escape(one_line(decision.text))}"
+    if followup is not None and command.due is not None:
+        text += (
+            f"\nFollow-up *{followup.ref}* is <@{command.owner}>'s,"
+            f" due {ui.date_token(command.due, caller.zone)}; the next agenda reports how it went."
+        )
+    return _reply(text)
+
+
+async def run_agenda(reap: Reap, *, caller: Caller, command: g.ShowAgenda) -> Reply:
+    """`/reap agenda [quarter]`: the quarter's DEI meeting agenda, for the caller."""
+    async with reading(reap.sessions) as session:
+        agenda = await build_agenda(
+            session,
+            team_id=caller.actor.team_id,
+            quarter=command.quarter,
+            today=caller.today,
+            zone=reap.org.zone,
+        )
+    blocks = build_agenda_blocks(agenda, caller.zone)
+    # A reply holds 50 blocks; the agenda's sections are few, but its lists can be long.
+    return _reply(f"DEI meeting agenda: {agenda.quarter}", blocks[: ui.MAX_MESSAGE_BLOCKS])

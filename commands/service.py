@@ -317,6 +317,10 @@ async def run_command(reap: Reap, *, caller: Caller, command: g.Command) -> Repl
             )
         case g.Requests(department=department):
             return await list_requests(reap, caller=caller, department=department)
+        case g.RecordDecision():
+            return await quarterly.run_decision(reap, caller=caller, command=command)
+        case g.ShowAgenda():
+            return await quarterly.run_agenda(reap, caller=caller, command=command)
         case g.Snooze(ref=ref, until=wake):
             return await _change(
                 reap,

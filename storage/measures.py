@@ -21,6 +21,7 @@ from domain.measures import MeasureRule, ReadingRefused, check_reading
 from domain.rollup import RankedLine
 from domain.scoring import Candidate, Criterion, Score, ScoreRefused, highest_total, rank, weighted_total
 from domain.text import NOTE_MAX, check_finite, check_text
+from storage.amendments import amend_quarter, get_snapshot
 from storage.audit import record
 from storage.items import audit, get_item
 from storage.models import (
@@ -159,6 +160,21 @@ async def record_reading(
         rule, quarter=this, value=value, note=note or (reading.note if reading else None), earlier=earlier
     )
     old = reading.value if reading else None
+    if await get_snapshot(session, team_id=actor.team_id, quarter=quarter) is not None:
+        # A closed quarter's record stands; the correction goes beside it, with its reason.
+        if not note or not note.strip():
+            raise ReadingRefused(key, f"{quarter} is closed, so a correction needs a reason in quotes")
+        await amend_quarter(
+            session,
+            actor=actor,
+            quarter=quarter,
+            subject=f"measure {key}",
+            old=f"{old:g}" if old is not None else None,
+            new=f"{value:g}",
+            reason=note,
+            now=now,
+            permitted=True,
+        )
     stored = {k: {"value": g.value, "n": g.n} for k, g in groups.items()}
     if reading is None:
         reading = MeasureReading(

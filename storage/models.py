@@ -443,6 +443,64 @@ class CheckInResponse(SQLModel, table=True):
     responded_at: datetime = Field(sa_type=UTCDateTime)
 
 
+# --- The quarterly record ---------------------------------------------------------------------
+
+
+class QuarterSnapshot(SQLModel, table=True):
+    """A closed quarter frozen as it stood: the computed rollup, every item and reading, the answers.
+
+    Written once when the quarter's check-in closes and never rewritten; late corrections are
+    Amendments beside it.
+    """
+
+    __tablename__ = "quarter_snapshot"
+    __table_args__ = (UniqueConstraint("team_id", "quarter", name="uq_snapshot_team_quarter"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(max_length=32)
+    quarter: str = Field(max_length=10)
+    as_of: date
+    frozen_at: datetime = Field(sa_type=UTCDateTime)
+    frozen_by: str = Field(max_length=32)
+    rollup: dict[str, Any] = Field(sa_type=JSON)
+    items: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
+    readings: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
+    responses: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
+
+
+class Amendment(SQLModel, table=True):
+    """A correction to a closed quarter, with its reason and author, shown beside the frozen value."""
+
+    __table_args__ = (Index("ix_amendment_team_quarter", "team_id", "quarter"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(max_length=32)
+    quarter: str = Field(max_length=10)
+    subject: str = Field(max_length=120, description="What was corrected, e.g. 'measure staff-trained'")
+    old: str | None = Field(default=None, max_length=300)
+    new: str = Field(max_length=300)
+    reason: str = Field(max_length=NOTE_MAX)
+    amended_by: str = Field(max_length=32)
+    amended_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class Decision(SQLModel, table=True):
+    """A decision recorded at a quarter's DEI meeting; one with an owner and a date has a follow-up item."""
+
+    __table_args__ = (Index("ix_decision_team_quarter", "team_id", "quarter"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(max_length=32)
+    quarter: str = Field(max_length=10, description="The quarter whose DEI meeting took it")
+    text: str = Field(max_length=NOTE_MAX)
+    item_id: int | None = Field(default=None, foreign_key="action_item.id", description="What it is about")
+    owner_id: str | None = Field(default=None, max_length=32)
+    due: date | None = None
+    followup_item_id: int | None = Field(default=None, foreign_key="action_item.id")
+    decided_by: str = Field(max_length=32)
+    decided_at: datetime = Field(sa_type=UTCDateTime)
+
+
 # --- Outbox and inbound de-duplication --------------------------------------------------------
 
 
