@@ -55,17 +55,18 @@ class ProfileConfig:
     lookups_per_tick: int = 20  # users.info, tier 4 (100+ a minute)
     lookup_concurrency: int = 5
     lookup_window: timedelta = timedelta(days=1)  # after that the daily pass finds them, or nobody can
-    retry_lookup_after: timedelta = timedelta(hours=1)
-    backoff: timedelta = timedelta(minutes=10)  # after an error that is not a rate limit
+    retry_lookup_after: timedelta = timedelta(hours=1)  # after an unknown user or a missing scope
+    backoff: timedelta = timedelta(minutes=10)  # after an outage: 5xx, timeouts, refused connections
     budget_seconds: float = 10.0  # wall time a tick spends here per workspace, at most
 
 
 @dataclass
 class ProfileJob:
-    """One process's profile work: its settings and the lookups it tried that Slack could not answer."""
+    """One process's profile work: its settings, and when each lookup Slack could not answer may
+    be tried again, by (team, user)."""
 
     config: ProfileConfig = field(default_factory=ProfileConfig)
-    tried: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    retry_at: dict[tuple[str, str], datetime] = field(default_factory=dict)
 
 
 @dataclass
@@ -98,13 +99,16 @@ class ProfileReport:
 
 
 def _wait_for(exc: BaseException, config: ProfileConfig) -> tuple[timedelta, str] | None:
-    """How long Slack asked us to wait (Retry-After on a 429) or a back-off, and why; None if
-    `exc` is not a Slack or network problem."""
+    """How long to leave Slack alone after `exc`, and why: its Retry-After on a 429, a back-off
+    after an outage, longer for an answer that will not change soon (an unknown user, a missing
+    scope); None if `exc` is not a Slack or network problem."""
     failure = classify(exc, may_have_posted=False)
     if failure is None:
         return None
     if failure.category == "rate_limited":
         return timedelta(seconds=failure.retry_after or 1.0), failure.reason
+    if failure.category in ("permanent", "gone"):
+        return config.retry_lookup_after, failure.reason
     return config.backoff, failure.reason
 
 
@@ -139,15 +143,18 @@ async def _look_up_new(
     report: ProfileReport,
 ) -> None:
     config = job.config
-    for key, at in list(job.tried.items()):
-        if now - at >= config.retry_lookup_after:
-            del job.tried[key]
-    tried = sum(1 for team, _ in job.tried if team == team_id)
+    for key, at in list(job.retry_at.items()):
+        if now >= at:
+            del job.retry_at[key]
+    waiting = sum(1 for team, _ in job.retry_at if team == team_id)
     async with sessions() as session:
         wanted = await unfetched_people(
-            session, team_id=team_id, since=now - config.lookup_window, limit=config.lookups_per_tick + tried
+            session,
+            team_id=team_id,
+            since=now - config.lookup_window,
+            limit=config.lookups_per_tick + waiting,
         )
-    wanted = [user for user in wanted if (team_id, user) not in job.tried][: config.lookups_per_tick]
+    wanted = [user for user in wanted if (team_id, user) not in job.retry_at][: config.lookups_per_tick]
     if not wanted:
         return
     gate = asyncio.Semaphore(config.lookup_concurrency)
@@ -157,12 +164,13 @@ async def _look_up_new(
             try:
                 answer = await client.users_info(user=user_id)
             except Exception as exc:
-                if _wait_for(exc, config) is None:
+                wait = _wait_for(exc, config)
+                if wait is None:
                     raise
                 # A user id Slack does not know (a typo in a plan file) is tried again in a while;
                 # until then, and if it never resolves, the organisation's hour applies.
-                job.tried[(team_id, user_id)] = now
-                log.info("could not look up %s in %s: %s", user_id, team_id, exc)
+                job.retry_at[(team_id, user_id)] = now + wait[0]
+                log.info("could not look up %s in %s: %s", user_id, team_id, wait[1])
                 return None
         user = answer.get("user")
         return dict(user) if isinstance(user, dict) else None
@@ -191,8 +199,7 @@ async def _list_pages(
     async with transaction(sessions) as session:
         sync = await profile_sync(session, team_id=team_id)
     if sync.not_before is not None and now < sync.not_before:
-        report.problem = f"waiting until {sync.not_before.isoformat()} ({sync.last_error})"
-        return
+        return  # Slack asked for a pause, or had trouble (said when it began)
     if sync.day == today and sync.cursor is None:
         return  # today's pass is done
     seen: tuple[date | None, str | None] = (sync.day, sync.cursor)
