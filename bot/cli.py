@@ -198,9 +198,10 @@ async def _export(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _report(args: argparse.Namespace, settings: Settings) -> int:
     from bot.slack import workspace_id
+    from domain.errors import ReapError
     from domain.fiscal import FiscalQuarter, QuarterError
     from reports.rollup import render_html, render_json, render_markdown
-    from storage.queries.rollup import build_rollup
+    from storage.snapshots import quarter_rollup
 
     today = utc_now().astimezone(settings.zone).date()
     try:
@@ -211,14 +212,18 @@ async def _report(args: argparse.Namespace, settings: Settings) -> int:
     try:
         team_id = await workspace_id(sessions, None, now=utc_now())
         async with sessions() as session:
-            rollup = await build_rollup(
-                session,
-                team_id=team_id,
-                quarter=quarter,
-                as_of=today,
-                department_key=args.department,
-                zone=settings.zone,
-            )
+            # A closed quarter is shown as it was frozen, so its report never changes after the fact.
+            try:
+                rollup = await quarter_rollup(
+                    session,
+                    team_id=team_id,
+                    quarter=quarter,
+                    as_of=today,
+                    department_key=args.department,
+                    zone=settings.zone,
+                )
+            except ReapError as exc:
+                raise BadInput(str(exc)) from None
     finally:
         await engine.dispose()
     render = {"md": render_markdown, "html": render_html, "json": render_json}[args.format]

@@ -103,6 +103,7 @@ async def run_checkin(reap: Reap, *, caller: Caller, command: g.CheckIn) -> Repl
                 now=now,
                 dei_channel=reap.org.dei_channel,
                 start_month=reap.org.fiscal_year_start_month,
+                zone=reap.org.zone,
             )
             await enqueue(session, rows=rows)
         reply = _reply(

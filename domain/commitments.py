@@ -114,6 +114,7 @@ def check_reason(reason: str | None, *, what: str) -> str:
     """The reason a change needs, refused when it is missing."""
     if not reason or not reason.strip():
         raise ReasonRequired(
-            f"To {what}, give a reason (in quotes after the command, or in the form's note); nothing was changed."
+            f"To {what}, give a reason (in quotes after the command, or in the form's note);"
+            " nothing was changed."
         )
     return reason.strip()

@@ -306,6 +306,18 @@ class DepartmentRollup:
 
 
 @dataclass(frozen=True)
+class AmendmentLine:
+    """A correction to a closed quarter, shown beside its frozen value."""
+
+    subject: str  # e.g. "measure staff-equity-trained"
+    old: str | None
+    new: str
+    reason: str
+    amended_by: str
+    amended_on: date
+
+
+@dataclass(frozen=True)
 class Rollup:
     """The whole rollup for a quarter, as of a day inside (or at the end of) it."""
 
@@ -319,6 +331,13 @@ class Rollup:
     previous_quarter: str = ""
     stale_days: int = STALE_DAYS
     names: dict[str, str] = field(default_factory=dict)
+    # Which record this is: "frozen on … by …", "reconstructed from the history as of …", or live.
+    basis: str = ""
+    amendments: list[AmendmentLine] = field(default_factory=list)
+
+    def amended(self, subject: str) -> bool:
+        """Whether a correction was recorded for this subject (e.g. "measure staff-trained")."""
+        return any(a.subject == subject for a in self.amendments)
 
     @property
     def total(self) -> int:

@@ -246,7 +246,7 @@ def _change_lines(changes: Changes) -> list[str]:
 def build_summary_intro(rollup: Rollup) -> list[Block]:
     """The opening blocks of the summary message: title, as-of line and overall status counts."""
     facts = [
-        f"As of {rollup.as_of.isoformat()}",
+        rollup.basis.capitalize() if rollup.basis else f"As of {rollup.as_of.isoformat()}",
         plural(rollup.total, "item"),
         f"{format_percent(rollup.percent_complete)} complete",
         f"on-time completion {format_rate(rollup.on_time_rate)}",

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -13,18 +12,6 @@ from domain.text import NOTE_MAX, check_text
 from storage.audit import record
 from storage.models import Amendment, QuarterSnapshot
 from storage.permissions import Actor, ensure_coordinator
-
-
-@dataclass(frozen=True)
-class AmendmentLine:
-    """A correction to a closed quarter, as reports show it."""
-
-    subject: str
-    old: str | None
-    new: str
-    reason: str
-    amended_by: str
-    amended_on: date
 
 
 async def get_snapshot(session: AsyncSession, *, team_id: str, quarter: str) -> QuarterSnapshot | None:

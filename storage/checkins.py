@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -14,6 +15,7 @@ from domain.status import OPEN_STATUSES, ItemStatus
 from domain.text import NOTE_MAX, check_text
 from storage.audit import record
 from storage.items import add_note, audit, get_item, set_progress, set_status
+from storage.measures import parse_quarter
 from storage.models import (
     ActionItem,
     CheckInCycle,
@@ -23,6 +25,7 @@ from storage.models import (
 )
 from storage.permissions import Actor, ensure_coordinator
 from storage.queries.people import coordinators_of
+from storage.snapshots import freeze_quarter
 
 # Outbox kinds of the quarterly cycle that a person's command and the tick both owe.
 NONRESPONDERS = "checkin_nonresponders"
@@ -308,14 +311,20 @@ async def close_and_owe(
     now: datetime,
     dei_channel: str | None,
     start_month: int,
+    zone: ZoneInfo | None = None,
 ) -> list[NotificationCreate]:
-    """Close a quarter's check-in and owe its messages: the non-responder list to each coordinator
-    whose department has owners waiting, and the rollup to every rollup channel.
+    """Close a quarter's check-in, freeze the quarter's record, and owe its messages: the
+    non-responder list to each coordinator whose department has owners waiting, and the rollup to
+    every rollup channel.
 
     The keys are the same whether the tick or a person closes, so a close pressed twice, or racing
     the scheduled close, posts once.
     """
     cycle = await close_cycle(session, actor=actor, quarter=quarter, now=now)
+    # Frozen in the same transaction as the close: the report shown from now on is this one.
+    await freeze_quarter(
+        session, actor=actor, quarter=parse_quarter(quarter, start_month=start_month), now=now, zone=zone
+    )
     team_id = cycle.team_id
     rows: list[NotificationCreate] = []
     progress = await cycle_progress(session, team_id=team_id, cycle=cycle)

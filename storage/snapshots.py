@@ -7,17 +7,18 @@ why, who, when) shown beside the frozen value.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from domain.errors import NotFound
 from domain.fiscal import FiscalQuarter
 from domain.frozen import from_data, to_data
-from domain.rollup import Rollup
-from storage.amendments import AmendmentLine, get_snapshot
+from domain.rollup import AmendmentLine, Rollup
+from storage.amendments import get_snapshot
 from storage.audit import record
 from storage.models import (
     ActionItem,
@@ -28,7 +29,7 @@ from storage.models import (
     MeasureReading,
     QuarterSnapshot,
 )
-from storage.permissions import Actor
+from storage.permissions import SYSTEM_ACTOR, Actor
 from storage.queries.rollup import build_rollup
 
 
@@ -144,9 +145,49 @@ async def frozen_quarter(session: AsyncSession, *, team_id: str, quarter: str) -
         )
         for a in rows
     ]
+    rollup = from_data(Rollup, snapshot.rollup)
+    who = (
+        "the scheduled close"
+        if snapshot.frozen_by == SYSTEM_ACTOR
+        else rollup.names.get(snapshot.frozen_by) or snapshot.frozen_by
+    )
+    basis = f"frozen on {snapshot.frozen_at.date().isoformat()} by {who}"
     return FrozenQuarter(
-        rollup=from_data(Rollup, snapshot.rollup),
+        rollup=replace(rollup, basis=basis, amendments=amendments),
         frozen_at=snapshot.frozen_at,
         frozen_by=snapshot.frozen_by,
         amendments=amendments,
+    )
+
+
+async def quarter_rollup(
+    session: AsyncSession,
+    *,
+    team_id: str,
+    quarter: FiscalQuarter,
+    as_of: date,
+    department_key: str | None = None,
+    zone: ZoneInfo | None = None,
+) -> Rollup:
+    """The quarter's rollup: as frozen when it was closed (one department's part, if asked), else computed."""
+    frozen = await frozen_quarter(session, team_id=team_id, quarter=quarter.label)
+    if frozen is None:
+        return await build_rollup(
+            session, team_id=team_id, quarter=quarter, as_of=as_of, department_key=department_key, zone=zone
+        )
+    if department_key is None:
+        return frozen.rollup
+    wanted = department_key.strip().upper()
+    found = [d for d in frozen.rollup.departments if d.key == wanted]
+    if not found:
+        raise NotFound("department", wanted)
+    (department,) = found
+    # One department's figures are its own tallies, as build_rollup gives them for one department.
+    return replace(
+        frozen.rollup,
+        departments=found,
+        counts=department.counts,
+        percent_complete=department.percent_complete,
+        on_time_rate=department.on_time_rate,
+        response_rate=department.response_rate,
     )

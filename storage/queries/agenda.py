@@ -12,24 +12,12 @@ from domain.agenda import Agenda, AgendaItem, AgendaMeasure, FollowUp, Headline
 from domain.cadence import Cadence
 from domain.errors import InvalidChange
 from domain.fiscal import FiscalQuarter
-from domain.rollup import Rollup
 from domain.status import ItemStatus, MeasureStatus
 from storage.changes import describe, pending_requests
 from storage.models import ActionItem, CheckInCycle, Decision, Department, Plan, Strategy
-from storage.queries.rollup import build_rollup
-from storage.snapshots import frozen_quarter
+from storage.snapshots import quarter_rollup
 
 _NEEDS_A_DECISION = (ItemStatus.OFF_TRACK.value, ItemStatus.BLOCKED.value)
-
-
-async def quarter_rollup(
-    session: AsyncSession, *, team_id: str, quarter: FiscalQuarter, as_of: date, zone: ZoneInfo | None = None
-) -> Rollup:
-    """The quarter's rollup: as frozen when it was closed, else computed now."""
-    frozen = await frozen_quarter(session, team_id=team_id, quarter=quarter.label)
-    if frozen is not None:
-        return frozen.rollup
-    return await build_rollup(session, team_id=team_id, quarter=quarter, as_of=as_of, zone=zone)
 
 
 def _outcome(item: ActionItem | None, today: date) -> str:

@@ -159,6 +159,8 @@ async def build_rollup(
     instants (completion, last update, audit events) are taken in `zone`, the organisation's.
     """
     zone = zone or ZoneInfo(DEFAULT_ZONE)
+    # A quarter that ended before the day asked about is shown as it stood on its last day.
+    past = as_of > quarter.end
     as_of = min(as_of, quarter.end)
     departments = await _departments(session, team_id=team_id, key=department_key)
     dept_ids = [d.id for d in departments if d.id is not None]
@@ -167,6 +169,10 @@ async def build_rollup(
     people = await _people(session, team_id=team_id)
     items = await _items(session, team_id=team_id, dept_ids=dept_ids, zone=zone)
     strategy_ids = {s.id for group in strategies.values() for s in group}
+    if past:
+        items = await _as_it_stood(
+            session, items, cutoff=_local_midnight(as_of + timedelta(days=1), zone), zone=zone
+        )
     items = [i for i in items if i.strategy_id in strategy_ids]
     measures = await _measures(session, team_id=team_id, quarter=quarter, strategy_ids=strategy_ids)
     window = (_local_midnight(quarter.start, zone), _local_midnight(as_of + timedelta(days=1), zone))
@@ -210,7 +216,13 @@ async def build_rollup(
         total.merge(tally)
         asked += rollup.checkin_asked
         responded += rollup.checkin_responded
+    basis = (
+        f"reconstructed from the history as of {as_of.isoformat()}"
+        if past
+        else f"as of {as_of.isoformat()}, while the quarter is open"
+    )
     return Rollup(
+        basis=basis,
         quarter=quarter.label,
         as_of=as_of,
         departments=dept_rollups,
@@ -414,6 +426,88 @@ class _Event:
     field: str | None
     old: str | None
     new: str | None
+
+
+def _undo(item: _Item, action: str, field: str | None, old: str | None, zone: ZoneInfo) -> None:
+    """Put back what one audited change replaced (the newest change is undone first)."""
+    if field == "status" and old is not None:
+        item.status = old
+    elif field == "progress" and old is not None and old.lstrip("-").isdigit():
+        item.progress = int(old)
+    elif field == "due":
+        item.due = _as_date(old)
+    elif field == "owner_id":
+        item.owner_id = old
+    elif field == "title" and old is not None:
+        item.title = old
+    elif field == "strategy_id" and old is not None and old.isdigit():
+        item.strategy_id = int(old)
+    elif field == "evidence_url":
+        item.evidence_url = old
+    elif action == "verify":
+        item.verified_on = item.verified_by = None
+
+
+async def _as_it_stood(
+    session: AsyncSession, items: list[_Item], *, cutoff: datetime, zone: ZoneInfo
+) -> list[_Item]:
+    """The items as they stood just before `cutoff`, rebuilt from the audit trail: items created
+    later are left out and every later change is undone, newest first."""
+    by_id = {i.id: i for i in items}
+    if not by_id:
+        return items
+    connection = await session.connection()
+    later = await connection.execute(
+        sa.select(col(AuditEvent.item_id), col(AuditEvent.action), col(AuditEvent.field), col(AuditEvent.old))
+        .where(col(AuditEvent.item_id).in_(list(by_id)))
+        .where(col(AuditEvent.at) >= cutoff)
+        .order_by(col(AuditEvent.at).desc(), col(AuditEvent.id).desc())
+    )
+    created_later: set[int] = set()
+    touched: set[int] = set()
+    for item_id, action, field, old in later:
+        item = by_id.get(item_id or 0)
+        if item is None:
+            continue
+        touched.add(item.id)
+        if action == "create":
+            created_later.add(item.id)
+        else:
+            _undo(item, action, field, old, zone)
+    if touched:
+        # The last note and the last update as of then: the newest such events before the cutoff.
+        before = await connection.execute(
+            sa.select(
+                col(AuditEvent.item_id), col(AuditEvent.action), col(AuditEvent.note), col(AuditEvent.at)
+            )
+            .where(col(AuditEvent.item_id).in_(list(touched)))
+            .where(col(AuditEvent.at) < cutoff)
+            .order_by(col(AuditEvent.at), col(AuditEvent.id))
+        )
+        notes: dict[int, str | None] = {}
+        updated: dict[int, date] = {}
+        for item_id, action, note, at in before:
+            if item_id is None:
+                continue
+            updated[item_id] = at.astimezone(zone).date()
+            if action in ("note", "status") and note:
+                notes[item_id] = note
+        for item_id in touched:
+            item = by_id[item_id]
+            item.last_note = notes.get(item_id)
+            if item_id in updated:
+                item.updated_on = updated[item_id]
+    stood = []
+    for item in items:
+        if item.id in created_later:
+            continue
+        if item.status != "done":
+            item.completed_on = None
+            item.verified_on = item.verified_by = None
+        elif item.completed_on is not None and item.completed_on >= cutoff.astimezone(zone).date():
+            item.completed_on = None  # done again later; when it first was is not recorded
+        stood.append(item)
+    return stood
 
 
 async def _events(

@@ -10,9 +10,9 @@ from sqlmodel import select
 
 from domain.errors import NotFinite, PermissionDenied, TextTooLong
 from domain.status import Role
-from storage.measures import record_reading
 from storage.engine import Sessions, transaction
 from storage.items import add_note, get_item
+from storage.measures import record_reading
 from storage.models import AuditEvent, Measure, MeasureReading
 from storage.people import set_role
 from storage.permissions import Actor

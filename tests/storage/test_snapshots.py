@@ -61,14 +61,16 @@ async def test_a_frozen_quarter_reads_the_same_bytes_after_the_plan_moves_on(ses
             session,
             actor=Actor.system(TEAM),
             key="staff-equity-trained",
-            quarter="FY2027-Q2",
+            quarter="FY2027-Q3",
             value=70,
-            note="recount",
+            note=None,
             now=LATER,
         )
     assert await reports(sessions) == before
-    data, _ = before
+    data, markdown = before
     assert '"quarter": "FY2027-Q2"' in data
+    assert '"basis": "frozen on 2027-01-15 by Equity Program Manager"' in data
+    assert "_This report is frozen on 2027-01-15 by Equity Program Manager._" in markdown
 
 
 async def test_freezing_twice_keeps_the_first_snapshot(sessions: Sessions, demo: None):
@@ -109,6 +111,12 @@ async def test_an_amendment_is_recorded_beside_the_frozen_value(sessions: Sessio
     )
     staff = next(m for _, m in frozen.rollup.measure_lines() if m.key == "staff-equity-trained")
     assert staff.latest == 62, "the frozen value stays; the amendment sits beside it"
+    markdown = render_markdown(frozen.rollup)
+    assert "| 62 (FY2027-Q2) (amended, see below) |" in markdown
+    assert (
+        "- Amended on 2027-02-03 by Equity Program Manager: measure staff-equity-trained 62 → 64."
+        " Two December completions were logged in January" in markdown
+    )
 
 
 async def test_amending_a_quarter_that_is_not_closed_is_refused(sessions: Sessions, demo: None):
