@@ -300,6 +300,8 @@ def slack_messages(rollup: Rollup) -> tuple[dict[str, Any], list[dict[str, Any]]
 
 # Slack refuses alt text longer than this (files.getUploadURLExternal: alt_txt_too_large).
 ALT_TEXT_LIMIT = 1000
+# Names are clipped in alt text so that a plan's long measure names leave room for more measures.
+ALT_NAME_LIMIT = 40
 
 
 def _status_words(counts: dict[str, int]) -> str:
@@ -328,46 +330,50 @@ def _fit(lines: list[str], budget: int, *, nouns: tuple[str, str]) -> str:
     return text + "."
 
 
+def _alt_name(text: str) -> str:
+    text = one_line(text)
+    return text if len(text) <= ALT_NAME_LIMIT else text[: ALT_NAME_LIMIT - 1] + "…"
+
+
 def build_chart_alt_text(rollup: Rollup, *, limit: int = ALT_TEXT_LIMIT) -> str:
     """What the rollup chart shows, in words for a screen reader (plain text, within Slack's limit)."""
     strategies = [
-        f"{d.key} {one_line(s.name)}: {_status_words(s.counts)}"
+        f"{d.key} {_alt_name(s.name)}: {_status_words(s.counts)}"
         for d in rollup.departments
         for s in d.strategies
     ]
     every = rollup.measure_lines()
-    measures = [
-        f"{key} {one_line(m.name)}: "
-        + ("no reading" if m.progress is None else f"{format_rate(m.progress)} of the way")
-        + ("" if m.expected is None else f" ({format_rate(m.expected)} expected)")
-        + f", {label(m.status)}"
-        for key, m in every
-    ]
-    panels = every[:TREND_PANELS]
-    trends = [f"{key} {one_line(m.name)}: {m.trend_words}" for key, m in panels]
-    which = "each measure" if len(panels) == len(every) else f"the first {len(panels)} measures"
-    parts = [
-        ("Top left, items by status for each strategy:", strategies, ("strategy", "strategies")),
-        (
-            "Top right, each measure's progress from its baseline to its target:",
-            measures,
-            ("measure", "measures"),
-        ),
-        (
-            f"Below, a trend panel for {which}, its readings (solid line, values labelled) against"
-            " the expected line (dashed) with the target dotted:",
-            trends,
-            ("trend", "trends"),
-        ),
-    ]
-    if not every:
-        parts = parts[:2]
-    count = "three" if len(parts) == 3 else "two"
+    measures = []
+    for n, (key, m) in enumerate(every):
+        words = "no reading" if m.progress is None else f"{format_rate(m.progress)} of the way"
+        words += "" if m.expected is None else f" ({format_rate(m.expected)} expected)"
+        words += f", {label(m.status)}"
+        if n < TREND_PANELS and m.readings:
+            # The bar and the trend panel of one measure read as one item: fewer names, more measures.
+            words += f", trend {m.trend_words}"
+        measures.append(f"{key} {_alt_name(m.name)}: {words}")
+    panels = (
+        "a trend panel for each measure"
+        if len(every) <= TREND_PANELS
+        else (f"trend panels for the first {TREND_PANELS} measures")
+    )
+    parts = [("Top left, items by status for each strategy:", strategies, ("strategy", "strategies"))]
+    if every:
+        title = (
+            "Top right, each measure's progress from its baseline to its target; below,"
+            f" {panels} (readings as a solid line with their values, the expected line dashed,"
+            " the target dotted):"
+        )
+    else:
+        title = "Top right, each measure's progress from its baseline to its target:"
+    parts.append((title, measures, ("measure", "measures")))
+    count = "three" if every else "two"
     text = f"Chart of the REAP rollup {rollup.quarter} as of {rollup.as_of.isoformat()}, in {count} parts."
     remaining = limit - len(text) - sum(len(title) + 1 for title, _, _ in parts)
     for n, (title, lines, nouns) in enumerate(parts):
-        # Each part gets a fair share of what is left, so a long first list never crowds out the rest.
-        share = remaining // (len(parts) - n)
+        # Strategies may use a third of the room at most (a measure says more in each line), so a
+        # long plan's strategies never crowd the measures out; what they leave goes to the measures.
+        share = remaining // 3 if n == 0 and len(parts) > 1 else remaining
         body = _fit(lines, share, nouns=nouns)
         text += f" {title}{body}"
         remaining -= len(body)

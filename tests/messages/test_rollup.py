@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -321,23 +322,32 @@ def test_the_chart_alt_text_reads_every_part_including_the_trend_panels():
     assert alt == (
         "Chart of the REAP rollup FY2027-Q2 as of 2026-11-30, in three parts."
         " Top left, items by status for each strategy: OIT Strategy 0: 2 on track, 1 blocked."
-        " Top right, each measure's progress from its baseline to its target:"
-        " OIT Measure 0.0: 25% of the way (50% expected), at risk."
-        " Below, a trend panel for each measure, its readings (solid line, values labelled) against the"
-        " expected line (dashed) with the target dotted:"
-        " OIT Measure 0.0: from 0% in FY2027-Q1 to 10% in FY2027-Q2, 20% expected by FY2027-Q2,"
-        " target 40% by FY2027-Q4."
+        " Top right, each measure's progress from its baseline to its target; below, a trend panel for"
+        " each measure (readings as a solid line with their values, the expected line dashed, the target"
+        " dotted): OIT Measure 0.0: 25% of the way (50% expected), at risk, trend from 0% in FY2027-Q1"
+        " to 10% in FY2027-Q2, 20% expected by FY2027-Q2, target 40% by FY2027-Q4."
     )
 
 
-def test_a_big_plans_alt_text_stays_within_slacks_limit_and_gives_every_part_its_share():
+def test_a_big_plans_alt_text_stays_within_slacks_limit_and_leaves_room_for_measures():
     alt = build_chart_alt_text(_rollup(strategies=60, measures=3))
     assert len(alt) <= ALT_TEXT_LIMIT
-    assert "; and 5" in alt.split(" Top right")[0] and "more strategies (see the rollup message)." in alt
-    assert " Top right, each measure's progress" in alt
-    # 180 measures: the chart draws the first 16 trend panels and says so.
-    assert " Below, a trend panel for the first 16 measures" in alt
-    assert alt.endswith("more trends (see the rollup message).")
+    strategies, measures = alt.split(" Top right")
+    # Strategies take a third of the room at most; the measures (and their trends) get the rest.
+    assert strategies.endswith(
+        "OIT Strategy 3: 2 on track, 1 blocked; and 56 more strategies (see the rollup message)."
+    )
+    assert "below, trend panels for the first 16 measures" in measures
+    assert measures.count("trend from 0% in FY2027-Q1") == 2
+    assert measures.endswith("; and 178 more measures (see the rollup message).")
+
+
+def test_long_names_are_clipped_in_the_alt_text():
+    rollup = _rollup(strategies=1, measures=1)
+    strategy = rollup.departments[0].strategies[0]
+    long = replace(strategy.measures[0], name="Median days from project intake to completed equity review")
+    rollup.departments[0].strategies[0] = replace(strategy, measures=[long])
+    assert "OIT Median days from project intake to comp…: 25% of the way" in build_chart_alt_text(rollup)
 
 
 def test_a_plan_without_measures_has_a_two_part_chart_in_its_alt_text():
