@@ -13,7 +13,16 @@ from sqlmodel import select
 
 from domain.errors import NotFinite, NotFound
 from domain.fiscal import FiscalQuarter
-from domain.rollup import STATUSES, Changes, DepartmentRollup, ItemLine, MeasureLine, Rollup, StrategyRollup
+from domain.rollup import (
+    STATUSES,
+    Changes,
+    DepartmentRollup,
+    ItemLine,
+    MeasureLine,
+    RankedLine,
+    Rollup,
+    StrategyRollup,
+)
 from domain.status import ItemStatus, MeasureStatus
 from messages.primitives import (
     MAX_MESSAGE_BLOCKS,
@@ -732,3 +741,26 @@ def test_json_never_carries_a_number_json_cannot_hold(tricky_rollup: Rollup, val
 def test_json_of_finite_numbers_is_strict_json(tricky_rollup: Rollup):
     text = render_json(tricky_rollup)
     assert json.loads(text, parse_constant=lambda name: pytest.fail(f"non-JSON constant {name}"))
+
+
+def test_a_ranked_candidate_past_its_date_shows_overdue_with_its_typed_status(tricky_rollup: Rollup):
+    department = tricky_rollup.departments[0]
+    late = RankedLine(
+        rank=1,
+        ref="OIT-4",
+        title="Map Wi-Fi gaps",
+        score=7,
+        top=9,
+        due=date(2026, 11, 1),
+        status="on_track",
+        days_overdue=19,
+    )
+    rollup = replace(tricky_rollup, departments=[replace(department, ranked=[late])])
+    markdown = render_markdown(rollup)
+    assert (
+        "| 1 | OIT-4 Map Wi-Fi gaps | 7 of 9 | 2026-11-01 | 🔴 overdue 19 days (marked on track) |"
+        in markdown
+    )
+    page = render_html(rollup)
+    assert '<span class="badge off_track">🔴 overdue 19 days</span> (marked on track)' in page
+    assert json.loads(render_json(rollup))["departments"][0]["ranked"][0]["days_overdue"] == 19
