@@ -99,7 +99,7 @@ def test_importing_the_demo_plan_twice_leaves_identical_row_counts(tmp_path: Pat
     first = reap("import", str(DEMO), env=slack_env, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     after_first = counts(tmp_path)
-    assert after_first["action_item"] == 14
+    assert after_first["action_item"] == 17
     second = reap("import", str(DEMO), env=slack_env, cwd=tmp_path)
     assert second.returncode == 0
     assert "nothing to change in workspace T0CITY" in second.stdout

@@ -127,7 +127,7 @@ async def test_add_opens_the_modal_and_submit_creates_the_item(settings: Setting
     script = (
         "/reap add\n"
         ':submit title="Translate the device-lending guide" strategy="Digital equity" due=2027-03-31\n'
-        "/reap show OIT-15\n"
+        "/reap show OIT-18\n"
     )
     code, output = await shell(settings, script)
     assert code == 0
@@ -136,9 +136,9 @@ async def test_add_opens_the_modal_and_submit_creates_the_item(settings: Setting
     assert "strategy*" in modal and "Equity projects | Workplace equity | Digital equity" in modal
     submitted = section(output, ":submit")
     assert "── DM to @equitypm" in submitted
-    assert "Added *OIT-15*." in submitted
-    shown = section(output, "/reap show OIT-15")
-    assert "*OIT-15* Translate the device-lending guide" in shown
+    assert "Added *OIT-18*." in submitted
+    shown = section(output, "/reap show OIT-18")
+    assert "*OIT-18* Translate the device-lending guide" in shown
     assert "due 2027-03-31 · @equitypm" in shown and "_Digital equity_" in shown
 
 
@@ -170,7 +170,7 @@ async def test_home_publishes_the_callers_app_home(settings: Settings):
     assert code == 0
     home = section(output, ":home")
     assert "── App Home of @pmodir" in home
-    assert "REAP Tracker\n   ============" in home and "*Your open items* · 2" in home
+    assert "REAP Tracker\n   ============" in home and "*Your open items* · 4" in home
     pressed = section(output, ":click 2 1 week")
     assert "── App Home of @pmodir" in pressed, "a control on Home republishes it"
     assert "💤 until 2026-12-07" in pressed
@@ -342,7 +342,7 @@ async def test_the_shortcut_turns_a_message_into_an_item(settings: Settings):
     assert "Create action item from message 1 (@equitypm in #general)" in opened
     assert "[now: Translate the device-lending guide into Spanish]" in opened
     assert "https://slack.com/archives/C0GENERAL/p" in opened
-    assert "*OIT-15* Translate the device-lending guide into Spanish" in section(output, ":submit")
+    assert "*OIT-18* Translate the device-lending guide into Spanish" in section(output, ":submit")
 
 
 async def test_a_rollup_goes_to_the_dei_and_department_channels_with_its_chart_saved(settings: Settings):

@@ -169,8 +169,8 @@ WALKTHROUGH: list[tuple[str, Check]] = [
     (
         ':submit strategy="Digital equity" due=2027-03-31',
         shows(
-            "Added *OIT-15*.",
-            "*OIT-15* Can we map public Wi-Fi gaps",
+            "Added *OIT-18*.",
+            "*OIT-18* Can we map public Wi-Fi gaps",
             "due 2027-03-31 · @equitypm",
             "_Digital equity_",
         ),
@@ -207,7 +207,7 @@ WALKTHROUGH: list[tuple[str, Check]] = [
     ),
     (
         CHECKIN_SUBMIT,
-        shows("── DM to @pmodir · message", "Thank you! Your FY2027-Q2 check-in covers 2 item(s)."),
+        shows("── DM to @pmodir · message", "Thank you! Your FY2027-Q2 check-in covers 4 item(s)."),
     ),
     (":as @equitypm", shows("you are now @equitypm (Equity Program Manager)")),
     (

@@ -19,13 +19,18 @@ MONDAY_9AM = datetime(2026, 11, 2, 14, 0, tzinfo=UTC)
 
 @pytest.fixture
 async def cron_bot(database_url: str) -> AsyncIterator[Bot]:
-    """A bot with REAP_TICKER=false (`reap remind` runs from cron) and two items due Monday."""
+    """A bot with REAP_TICKER=false (`reap remind` runs from cron) and two items due Monday.
+
+    The plan asks for no evidence, so Done completes at once (evidence is tested in
+    tests/commands/test_commitments_e2e.py).
+    """
     async with running_bot(database_url, ticker=False) as bot:
         for user in (OWNER, COORDINATOR):
             bot.slack.add_user(user, user.lower())
         bot.clock.now = MONDAY_9AM
         async with transaction(bot.sessions) as session:
             plan = await make_plan(session)
+            plan.plan.policy = {"evidence_required": False, "verification": False}
             await make_item(session, plan, title="Publish the scoring matrix", due=date(2026, 11, 2))
             await make_item(session, plan, title="Hire an equity data analyst", due=date(2026, 11, 2))
         yield bot
