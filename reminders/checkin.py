@@ -2,7 +2,9 @@
 
 Every message is an outbox row with a unique key, so any number of tickers can plan the same cycle
 and each owner still gets exactly one prompt and at most the two follow-ups, in their own time
-zone, on business days, never two check-in messages on one day.
+zone, on business days, never two check-in messages on one day. Prompts, follow-ups and the
+coordinators' non-responder lists are riders: each goes out as a section of its reader's digest
+for the day (the planner folds it in), so a check-in never makes a second DM.
 
 A rollup goes into a channel whole or not at all: the bot joins a public channel before posting
 (it could post there without joining, but not share the chart), and a private channel it was not
@@ -14,7 +16,7 @@ once through the outbox under the failed row's key.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -34,20 +36,20 @@ from messages import primitives as ui
 from messages.checkin import build_checkin_note, build_checkin_prompt
 from messages.failures import build_rollup_failed
 from reminders.digest import (
-    DIGEST,
-    ESCALATION,
-    Companion,
+    FOOTER,
     NotificationKind,
     RenderContext,
     Rendered,
+    Rider,
+    Section,
+    SectionContext,
     Skip,
     zone_of,
 )
 from reminders.planner import PlanConfig
-from reminders.policy import digest_key
-from storage import outbox
 from storage.checkins import (
     NONRESPONDERS,
+    NONRESPONDERS_TO_CLOSER,
     ROLLUP,
     close_and_owe,
     open_cycle,
@@ -78,13 +80,11 @@ from storage.queries.people import active_coordinators
 log = logging.getLogger(__name__)
 
 PROMPT = "checkin_prompt"
-ROLLUP_FAILED = "rollup_failed"
 FOLLOWUP = "checkin_followup"
 CHECKIN_KINDS = (PROMPT, FOLLOWUP)
-# Where a digest row's payload carries a check-in folded into it.
-CARRIED = "checkin"
-# Carrier states in which nothing reached the person, so the day is still free.
-_NEVER_SENT = frozenset({NotificationState.SKIPPED.value, NotificationState.FAILED.value})
+# Whoever asked for a rollup hears at once why it failed; a scheduled rollup's failure is a rider.
+ROLLUP_FAILED = "rollup_failed"
+ROLLUP_FAILED_NOTICE = "rollup_failed_notice"
 
 
 @dataclass(frozen=True)
@@ -150,20 +150,22 @@ async def _responders(session: AsyncSession, cycle: CheckInCycle) -> set[str]:
 
 
 async def _sent(session: AsyncSession, team_id: str, quarter: str) -> tuple[dict[str, set[date]], set[str]]:
-    """For each recipient, the local days that already carry a check-in message of this cycle;
-    and the keys of those messages."""
+    """For each recipient, the local days a check-in message of this cycle went out on (on its own
+    or in a digest); and the keys of every one owed."""
     prefix = [f"{team_id}:{kind}:{quarter}:" for kind in CHECKIN_KINDS]
     rows = await session.exec(
-        select(Notification.recipient, col(Notification.local_date), Notification.key)
+        select(Notification.recipient, col(Notification.local_date), Notification.key, Notification.state)
         .where(Notification.team_id == team_id)
         .where(col(Notification.kind).in_(CHECKIN_KINDS))
     )
     days: dict[str, set[date]] = {}
     keys: set[str] = set()
-    for recipient, day, key in rows:
+    for recipient, day, key, state in rows:
         if any(key.startswith(p) for p in prefix) and day is not None:
-            days.setdefault(recipient, set()).add(day)
             keys.add(key)
+            # One still waiting for a digest has not used up a day yet.
+            if state != NotificationState.PENDING.value:
+                days.setdefault(recipient, set()).add(day)
     return days, keys
 
 
@@ -252,8 +254,6 @@ async def _prompts(
     team_id, quarter = cycle.team_id, cycle.quarter
     owners = await _owners(session, team_id)
     answered = await _responders(session, cycle)
-    if released := await outbox.release_uncarried(session, team_id=team_id, kinds=CHECKIN_KINDS):
-        log.info("owed again, their digest never went out: %s", ", ".join(released))
     days_sent, keys_sent = await _sent(session, team_id, quarter)
     owed: list[NotificationCreate] = []
     for user_id, person in owners.items():
@@ -281,37 +281,7 @@ async def _prompts(
         elif day == schedule.day_before:
             key = _key(team_id, FOLLOWUP, quarter, user_id, "day_before")
             owed.append(_row(team_id, FOLLOWUP, key, user_id, day, {**payload, "which": "day_before"}, now))
-    return await _one_dm_a_day(session, owed)
-
-
-async def _one_dm_a_day(
-    session: AsyncSession, owed: Sequence[NotificationCreate]
-) -> list[NotificationCreate]:
-    """The check-in messages still to send on their own; the rest ride in that day's digest.
-
-    A person hears from the bot at most once a local day. Where a reminder digest (or a
-    coordinator's escalation) is already owed that day and not yet claimed, the check-in is folded
-    into it; where one was already sent, the check-in waits for the person's next business day.
-    """
-    carriers = {
-        row.key: [
-            digest_key(row.team_id, kind, row.recipient, row.local_date) for kind in (DIGEST, ESCALATION)
-        ]
-        for row in owed
-        if row.local_date is not None
-    }
-    known = await outbox.states(session, keys=[key for keys in carriers.values() for key in keys])
-    alone: list[NotificationCreate] = []
-    for row in owed:
-        present = [key for key in carriers.get(row.key, ()) if key in known]
-        if not present or all(known[key] in _NEVER_SENT for key in present):
-            alone.append(row)
-            continue
-        pending = [key for key in present if known[key] == NotificationState.PENDING.value]
-        if pending and await outbox.carry(session, carrier=pending[0], companion=row, field=CARRIED):
-            continue
-        log.info("%s waits: %s already had a message on %s", row.key, row.recipient, row.local_date)
-    return alone
+    return owed
 
 
 # --- rendering at send time ----------------------------------------------------------------------
@@ -366,43 +336,63 @@ async def render_prompt(
     return Rendered(text=text, blocks=blocks, lines=(text,), row_ids=frozenset(r.id for r in rows if r.id))
 
 
-async def carried_checkin(session: AsyncSession, row: Notification, ctx: RenderContext) -> Companion | None:
-    """The check-in folded into a digest row (see _one_dm_a_day), if it still has something to say."""
-    carried = (row.payload or {}).get(CARRIED)
-    if not isinstance(carried, dict):
-        return None
-    followup = "which" in carried
-    quarter = str(carried.get("quarter") or "")
+async def checkin_section(
+    session: AsyncSession, carried: Sequence[Rider], sc: SectionContext
+) -> Section | None:
+    """The check-in in a digest: a note and the button that opens the one form (a prompt, if one is
+    among the riders; else the follow-up's reminder)."""
+    prompt = next((r for r in carried if r.kind == PROMPT), None) or carried[0]
+    followup = prompt.kind == FOLLOWUP
+    quarter = str(prompt.payload.get("quarter") or "")
     found = await _prompt_subject(
-        session, team_id=row.team_id, recipient=row.recipient, quarter=quarter, followup=followup
+        session, team_id=sc.row.team_id, recipient=sc.row.recipient, quarter=quarter, followup=followup
     )
     if isinstance(found, Skip):
         return None
     cycle, subject = found
-    zone = zone_of(row, ctx.default_zone)
-    text, alone = _prompt_message(cycle, subject, followup=followup, zone=zone, now=ctx.now)
-    tail = build_checkin_note(quarter, subject, due_on=cycle.due_on, zone=zone, followup=followup)
-    return Companion(tail=tail, line=text, alone=alone, alone_text=text)
+    text, alone = _prompt_message(cycle, subject, followup=followup, zone=sc.zone, now=sc.ctx.now)
+    note = build_checkin_note(quarter, subject, due_on=cycle.due_on, zone=sc.zone, followup=followup)
+    return Section(blocks=note, line=text, brief=note, alone=alone, alone_text=text)
+
+
+def _nonresponders_text(payload: Mapping[str, Any]) -> str | None:
+    waiting = [str(u) for u in payload.get("waiting") or []]
+    if not waiting:
+        return None
+    quarter, department = payload.get("quarter"), payload.get("department")
+    return (
+        f"The {ui.escape(quarter)} check-in closed. In {ui.escape(department)}, "
+        f"{len(waiting)} owner(s) did not respond: " + ", ".join(f"<@{u}>" for u in waiting[:100])
+    )
 
 
 async def render_nonresponders(
     session: AsyncSession, rows: Sequence[Notification], ctx: RenderContext
 ) -> Rendered | Skip:
     """The coordinator's list of owners who did not check in."""
-    payload = rows[0].payload or {}
-    waiting = [str(u) for u in payload.get("waiting") or []]
-    if not waiting:
+    text = _nonresponders_text(rows[0].payload or {})
+    if text is None:
         return Skip("everyone checked in")
-    quarter, department = payload.get("quarter"), payload.get("department")
-    text = (
-        f"The {ui.escape(quarter)} check-in closed. In {ui.escape(department)}, "
-        f"{len(waiting)} owner(s) did not respond: " + ", ".join(f"<@{u}>" for u in waiting[:100])
-    )
     return Rendered(
         text=ui.clip(text, 3000),
-        blocks=[ui.section(text)],
+        blocks=[ui.section(ui.clip(text, ui.SECTION_LIMIT))],
         lines=(text,),
         row_ids=frozenset(r.id for r in rows if r.id),
+    )
+
+
+async def nonresponders_section(
+    session: AsyncSession, carried: Sequence[Rider], sc: SectionContext
+) -> Section | None:
+    """Who did not check in, per department, in a coordinator's digest."""
+    texts = [text for rider in carried if (text := _nonresponders_text(rider.payload)) is not None]
+    if not texts:
+        return None
+    blocks = [ui.section(ui.clip(f":clipboard: {text}", ui.SECTION_LIMIT)) for text in texts[:4]]
+    line = texts[0] if len(texts) == 1 else f"{len(texts)} departments have owners who did not check in"
+    brief = [ui.section(f":clipboard: {ui.clip(line, 500)} See `/reap checkin status`.")]
+    return Section(
+        blocks=blocks, line=line, brief=brief, alone=[*blocks, ui.context(FOOTER)], alone_text=line
     )
 
 
@@ -514,19 +504,17 @@ async def owe_rollup_failure(
         "requested": str(payload.get("requested_by") or SYSTEM_ACTOR) != SYSTEM_ACTOR,
         "failed": row.key,
     }
+    # Whoever asked hears at once (their own action); a scheduled rollup's readers in their digest.
+    kind = ROLLUP_FAILED if notice["requested"] else ROLLUP_FAILED_NOTICE
     rows = [
-        _row(row.team_id, ROLLUP_FAILED, failure_key(row, recipient), recipient, None, notice, now)
+        _row(row.team_id, kind, failure_key(row, recipient), recipient, None, notice, now)
         for recipient in recipients
     ]
     return await enqueue(session, rows=rows)
 
 
-async def render_rollup_failed(
-    session: AsyncSession, rows: Sequence[Notification], ctx: RenderContext
-) -> Rendered | Skip:
-    """The DM telling someone a rollup did not reach its channel, with Slack's reason in plain words."""
-    payload = rows[0].payload or {}
-    text, blocks = build_rollup_failed(
+def _rollup_failed(payload: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    return build_rollup_failed(
         quarter=str(payload.get("quarter") or ""),
         channel=str(payload.get("channel") or ""),
         code=str(payload.get("code") or ""),
@@ -534,8 +522,28 @@ async def render_rollup_failed(
         department=str(payload["department"]) if payload.get("department") else None,
         requested=bool(payload.get("requested")),
     )
+
+
+async def render_rollup_failed(
+    session: AsyncSession, rows: Sequence[Notification], ctx: RenderContext
+) -> Rendered | Skip:
+    """The DM telling someone a rollup did not reach its channel, with Slack's reason in plain words."""
+    text, blocks = _rollup_failed(rows[0].payload or {})
     return Rendered(
         text=ui.clip(text, 3000), blocks=blocks, lines=(text,), row_ids=frozenset(r.id for r in rows if r.id)
+    )
+
+
+async def rollup_failed_section(
+    session: AsyncSession, carried: Sequence[Rider], sc: SectionContext
+) -> Section | None:
+    """A scheduled rollup that did not reach its channel, in the digest of whoever is told."""
+    told = [_rollup_failed(rider.payload) for rider in carried[:3]]
+    blocks = [block for _, parts in told for block in parts]
+    line = told[0][0]
+    brief = [ui.section(ui.clip(line, ui.SECTION_LIMIT))]
+    return Section(
+        blocks=blocks, line=line, brief=brief, alone=[*blocks, ui.context(FOOTER)], alone_text=line
     )
 
 
@@ -612,9 +620,15 @@ def checkin_kinds(
         return owed
 
     return {
-        PROMPT: NotificationKind(PROMPT, render_prompt),
-        FOLLOWUP: NotificationKind(FOLLOWUP, render_prompt),
-        NONRESPONDERS: NotificationKind(NONRESPONDERS, render_nonresponders),
+        PROMPT: NotificationKind(PROMPT, render_prompt, section=checkin_section, rank=40),
+        FOLLOWUP: NotificationKind(FOLLOWUP, render_prompt, section=checkin_section, rank=40),
+        NONRESPONDERS: NotificationKind(
+            NONRESPONDERS, render_nonresponders, section=nonresponders_section, rank=50
+        ),
+        NONRESPONDERS_TO_CLOSER: NotificationKind(NONRESPONDERS_TO_CLOSER, render_nonresponders),
+        ROLLUP_FAILED_NOTICE: NotificationKind(
+            ROLLUP_FAILED_NOTICE, render_rollup_failed, section=rollup_failed_section, rank=60
+        ),
         ROLLUP: NotificationKind(
             ROLLUP, render_rollup, on_failed=failed, before_send=ensure_member, after_send=thread
         ),

@@ -12,7 +12,9 @@ timeout after the request may have reached Slack keeps the send intent, and the 
 looks for the message by its metadata (conversations.history) before sending again, so a post
 is never silently doubled; if that check is impossible the row is marked ambiguous and left
 alone. Permanent errors fail the row with Slack's reason; a recipient who has left Slack is
-marked inactive and their open items are reported to the department coordinators. A kind may
+marked inactive and their open items are reported to the department coordinators. Riders (kinds
+that only go out inside a digest) are never claimed here; a digest that is skipped unread (its day
+passed, its reader is paused) or fails for good hands what it carried back to the planner. A kind may
 check before the post that it can succeed whole (a rollup joins its channel first), and may owe
 a notice when its rows fail for good (a rollup's requester hears why, in plain words).
 """
@@ -34,7 +36,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from reminders.digest import NotificationKind, RenderContext, Skip, default_kinds
+from reminders.digest import NotificationKind, RenderContext, Skip, default_kinds, riders
 from reminders.ratelimit import SendLimiter
 from storage import outbox
 from storage.audit import record
@@ -265,7 +267,12 @@ class _Run:
             limit = min(self.config.batch, self.config.max_rows - self.report.claimed)
             async with transaction(self.sessions) as session:
                 rows = await outbox.claim(
-                    session, owner=self.token, now=self.current(), lease=self.config.lease, limit=limit
+                    session,
+                    owner=self.token,
+                    now=self.current(),
+                    lease=self.config.lease,
+                    limit=limit,
+                    hold=riders(self.kinds),
                 )
             if not rows:
                 break
@@ -353,10 +360,15 @@ class _Run:
             )
             reason = rendered.reason if isinstance(rendered, Skip) else "nothing left to say"
             covered = set() if isinstance(rendered, Skip) else rendered.row_ids
+            release = isinstance(rendered, Skip) and rendered.release
             for row in live:
-                if (row.id or 0) not in covered:
-                    await outbox.mark_skipped(session, id=row.id or 0, owner=self.token, reason=reason)
-                    self.report.skipped += 1
+                if (row.id or 0) in covered:
+                    continue
+                skipped = await outbox.mark_skipped(session, id=row.id or 0, owner=self.token, reason=reason)
+                self.report.skipped += 1
+                if skipped and release:
+                    # It never reached its reader: what rode in it rides their next digest.
+                    await outbox.release_riders(session, carrier=row.key)
         if isinstance(rendered, Skip):
             return
         live = [row for row in live if (row.id or 0) in rendered.row_ids]

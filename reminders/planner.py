@@ -6,12 +6,17 @@ only the items owed something that day, by the due dates the policy's inverse fu
 (using the team/status/due and team/snoozed indexes), never the whole plan; `plan_digests`
 then re-checks every candidate per recipient. Rows go in with `ON CONFLICT (key) DO NOTHING`,
 so any number of instances may plan the same instant and each message is stored once.
+
+Besides the digests, planning owes riders (rows that go out only inside a digest): orphan reports,
+and each pending change request and unverified completion put before its deciders, once when it
+arrives and again every week it waits. `fold_in` then carries every waiting rider into its reader's
+digest for the day, storing that digest if nothing else was owed, so a person hears once a day.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -24,7 +29,18 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from domain.cadence import Cadence, CadenceError
 from domain.calendar import BusinessCalendar
-from reminders.digest import orphan_row, planned_row
+from domain.commitments import RequestState
+from domain.status import ItemStatus
+from reminders.digest import (
+    REQUEST,
+    VERIFY,
+    carrier_row,
+    decision_row,
+    orphan_row,
+    planned_row,
+    request_key,
+    verify_key,
+)
 from reminders.policy import (
     OPEN_STATUSES,
     ItemView,
@@ -39,10 +55,21 @@ from reminders.policy import (
     snooze_end_dates,
 )
 from storage import outbox
+from storage.changes import mark_surfaced
 from storage.engine import Sessions, one_of, transaction
-from storage.models import ActionItem, Department, Installation, NotificationCreate, Person, Plan, Strategy
+from storage.models import (
+    ActionItem,
+    ChangeRequest,
+    Department,
+    Installation,
+    Notification,
+    NotificationCreate,
+    Person,
+    Plan,
+    Strategy,
+)
 from storage.people import valid_zone
-from storage.queries.people import active_coordinators
+from storage.queries.people import active_coordinators, deciders
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +110,7 @@ class PlanReport:
     inserted: int = 0
     conflicts: int = 0
     orphans: int = 0
+    decisions: int = 0
     keys: tuple[str, ...] = ()
 
     def summary(self) -> str:
@@ -315,6 +343,108 @@ def _orphan_rows(
     return rows
 
 
+async def _decision_riders(
+    session: AsyncSession, *, team_id: str, now: datetime, config: PlanConfig
+) -> list[NotificationCreate]:
+    """Each pending request and unverified completion, owed to each of its deciders whose day it
+    is: once when it arrives, then again each week it waits (a key per decider and week)."""
+    connection = await session.connection()
+    request = ChangeRequest
+    requests: Sequence[Any] = (
+        await connection.execute(
+            sa_select(
+                col(request.id),
+                col(request.department_id),
+                col(request.requested_by),
+                col(request.requested_at),
+            ).where(col(request.team_id) == team_id, col(request.state) == RequestState.PENDING.value)
+        )
+    ).all()
+    item = ActionItem
+    done: Sequence[Any] = (
+        await connection.execute(
+            sa_select(
+                col(item.id),
+                col(item.ref),
+                col(item.department_id),
+                col(item.owner_id),
+                col(item.completed_at),
+            ).where(
+                col(item.team_id) == team_id,
+                col(item.status) == ItemStatus.DONE.value,
+                col(item.verified_at).is_(None),
+            )
+        )
+    ).all()
+    if not requests and not done:
+        return []
+    found = await deciders(
+        session, team_id=team_id, department_ids=[r[1] for r in requests] + [d[2] for d in done]
+    )
+    days: dict[str, tuple[date, ZoneInfo] | None] = {}
+
+    def day_of(person: Person) -> tuple[date, ZoneInfo] | None:
+        if person.user_id not in days:
+            who = _recipient(person, config)
+            day = config.slot(now, who.zone)
+            days[person.user_id] = (day, who.zone) if day is not None and who.hears_on(day) else None
+        return days[person.user_id]
+
+    def week(day: date, since: datetime | None, zone: ZoneInfo) -> int:
+        return 0 if since is None else max(0, (day - since.astimezone(zone).date()).days) // 7
+
+    rows: list[NotificationCreate] = []
+    for request_id, department_id, requested_by, requested_at in requests:
+        for person in found.get(department_id, []):
+            if person.user_id == requested_by or (slot := day_of(person)) is None:
+                continue  # nobody decides their own request
+            day, zone = slot
+            n = week(day, requested_at, zone)
+            key = request_key(team_id, request_id, person.user_id, n)
+            payload = {"request": request_id, "week": n}
+            rows.append(
+                decision_row(
+                    kind=REQUEST,
+                    key=key,
+                    team_id=team_id,
+                    decider=person.user_id,
+                    day=day,
+                    payload=payload,
+                    now=now,
+                )
+            )
+    for item_id, ref, department_id, owner_id, completed_at in done:
+        for person in found.get(department_id, []):
+            if person.user_id == owner_id or (slot := day_of(person)) is None:
+                continue  # nobody verifies their own item
+            day, zone = slot
+            n = week(day, completed_at, zone)
+            key = verify_key(team_id, item_id, completed_at, person.user_id, n)
+            payload = {"item": item_id, "ref": ref, "week": n}
+            rows.append(
+                decision_row(
+                    kind=VERIFY,
+                    key=key,
+                    team_id=team_id,
+                    decider=person.user_id,
+                    day=day,
+                    payload=payload,
+                    now=now,
+                )
+            )
+    return rows
+
+
+def _surfaced(rows: Iterable[NotificationCreate]) -> dict[int, date]:
+    """The day each request among newly owed rows is put before someone (for resurfaced_on)."""
+    days: dict[int, date] = {}
+    for row in rows:
+        request_id = row.payload.get("request") if row.kind == REQUEST else None
+        if isinstance(request_id, int) and row.local_date is not None:
+            days[request_id] = max(row.local_date, days.get(request_id, row.local_date))
+    return days
+
+
 async def owed_rows(
     session: AsyncSession, *, team_id: str, now: datetime, config: PlanConfig
 ) -> tuple[list[NotificationCreate], PlanReport]:
@@ -323,6 +453,19 @@ async def owed_rows(
     report.local_dates = await _serving_dates(session, team_id=team_id, now=now, config=config)
     if not report.local_dates:
         return [], report
+    rows = await _decision_riders(session, team_id=team_id, now=now, config=config)
+    report.decisions = len(rows)
+    rows += await _digest_rows(session, report=report, config=config)
+    report.planned = len(rows)
+    report.keys = tuple(row.key for row in rows)
+    return rows, report
+
+
+async def _digest_rows(
+    session: AsyncSession, *, report: PlanReport, config: PlanConfig
+) -> list[NotificationCreate]:
+    """The digests the policy owes at the report's instant, and the orphan reports found with them."""
+    team_id, now = report.team_id, report.now
     groups = await _cadence_groups(session, team_id=team_id, config=config)
     found: dict[int, tuple[ItemView, Cadence]] = {}
     for group in groups:
@@ -331,7 +474,7 @@ async def owed_rows(
                 found[item.item_id] = (item, group.cadence)
     report.candidates = len(found)
     if not found:
-        return [], report
+        return []
     people = await _owners(
         session,
         team_id=team_id,
@@ -382,18 +525,17 @@ async def owed_rows(
         config=config,
     )
     report.orphans = len(orphans)
-    rows += orphans
-    report.planned = len(rows)
-    report.keys = tuple(row.key for row in rows)
-    return rows, report
+    return rows + orphans
 
 
 async def plan_in(session: AsyncSession, *, team_id: str, now: datetime, config: PlanConfig) -> PlanReport:
     """Plan and enqueue in the caller's transaction (dry runs roll it back)."""
     rows, report = await owed_rows(session, team_id=team_id, now=now, config=config)
     if rows:
-        report.existing = len(await outbox.existing_keys(session, keys=[row.key for row in rows]))
+        stored = await outbox.existing_keys(session, keys=[row.key for row in rows])
+        report.existing = len(stored)
         report.inserted = await outbox.enqueue(session, rows=rows)
+        await mark_surfaced(session, days=_surfaced(row for row in rows if row.key not in stored))
     return report
 
 
@@ -412,8 +554,57 @@ async def plan_tick(sessions: Sessions, *, team_id: str, now: datetime, config: 
     if rows:
         async with transaction(sessions) as session:
             report.inserted = await outbox.enqueue(session, rows=rows)
+            await mark_surfaced(session, days=_surfaced(rows))
         report.conflicts = len(rows) - report.inserted
     return report
+
+
+async def fold_in(
+    session: AsyncSession, *, team_id: str, now: datetime, config: PlanConfig, kinds: Collection[str]
+) -> int:
+    """Carry every rider of `kinds` waiting for a reader whose day it is into that day's digest
+    (stored now if nothing else was owed to them today); how many were carried.
+
+    A reader whose digest for today is already out waits for their next business day, as does one
+    who is paused; riders for someone who has left are settled unsent.
+    """
+    waiting = await outbox.pending_riders(session, team_id=team_id, kinds=kinds)
+    if not waiting:
+        return 0
+    by_reader: dict[str, list[Notification]] = {}
+    for row in waiting:
+        by_reader.setdefault(row.recipient, []).append(row)
+    people = await _owners(session, team_id=team_id, owners=list(by_reader), config=config)
+    carried = 0
+    gone: list[str] = []
+    for reader, rows in sorted(by_reader.items()):
+        who = people.get(reader) or Recipient(reader, config.zone)
+        if not who.active:
+            gone += [row.key for row in rows]
+            continue
+        day = config.slot(now, who.zone)
+        if day is None or not who.hears_on(day):
+            continue
+        carrier = carrier_row(team_id=team_id, recipient=reader, day=day, zone=who.zone, now=now)
+        carried += len(await outbox.carry_riders(session, carrier=carrier, riders=rows))
+    if gone:
+        await outbox.skip_pending(session, keys=gone, reason="recipient is inactive")
+    return carried
+
+
+async def fold_riders(
+    sessions: Sessions, *, team_id: str, now: datetime, config: PlanConfig, kinds: Collection[str]
+) -> int:
+    """fold_in in its own transaction, taken only when some rider is waiting and some window is open."""
+    if not kinds:
+        return 0
+    async with sessions() as session:
+        if not await _serving_dates(session, team_id=team_id, now=now, config=config):
+            return 0
+        if not await outbox.pending_riders(session, team_id=team_id, kinds=kinds, limit=1):
+            return 0
+    async with transaction(sessions) as session:
+        return await fold_in(session, team_id=team_id, now=now, config=config, kinds=kinds)
 
 
 async def team_ids(sessions: Sessions) -> list[str]:

@@ -251,13 +251,15 @@ def digest_key(team_id: str, kind: str, recipient: str, local_date: date) -> str
     return f"{team_id}:{kind}:{recipient}:{local_date.isoformat()}"
 
 
-DigestKind = Literal["digest", "escalation"]
+DigestKind = Literal["digest"]
 Reason = NudgeKind | Literal["escalation"]
+# Why an item is in a coordinator's digest: it is well overdue in their department.
+ESCALATED: Literal["escalation"] = "escalation"
 
 
 @dataclass(frozen=True)
 class PlannedDigest:
-    """One DM the bot owes: a recipient's digest (or coordinator's escalation) for a local date."""
+    """One DM the bot owes: a recipient's digest for a local date, with each item and why it is in it."""
 
     key: str
     team_id: str
@@ -281,15 +283,14 @@ def plan_digests(
     quiet_hour: int = 18,
     reminder_minute: int = 0,
 ) -> list[PlannedDigest]:
-    """The digests owed at `now`: one per owner with items owed, one per escalating coordinator.
+    """The digests owed at `now`: one per person with anything owed, whatever their roles.
 
     Each recipient's day is their own local date (their zone, or `default_zone` when they have
-    none or are not in `people`); nothing goes out outside their sending window. An owner's
-    digest lists the items `nudge_kind` owes on the owner's day and is skipped while the owner is
-    paused or inactive. A coordinator's escalation digest lists the items `escalation_due` on the
-    coordinator's own local day, because one escalation DM per coordinator per day needs a single
-    date and the owner's day may not be a sending day for the coordinator; it goes out even while
-    the owner is paused, but not to a paused or inactive coordinator.
+    none or are not in `people`); nothing goes out outside their sending window. A person's digest
+    lists the items they own that `nudge_kind` owes on their day (none while they are paused or
+    inactive) and, for a coordinator, their department's items `escalation_due` on the
+    coordinator's own local day; those go out even while the owner is paused, but not to a paused
+    or inactive coordinator. An item a coordinator owns and that escalates is listed once, as theirs.
     """
     _check_window(reminder_hour, reminder_minute, quiet_hour)
     slots: dict[str, Slot | None] = {}
@@ -312,28 +313,28 @@ def plan_digests(
             slots[user_id] = Slot(day, who.zone) if day is not None and who.hears_on(day) else None
         return slots[user_id]
 
-    owed: dict[tuple[DigestKind, str], dict[int, Reason]] = {}
+    owed: dict[str, dict[int, Reason]] = {}
     days: dict[str, date] = {}
     for item in items:
         if item.owner_id is not None and (slot := slot_of(item.owner_id)) is not None:
             kind = nudge_kind(item, slot.local_date, calendar, cadence)
             if kind is not None:
-                owed.setdefault(("digest", item.owner_id), {})[item.item_id] = kind
+                owed.setdefault(item.owner_id, {})[item.item_id] = kind
                 days[item.owner_id] = slot.local_date
         for coordinator in dict.fromkeys(coordinators.get(item.department_id, ())):
             slot = slot_of(coordinator)
             if slot is not None and escalation_due(item, slot.local_date, calendar, cadence):
-                owed.setdefault(("escalation", coordinator), {})[item.item_id] = "escalation"
+                owed.setdefault(coordinator, {}).setdefault(item.item_id, ESCALATED)
                 days[coordinator] = slot.local_date
 
     return [
         PlannedDigest(
-            key=digest_key(team_id, kind, recipient, days[recipient]),
+            key=digest_key(team_id, "digest", recipient, days[recipient]),
             team_id=team_id,
-            kind=kind,
+            kind="digest",
             recipient=recipient,
             local_date=days[recipient],
             items=tuple(sorted(reasons.items())),
         )
-        for (kind, recipient), reasons in sorted(owed.items())
+        for recipient, reasons in sorted(owed.items())
     ]

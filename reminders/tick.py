@@ -21,22 +21,19 @@ from domain.org import Organisation
 from messages import blocks as bk
 from reminders.checkin import (
     CheckInReport,
-    carried_checkin,
     checkin_kinds,
     plan_checkins,
     plan_checkins_in,
 )
 from reminders.delivery import DeliveryConfig, DeliveryReport, deliver, group_rows
 from reminders.digest import (
-    DIGEST,
-    ESCALATION,
     NotificationKind,
     RenderContext,
     Skip,
     default_kinds,
-    with_companions,
+    riders,
 )
-from reminders.planner import PlanConfig, PlanReport, plan_in, plan_tick, team_ids
+from reminders.planner import PlanConfig, PlanReport, fold_in, fold_riders, plan_in, plan_tick, team_ids
 from reminders.profiles import ProfileJob, ProfileReport, refresh_profiles
 from reminders.ratelimit import SendLimiter
 from reminders.scheduler import ReminderScheduler
@@ -96,10 +93,11 @@ class ReminderParts:
                 admins=self.org.admins,
             )
         )
-        # A check-in owed on a day that already has a digest rides in it (one DM a day).
-        for name in (DIGEST, ESCALATION):
-            if name in self.kinds:
-                self.kinds[name] = with_companions(self.kinds[name], carried_checkin)
+
+    @property
+    def riders(self) -> frozenset[str]:
+        """The kinds that only go out folded into their reader's digest."""
+        return riders(self.kinds)
 
     async def calendar(self, now: datetime) -> BusinessCalendar:
         """The business calendar covering the years around `now` (built once per year)."""
@@ -126,6 +124,7 @@ class TickReport:
     profiles: list[ProfileReport] = field(default_factory=list)
     delivery: DeliveryReport | None = None
     errors: list[str] = field(default_factory=list)
+    folded: int = 0
 
     @property
     def conflicts(self) -> int:
@@ -140,6 +139,8 @@ class TickReport:
             if checkin.opened or checkin.closed or checkin.inserted:
                 opened, closed = ", ".join(checkin.opened) or "none", ", ".join(checkin.closed) or "none"
                 out.append(f"  check-ins: opened {opened}; closed {closed}; {checkin.inserted} messages owed")
+        if self.folded:
+            out.append(f"  folded {self.folded} notices into today's digests")
         out += [f"  profiles {line}" for profile in self.profiles if (line := profile.summary())]
         if self.delivery is not None:
             out.append(f"  delivery: {self.delivery.summary()}")
@@ -166,6 +167,10 @@ async def tick(parts: ReminderParts, now: datetime) -> TickReport:
                     dei_channel=parts.org.dei_channel,
                     fiscal_start_month=parts.org.fiscal_year_start_month,
                 )
+            )
+            # Last, so everything owed this tick (riders of any kind) rides today's one digest.
+            report.folded += await fold_riders(
+                parts.sessions, team_id=team_id, now=now, config=config, kinds=parts.riders
             )
         except Exception as exc:
             # One workspace's bad data must not hold up the others or delivery.
@@ -217,7 +222,7 @@ async def _prune(parts: ReminderParts, now: datetime, report: TickReport) -> Non
         return
     try:
         async with transaction(parts.sessions) as session:
-            rows, events = await outbox.prune(session, now=now)
+            rows, events = await outbox.prune(session, now=now, riders=parts.riders)
     except Exception as exc:
         log.exception("pruning the outbox failed")
         report.errors.append(f"pruning: {type(exc).__name__}: {exc}")
@@ -341,7 +346,10 @@ async def dry_run(parts: ReminderParts, at: datetime, out: TextIO) -> int:
                 )
                 if checkin.opened or checkin.closed:
                     out.write(f"  would open {checkin.opened or 'none'}, close {checkin.closed or 'none'}\n")
-            rows = await outbox.claimable(session, now=at, limit=parts.delivery.max_rows)
+                folded = await fold_in(session, team_id=team_id, now=at, config=config, kinds=parts.riders)
+                if folded:
+                    out.write(f"  would fold {folded} notices into today's digests\n")
+            rows = await outbox.claimable(session, now=at, limit=parts.delivery.max_rows, hold=parts.riders)
             would = 0
             for kind, group in group_rows(rows, parts.kinds):
                 if kind is None:

@@ -7,10 +7,11 @@ item is refused (the database enforces it too). Every step is an AuditEvent on t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -21,6 +22,7 @@ from domain.status import ItemStatus
 from domain.text import NOTE_MAX, check_text
 from storage.items import audit, get_item, reassign_item, redate_item, set_status
 from storage.models import ActionItem, ChangeRequest, Department
+from storage.outbox import assignment_key, skip_pending
 from storage.permissions import Actor, ensure_can_edit, may_decide, policy_for
 
 # Refused here rather than by the row, so a number too big for INTEGER reads as "no such request".
@@ -211,6 +213,11 @@ async def decide_request(
         item = await _apply(
             session, item=item, kind=kind, value=request.new_value, actor=actor, now=now, note=why
         )
+        if kind == ChangeKind.REASSIGN and request.old_value == request.requested_by:
+            # The owner who asked to hand the item over hears the decision at once; the digest
+            # need not tell them again that it has gone.
+            told = assignment_key(item.team_id, request.requested_by, item.id or 0, now)
+            await skip_pending(session, keys=[told], reason=f"told by the decision on request #{request.id}")
     request.state = (RequestState.APPROVED if approve else RequestState.DECLINED).value
     request.decided_by, request.decided_at, request.decision_note = actor.user_id, now, note
     request.open_item_id = None
@@ -265,3 +272,14 @@ async def awaiting_verification(
     if department_ids is not None:
         query = query.where(col(ActionItem.department_id).in_(list(department_ids)))
     return list(await session.exec(query))
+
+
+async def mark_surfaced(session: AsyncSession, *, days: Mapping[int, date]) -> None:
+    """Record the day each pending request was last put before its deciders (resurfaced_on)."""
+    for request_id, day in sorted(days.items()):
+        await session.exec(
+            update(ChangeRequest)
+            .where(col(ChangeRequest.id) == request_id)
+            .where(or_(col(ChangeRequest.resurfaced_on).is_(None), col(ChangeRequest.resurfaced_on) < day))
+            .values(resurfaced_on=day)
+        )

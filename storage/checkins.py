@@ -27,8 +27,11 @@ from storage.permissions import Actor, ensure_coordinator
 from storage.queries.people import coordinators_of
 from storage.snapshots import freeze_quarter
 
-# Outbox kinds of the quarterly cycle that a person's command and the tick both owe.
+# Outbox kinds of the quarterly cycle that a person's command and the tick both owe. The
+# non-responder list rides each coordinator's next digest, except the copy of whoever closed the
+# cycle by hand: that answers their own command, so it goes at once.
 NONRESPONDERS = "checkin_nonresponders"
+NONRESPONDERS_TO_CLOSER = "checkin_nonresponders_closer"
 ROLLUP = "rollup"
 
 
@@ -344,7 +347,8 @@ async def close_and_owe(
                 "waiting": entry.waiting,
                 "responded": len(entry.responded),
             }
-            rows.append(outbox_row(team_id, NONRESPONDERS, key, coordinator, None, payload, now))
+            kind = NONRESPONDERS_TO_CLOSER if coordinator == actor.user_id else NONRESPONDERS
+            rows.append(outbox_row(team_id, kind, key, coordinator, None, payload, now))
     channels = await rollup_channels(session, team_id=team_id, department=None, dei_channel=dei_channel)
     payload = {"quarter": quarter, "start_month": start_month, "requested_by": actor.user_id}
     for channel in channels:

@@ -26,6 +26,7 @@ from storage.models import (
     Plan,
     Strategy,
 )
+from storage.outbox import owe_owner_change
 from storage.permissions import (
     SYSTEM_ACTOR,
     Actor,
@@ -236,7 +237,37 @@ async def insert_items(
         if note:
             events.append(_audit_row(item, actor=actor, now=now, action="note", note=note))
     await record_all(session, events)
+    await _announce_new(session, created=created, data=data, actor=actor, now=now)
     return created
+
+
+async def _announce_new(
+    session: AsyncSession,
+    *,
+    created: Sequence[NewItem],
+    data: Sequence[ActionItemCreate],
+    actor: Actor,
+    now: datetime,
+) -> None:
+    # Whoever a person gives new open items (the Add form, `/reap add ... owner @x`) hears of them
+    # once, in their next digest. A plan file's new items are the plan being written down, not a
+    # hand-over; an owner it changes is told through reassign_item.
+    if actor.user_id == SYSTEM_ACTOR:
+        return
+    given: dict[str, list[tuple[int, str]]] = {}
+    for item, wanted in zip(created, data, strict=True):
+        if wanted.owner_id is not None and ItemStatus(wanted.status).is_open:
+            given.setdefault(wanted.owner_id, []).append((item.id, item.ref))
+    for owner, items in given.items():
+        await owe_owner_change(
+            session,
+            team_id=actor.team_id,
+            items=items,
+            owner=owner,
+            previous=None,
+            actor=actor.user_id,
+            now=now,
+        )
 
 
 def _audit_row(item: NewItem, *, actor: Actor, now: datetime, **fields: Any) -> dict[str, Any]:
@@ -538,9 +569,10 @@ async def reassign_item(
 ) -> ActionItem:
     """Give an item to a new owner (taking it from someone may need a coordinator's approval)."""
     item = await _editable(session, ref=ref, actor=actor, action="reassign")
+    previous = item.owner_id
     if item.owner_id is not None and item.owner_id != owner_id:
         await ensure_may_commit(session, actor=actor, item=item, kind=ChangeKind.REASSIGN)
-    _set(
+    changed = _set(
         session,
         item=item,
         field="owner_id",
@@ -550,6 +582,17 @@ async def reassign_item(
         note=note,
         action="reassign",
     )
+    if changed:
+        # The new owner is given the item and the previous one told, each in their next digest.
+        await owe_owner_change(
+            session,
+            team_id=item.team_id,
+            items=[(item.id or 0, item.ref)],
+            owner=owner_id,
+            previous=previous,
+            actor=actor.user_id,
+            now=now,
+        )
     _note(session, item=item, note=note, actor=actor, now=now)
     return item
 

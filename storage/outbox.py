@@ -9,13 +9,18 @@ worker whose lease expired (and whose row someone else reclaimed) cannot overwri
 
 A row's `channel` with no `ts` is a send intent: it is written just before the Slack call, so a
 reclaimed row carrying one may already have been posted and must be reconciled, not resent.
+
+Riders are rows of kinds that never go out alone (a person hears from the bot once a day): claims
+pass them over, and the planner folds them into the recipient's digest for the day (`carry_riders`),
+which settles each one as carried. If the digest then never reaches its reader, `release_riders`
+puts them back to be carried by the next one.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from datetime import datetime, timedelta
+from collections.abc import Collection, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, Text, and_, bindparam, delete, func, or_, select, text, update
@@ -33,6 +38,7 @@ from storage.models import (
     Heartbeat,
     Notification,
     NotificationBase,
+    NotificationCreate,
     NotificationState,
     ProcessedEvent,
     SendPace,
@@ -221,22 +227,208 @@ async def release_uncarried(session: AsyncSession, *, team_id: str, kinds: Seque
     return lost
 
 
-def _claimable(now: datetime) -> ColumnElement[bool]:
+# --- riders: rows that only go out folded into the recipient's digest ------------------------------
+
+# Where a carrier's payload lists what it carries: [{"kind", "key", "payload"}, ...].
+RIDERS = "riders"
+# A digest carries at most this many riders at once; the rest ride the next one.
+MAX_CARRIED = 500
+
+
+def _carried_by(carrier: str) -> str:
+    return _clip(f"carried by {carrier}") or ""
+
+
+async def pending_riders(
+    session: AsyncSession, *, team_id: str, kinds: Collection[str], limit: int = 20_000
+) -> list[Notification]:
+    """A workspace's riders of `kinds` still waiting for a digest, oldest first."""
+    if not kinds:
+        return []
     c = NOTIFICATIONS.c
-    return or_(
+    query = (
+        select(NOTIFICATIONS)
+        .where(c.team_id == team_id, c.state == PENDING, c.kind.in_(sorted(kinds)))
+        .order_by(c.send_after, c.id)
+        .limit(limit)
+    )
+    result = await _run(session, query)
+    return [_as_row(mapping) for mapping in result.mappings().all()]
+
+
+async def carry_riders(
+    session: AsyncSession, *, carrier: NotificationBase, riders: Sequence[NotificationBase]
+) -> list[str]:
+    """Fold `riders` into the digest `carrier` (stored first if it is not yet); the keys carried.
+
+    Each rider is settled (skipped, "carried by" the carrier) and its kind, key and payload join
+    the carrier's payload under RIDERS, in one transaction. Nothing changes once the carrier has
+    been claimed or sent: its reader already had today's message, so the riders wait for the next.
+    """
+    if not riders:
+        return []
+    await enqueue(session, rows=[carrier])
+    c = NOTIFICATIONS.c
+    query = select(c.payload).where(c.key == carrier.key, c.state == PENDING)
+    if await _dialect(session) == "postgresql":
+        # Held until commit: a claim (SKIP LOCKED) passes the carrier over while riders join it.
+        query = query.with_for_update()
+    found = (await _run(session, query)).first()
+    if found is None:
+        return []
+    wanted = {rider.key: rider for rider in list(riders)[:MAX_CARRIED]}
+    settle = (
+        update(NOTIFICATIONS)
+        .where(c.key.in_(sorted(wanted)), c.state == PENDING)
+        # A rider goes out on its carrier's day, whichever day it was first owed for.
+        .values(
+            state=NotificationState.SKIPPED.value,
+            last_error=_carried_by(carrier.key),
+            local_date=carrier.local_date,
+        )
+        .returning(c.key)
+    )
+    carried = sorted(str(key) for (key,) in (await _run(session, settle)).all())
+    if not carried:
+        return []
+    payload = dict(found[0] or {})
+    payload[RIDERS] = [
+        *(payload.get(RIDERS) or []),
+        *({"kind": wanted[key].kind, "key": key, "payload": wanted[key].payload} for key in carried),
+    ]
+    await _run(session, update(NOTIFICATIONS).where(c.key == carrier.key).values(payload=payload))
+    return carried
+
+
+async def release_riders(session: AsyncSession, *, carrier: str) -> list[str]:
+    """Put the riders of a carrier that never reached its reader back to wait for the next digest."""
+    c = NOTIFICATIONS.c
+    found = (await _run(session, select(c.payload).where(c.key == carrier))).first()
+    listed = ((found[0] or {}) if found is not None else {}).get(RIDERS) or []
+    keys = sorted({str(r["key"]) for r in listed if isinstance(r, dict) and r.get("key")})
+    released: list[str] = []
+    # Only riders this carrier still holds: one carried again since is left alone.
+    held = and_(c.state == NotificationState.SKIPPED.value, c.last_error == _carried_by(carrier))
+    for condition in one_of(c.key, keys, dialect=await _dialect(session)):
+        statement = (
+            update(NOTIFICATIONS)
+            .where(condition, held)
+            .values(state=PENDING, last_error=_clip(f"owed again: {carrier} never went out"))
+            .returning(c.key)
+        )
+        released += [str(key) for (key,) in (await _run(session, statement)).all()]
+    return released
+
+
+async def skip_pending(session: AsyncSession, *, keys: Sequence[str], reason: str) -> int:
+    """Settle pending rows nobody has claimed without sending them, keeping the reason."""
+    c = NOTIFICATIONS.c
+    skipped = 0
+    for condition in one_of(c.key, sorted(set(keys)), dialect=await _dialect(session)):
+        statement = (
+            update(NOTIFICATIONS)
+            .where(condition, c.state == PENDING)
+            .values(state=NotificationState.SKIPPED.value, last_error=_clip(reason))
+        )
+        skipped += int((await _run(session, statement)).rowcount or 0)
+    return skipped
+
+
+# --- owner changes -----------------------------------------------------------------------------
+
+# The notice that items changed owner: the new owner is given them (with their cards and buttons),
+# the previous owner is told. Riders: each goes out in its reader's next digest.
+ASSIGNED = "assigned"
+NEW_OWNER = "owner"
+PREVIOUS_OWNER = "previous"
+
+
+def assignment_key(team_id: str, recipient: str, item_id: int, now: datetime) -> str:
+    """The outbox key of one owner-change notice to `recipient`, named by its first item and instant."""
+    stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%S%f")
+    return f"{team_id}:{ASSIGNED}:{recipient}:{item_id}:{stamp}"
+
+
+def assignment_rows(
+    *,
+    team_id: str,
+    items: Sequence[tuple[int, str]],
+    owner: str | None,
+    previous: str | None,
+    actor: str,
+    now: datetime,
+) -> list[NotificationCreate]:
+    """The notices owed when `items` ((id, ref) pairs) pass from `previous` to `owner`.
+
+    Nobody is told about their own action: the person who gave or took the items saw the reply.
+    """
+    if not items or owner == previous:
+        return []
+    payload: dict[str, Any] = {
+        "items": [{"id": item_id, "ref": ref} for item_id, ref in items],
+        "owner": owner,
+        "previous": previous,
+        "by": actor,
+    }
+    rows = []
+    for recipient, role in ((owner, NEW_OWNER), (previous, PREVIOUS_OWNER)):
+        if recipient is None or recipient == actor:
+            continue
+        rows.append(
+            NotificationCreate(
+                team_id=team_id,
+                key=assignment_key(team_id, recipient, items[0][0], now),
+                kind=ASSIGNED,
+                recipient=recipient,
+                payload={**payload, "role": role},
+                send_after=now,
+                created_at=now,
+            )
+        )
+    return rows
+
+
+async def owe_owner_change(
+    session: AsyncSession,
+    *,
+    team_id: str,
+    items: Sequence[tuple[int, str]],
+    owner: str | None,
+    previous: str | None,
+    actor: str,
+    now: datetime,
+) -> int:
+    """Owe the owner-change notices of `items` in the caller's transaction; how many were new."""
+    rows = assignment_rows(team_id=team_id, items=items, owner=owner, previous=previous, actor=actor, now=now)
+    return await enqueue(session, rows=rows)
+
+
+def _claimable(now: datetime, hold: Collection[str] = ()) -> ColumnElement[bool]:
+    c = NOTIFICATIONS.c
+    due = or_(
         and_(c.state == PENDING, c.send_after <= now),
         and_(c.state == SENDING, c.lease_until < now),
     )
+    return and_(due, c.kind.not_in(sorted(hold))) if hold else due
 
 
 async def claim(
-    session: AsyncSession, *, owner: str, now: datetime, lease: timedelta, limit: int
+    session: AsyncSession,
+    *,
+    owner: str,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+    hold: Collection[str] = (),
 ) -> list[Notification]:
-    """Lease up to `limit` due rows (pending, or sending with an expired lease) to `owner`."""
+    """Lease up to `limit` due rows (pending, or sending with an expired lease) to `owner`.
+
+    Rows of the `hold` kinds (riders) are never claimed: they only go out folded into a digest.
+    """
     c = NOTIFICATIONS.c
     pick = (
         select(c.id)
-        .where(_claimable(now))
+        .where(_claimable(now, hold))
         .order_by(c.send_after, c.id)
         .limit(limit)
         .with_for_update(skip_locked=True)  # rendered on PostgreSQL; SQLite holds the write lock
@@ -252,10 +444,12 @@ async def claim(
     return sorted(rows, key=lambda row: (row.send_after, row.id or 0))
 
 
-async def claimable(session: AsyncSession, *, now: datetime, limit: int) -> list[Notification]:
+async def claimable(
+    session: AsyncSession, *, now: datetime, limit: int, hold: Collection[str] = ()
+) -> list[Notification]:
     """The rows a claim at `now` would take, without taking them (for dry runs)."""
     c = NOTIFICATIONS.c
-    query = select(NOTIFICATIONS).where(_claimable(now)).order_by(c.send_after, c.id).limit(limit)
+    query = select(NOTIFICATIONS).where(_claimable(now, hold)).order_by(c.send_after, c.id).limit(limit)
     result = await _run(session, query)
     return [_as_row(mapping) for mapping in result.mappings().all()]
 
@@ -445,14 +639,20 @@ _SETTLED = (
 )
 
 
-async def prune(session: AsyncSession, *, now: datetime, limit: int = 5_000) -> tuple[int, int]:
-    """Delete up to `limit` settled outbox rows and processed events past retention; how many of each."""
+async def prune(
+    session: AsyncSession, *, now: datetime, limit: int = 5_000, riders: Collection[str] = ()
+) -> tuple[int, int]:
+    """Delete up to `limit` settled outbox rows and processed events past retention; how many of each.
+
+    Riders of the `riders` kinds still waiting that long (their reader never had a sending day
+    again: they left, or never came back from a pause) go too.
+    """
     c = NOTIFICATIONS.c
+    done: ColumnElement[bool] = c.state.in_(_SETTLED)
+    if riders:
+        done = or_(done, and_(c.state == PENDING, c.kind.in_(sorted(riders))))
     old_rows = (
-        select(c.id)
-        .where(c.state.in_(_SETTLED), c.send_after < now - NOTIFICATION_RETENTION)
-        .limit(limit)
-        .scalar_subquery()
+        select(c.id).where(done, c.send_after < now - NOTIFICATION_RETENTION).limit(limit).scalar_subquery()
     )
     rows = await _run(session, delete(NOTIFICATIONS).where(c.id.in_(old_rows)))
     e = EVENTS.c

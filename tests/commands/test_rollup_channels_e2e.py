@@ -141,6 +141,9 @@ async def test_a_scheduled_rollup_that_fails_tells_the_channels_coordinators_or_
         await enqueue(session, rows=rows)
 
     await deliver_due(parts_of(bot.app), bot.clock())
+    # Nobody asked for a scheduled rollup: its failure rides each reader's digest, owed this tick.
+    assert bot.app.ticker is not None
+    await bot.app.ticker(bot.clock())
 
     [coordinator_notice] = failure_dms(bot, COORDINATOR)
     assert f"<#{PRIVATE}>" in coordinator_notice and "/invite @REAP Tracker" in coordinator_notice

@@ -18,7 +18,8 @@ from domain.calendar import BusinessCalendar, build_calendar
 from domain.status import ItemStatus
 from localslack.server import LocalSlack
 from reminders.delivery import DeliveryConfig, DeliveryReport, deliver
-from reminders.planner import PlanConfig, PlanReport, plan_tick
+from reminders.digest import default_kinds, riders
+from reminders.planner import PlanConfig, PlanReport, fold_riders, plan_tick
 from reminders.ratelimit import SendLimiter
 from storage.engine import Sessions, transaction
 from storage.models import ActionItem, Notification, Person
@@ -115,6 +116,13 @@ async def add_items(sessions: Sessions, plan: PlanFixture, **specs: dict[str, An
 async def run_plan(sessions: Sessions, now: datetime, **overrides: Any) -> PlanReport:
     """One planning pass for the factory workspace."""
     return await plan_tick(sessions, team_id=TEAM, now=now, config=plan_config(**overrides))
+
+
+async def run_fold(sessions: Sessions, now: datetime, **overrides: Any) -> int:
+    """Fold the riders waiting at `now` into their readers' digests (the tick's third step)."""
+    return await fold_riders(
+        sessions, team_id=TEAM, now=now, config=plan_config(**overrides), kinds=riders(default_kinds())
+    )
 
 
 async def run_delivery(

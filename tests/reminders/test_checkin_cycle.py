@@ -15,7 +15,7 @@ from bot.runtime import remind_once
 from domain.calendar import build_calendar
 from domain.checkin import checkin_window
 from reminders.checkin import Schedule, plan_checkins_in
-from reminders.planner import plan_in, team_ids
+from reminders.planner import fold_in, plan_in, team_ids
 from storage.engine import transaction
 from storage.models import CheckInCycle, CheckInResponse, Notification
 from tests.factories import COORDINATOR, OTHER, OWNER, make_item, make_plan
@@ -198,8 +198,10 @@ async def test_a_checkin_whose_digest_never_went_out_is_owed_again_the_next_day(
     parts = parts_of(bot.app)
     async with transaction(bot.sessions) as session:  # plan only: the outage begins before delivery
         for team_id in await team_ids(bot.sessions):
-            await plan_in(session, team_id=team_id, now=now, config=await parts.plan_config(now))
-            await plan_checkins_in(session, team_id=team_id, now=now, config=await parts.plan_config(now))
+            config = await parts.plan_config(now)
+            await plan_in(session, team_id=team_id, now=now, config=config)
+            await plan_checkins_in(session, team_id=team_id, now=now, config=config)
+            await fold_in(session, team_id=team_id, now=now, config=config, kinds=parts.riders)
     async with bot.sessions() as session:
         prompt = (await session.exec(select(Notification).where(Notification.kind == "checkin_prompt"))).all()
     assert [(p.recipient, p.state) for p in prompt if p.recipient == OWNER] == [(OWNER, "skipped")]

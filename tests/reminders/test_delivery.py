@@ -34,6 +34,7 @@ from tests.reminders.support import (
     plan_fixture,  # noqa: F401  (fixture)
     refs_in,
     run_delivery,
+    run_fold,
     run_plan,
     set_status,
     slack_fixture,  # noqa: F401  (fixture)
@@ -235,9 +236,12 @@ async def test_an_owner_who_left_slack_is_marked_inactive_and_the_coordinator_to
     assert gone.active is False
     digest, *orphans = await outbox_rows(sessions)
     assert (digest.state, digest.last_error) == ("failed", "user_not_found: the recipient has left Slack")
-    assert [(o.kind, o.recipient, o.state) for o in orphans] == [("orphaned", COORDINATOR, "sent")] * 2
-    assert (report.claimed, report.sent) == (3, 2), "the same run tells the coordinator, in one message"
-    assert orphans[0].ts == orphans[1].ts
+    assert [(o.kind, o.recipient, o.state) for o in orphans] == [("orphaned", COORDINATOR, "pending")] * 2
+    assert (report.claimed, report.sent) == (1, 0), "the reports ride the coordinator's digest"
+
+    assert await run_fold(sessions, MONDAY_9AM) == 2
+    told = await run_delivery(sessions, client, MONDAY_9AM)
+    assert told.sent == 1
     (message,) = slack.dms_to(COORDINATOR)
     assert refs_in(message.blocks) == ["OIT-1", "OIT-2"]
     assert f"<@{OWNER}>" in str(message.blocks) and "user_not_found" in str(message.blocks)
@@ -247,7 +251,7 @@ async def test_an_owner_who_left_slack_is_marked_inactive_and_the_coordinator_to
         audit = (await session.exec(select(AuditEvent).where(AuditEvent.entity == "person"))).all()
     assert [(a.field, a.old, a.new) for a in audit] == [("active", "True", "False")]
     await run_plan(sessions, MONDAY_9AM + timedelta(hours=2))
-    assert len(await outbox_rows(sessions)) == 3, "the planner reports the same orphans under the same keys"
+    assert len(await outbox_rows(sessions)) == 4, "the planner reports the same orphans under the same keys"
 
 
 async def test_a_deactivated_account_found_at_dm_open_is_treated_as_gone(

@@ -9,8 +9,6 @@ import pytest
 from domain.status import ItemStatus
 from localslack.server import MESSAGE_BLOCK_LIMIT, block_problems
 from reminders.digest import (
-    Companion,
-    CompanionFinder,
     RenderContext,
     Rendered,
     Skip,
@@ -19,6 +17,7 @@ from reminders.digest import (
     orphan_row,
     render_digest,
     render_orphans,
+    riders,
 )
 from storage.engine import Sessions, transaction
 from storage.models import ActionItem, Notification
@@ -37,9 +36,13 @@ CONTEXT = RenderContext(now=MONDAY_9AM, default_zone=NEW_YORK)
 
 
 def digest_row(
-    items: list[tuple[ActionItem, str]], *, kind: str = "digest", recipient: str = OWNER
+    items: list[tuple[ActionItem, str]],
+    *,
+    kind: str = "digest",
+    recipient: str = OWNER,
+    carried: list[dict[str, object]] | None = None,
 ) -> Notification:
-    """A digest row for Monday listing `items` with their reasons."""
+    """A digest row for Monday listing `items` with their reasons (and carrying `carried` riders)."""
     return Notification(
         id=1,
         team_id=TEAM,
@@ -51,6 +54,7 @@ def digest_row(
             "local_date": "2026-11-02",
             "zone": "America/New_York",
             "items": [{"id": item.id, "ref": item.ref, "why": why} for item, why in items],
+            "riders": carried or [],
         },
         send_after=MONDAY_9AM,
         created_at=MONDAY_9AM,
@@ -60,7 +64,13 @@ def digest_row(
 async def render(sessions: Sessions, row: Notification, context: RenderContext = CONTEXT) -> Rendered | Skip:
     """Render one digest row."""
     async with sessions() as session:
-        return await render_digest(session, [row], context)
+        return await render_digest(session, [row], context, kinds=default_kinds())
+
+
+def given(item: ActionItem, by: str = COORDINATOR) -> dict[str, object]:
+    """A carried notice that `item` was given to its owner by `by`."""
+    payload = {"items": [{"id": item.id, "ref": item.ref}], "owner": item.owner_id, "by": by, "role": "owner"}
+    return {"kind": "assigned", "key": f"given:{item.id}", "payload": payload}
 
 
 async def test_a_digest_groups_items_most_pressing_first_with_a_card_and_buttons_each(
@@ -111,47 +121,48 @@ async def test_a_digest_of_many_items_stays_within_slacks_block_limit_and_says_h
     assert len(rendered.lines) == 40, "a dry run lists every item"
 
 
-def companion_finder(companion: Companion) -> CompanionFinder:
-    """A finder that folds `companion` into every row it is asked about."""
-
-    async def find(session: object, row: Notification, ctx: RenderContext) -> Companion | None:
-        return companion
-
-    return find
-
-
-TAIL = [{"type": "section", "text": {"type": "mrkdwn", "text": "Check-in is open"}}, {"type": "divider"}]
-CARRIED = Companion(
-    tail=TAIL,
-    line="Your check-in",
-    alone=[{"type": "section", "text": {"type": "mrkdwn", "text": "Only the check-in"}}],
-    alone_text="Your check-in",
-)
-
-
-async def test_a_folded_in_message_keeps_its_room_before_the_footer_of_a_full_digest(
+async def test_what_rides_along_keeps_its_room_before_the_footer_of_a_full_digest(
     sessions: Sessions, plan: PlanFixture
 ):
     owed = await add_items(sessions, plan, **{f"i{n:02d}": {"due": DUE("2026-11-02")} for n in range(40)})
-    row = digest_row([(item, "due_today") for item in owed.items.values()])
-    async with sessions() as session:
-        rendered = await render_digest(session, [row], CONTEXT, companions=companion_finder(CARRIED))
+    new = await add_items(sessions, plan, new={"due": DUE("2027-03-01")})
+    row = digest_row([(item, "due_today") for item in owed.items.values()], carried=[given(new.items["new"])])
+    rendered = await render(sessions, row)
     assert isinstance(rendered, Rendered)
     assert len(rendered.blocks) <= MESSAGE_BLOCK_LIMIT
-    assert rendered.blocks[-3:-1] == TAIL, "the tail sits just before the footer"
-    assert "…and" in str(rendered.blocks) and rendered.lines[-1] == "Your check-in"
+    assert block_problems(rendered.blocks, MESSAGE_BLOCK_LIMIT) == []
+    tail = rendered.blocks[-4:-1]
+    assert tail[0]["text"]["text"].startswith(":inbox_tray: *You now own 1 action item*")
+    assert tail[1]["block_id"] == "item:OIT-41", "the new item's card, with its buttons, before the footer"
+    assert "…and" in str(rendered.blocks) and rendered.lines[-1] == "You now own OIT-41"
+    assert rendered.text.startswith("You now own OIT-41 · REAP: 40 action items")
 
 
 async def test_a_digest_with_nothing_left_still_delivers_what_it_carries(
     sessions: Sessions, plan: PlanFixture
 ):
-    owed = await add_items(sessions, plan, today={"due": DUE("2026-11-02"), "status": ItemStatus.DONE})
-    row = digest_row([(owed.items["today"], "due_today")])
-    async with sessions() as session:
-        alone = await render_digest(session, [row], CONTEXT, companions=companion_finder(CARRIED))
-        nothing = await render_digest(session, [row], CONTEXT)
-    assert isinstance(alone, Rendered) and alone.blocks == CARRIED.alone and alone.row_ids == {1}
+    owed = await add_items(
+        sessions,
+        plan,
+        today={"due": DUE("2026-11-02"), "status": ItemStatus.DONE},
+        new={"due": DUE("2027-03-01")},
+    )
+    row = digest_row([(owed.items["today"], "due_today")], carried=[given(owed.items["new"])])
+    alone = await render(sessions, row)
+    nothing = await render(sessions, digest_row([(owed.items["today"], "due_today")]))
+    assert isinstance(alone, Rendered) and alone.row_ids == {1}
+    assert refs_in(alone.blocks) == ["OIT-2"] and alone.text == "REAP: You now own OIT-2"
     assert isinstance(nothing, Skip)
+
+
+async def test_an_item_listed_above_is_only_named_by_what_rides_along(sessions: Sessions, plan: PlanFixture):
+    owed = await add_items(sessions, plan, today={"due": DUE("2026-11-02")})
+    row = digest_row([(owed.items["today"], "due_today")], carried=[given(owed.items["today"])])
+    rendered = await render(sessions, row)
+    assert isinstance(rendered, Rendered)
+    assert refs_in(rendered.blocks) == ["OIT-1"], "one card: block ids must be unique"
+    assert "Also OIT-1, shown above." in str(rendered.blocks)
+    assert block_problems(rendered.blocks, MESSAGE_BLOCK_LIMIT) == []
 
 
 async def test_long_titles_and_notes_keep_the_message_under_slacks_overall_size(
@@ -213,7 +224,7 @@ async def test_yesterdays_digest_is_stale_today(sessions: Sessions, plan: PlanFi
     owed = await add_items(sessions, plan, a={"due": DUE("2026-11-02")})
     later = RenderContext(now=MONDAY_9AM + timedelta(days=1), default_zone=NEW_YORK)
     rendered = await render(sessions, digest_row([(owed.items["a"], "due_today")]), later)
-    assert rendered == Skip("stale: owed on 2026-11-02, it is 2026-11-03 now")
+    assert rendered == Skip("stale: owed on 2026-11-02, it is 2026-11-03 now", release=True)
 
 
 async def test_a_rebuilt_digest_shows_every_item_in_its_current_state(sessions: Sessions, plan: PlanFixture):
@@ -289,8 +300,8 @@ async def test_orphan_reports_to_one_coordinator_are_one_message_grouped_by_owne
     assert block_problems(rendered.blocks, MESSAGE_BLOCK_LIMIT) == []
 
 
-def test_the_default_kinds_are_digest_escalation_and_orphaned_reports():
+def test_the_default_kinds_are_the_digest_and_what_rides_in_it():
     kinds = default_kinds()
-    assert sorted(kinds) == ["digest", "escalation", "orphaned"]
-    assert kinds["orphaned"].groupable and not kinds["digest"].groupable
+    notices = {"assigned", "orphaned", "request_notice", "verify_notice"}
+    assert set(kinds) == {"digest", "escalation", *notices} and riders(kinds) == notices
     assert kinds["digest"].on_gone is not None and kinds["escalation"].on_gone is None

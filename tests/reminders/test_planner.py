@@ -46,12 +46,14 @@ async def monday(sessions: Sessions, plan: PlanFixture) -> PlanFixture:
     return plan
 
 
-async def test_monday_at_nine_plans_one_digest_per_owner_and_one_escalation(sessions: Sessions, monday):
+async def test_monday_at_nine_plans_one_digest_per_person_escalations_in_the_coordinators(
+    sessions: Sessions, monday
+):
     report = await run_plan(sessions, MONDAY_9AM)
     rows = {row.key: row for row in await outbox_rows(sessions)}
     assert set(rows) == {
         f"{TEAM}:digest:{OWNER}:2026-11-02",
-        f"{TEAM}:escalation:{COORDINATOR}:2026-11-02",
+        f"{TEAM}:digest:{COORDINATOR}:2026-11-02",
     }
     digest = rows[f"{TEAM}:digest:{OWNER}:2026-11-02"]
     assert item_refs(digest) == {
@@ -67,8 +69,8 @@ async def test_monday_at_nine_plans_one_digest_per_owner_and_one_escalation(sess
         "pending",
     )
     assert digest.send_after == MONDAY_9AM and digest.payload["zone"] == "America/New_York"
-    escalation = rows[f"{TEAM}:escalation:{COORDINATOR}:2026-11-02"]
-    assert item_refs(escalation) == {"OIT-8": "escalation"}
+    coordinators = rows[f"{TEAM}:digest:{COORDINATOR}:2026-11-02"]
+    assert item_refs(coordinators) == {"OIT-8": "escalation"}
     assert (report.local_dates, report.inserted, report.conflicts) == ((date(2026, 11, 2),), 2, 0)
 
 
@@ -183,7 +185,7 @@ async def test_a_paused_owner_gets_no_digest_but_escalation_continues(sessions: 
             assert found is not None
             found.paused_until = date(2026, 11, 30)
     await run_plan(sessions, MONDAY_9AM)
-    assert [(row.kind, row.recipient) for row in await outbox_rows(sessions)] == [("escalation", COORDINATOR)]
+    assert [(row.kind, row.recipient) for row in await outbox_rows(sessions)] == [("digest", COORDINATOR)]
 
 
 async def test_only_owed_items_are_fetched_never_the_whole_plan(sessions: Sessions, plan: PlanFixture):
@@ -238,7 +240,7 @@ async def test_outside_every_window_a_tick_never_touches_the_items(
 
 async def test_a_default_cadence_from_settings_applies_to_plans_without_their_own(sessions: Sessions, monday):
     await run_plan(sessions, MONDAY_9AM, cadence=Cadence(first_days_before=0, business_days_before=0))
-    digest = next(row for row in await outbox_rows(sessions) if row.kind == "digest")
+    digest = next(row for row in await outbox_rows(sessions) if row.recipient == OWNER)
     assert item_refs(digest) == {"OIT-1": "due_today", "OIT-4": "overdue"}
 
 

@@ -830,14 +830,14 @@ def test_the_owner_zone_decides_the_day_not_the_default_zone() -> None:
             "2027-04-05",
             {
                 "T1:digest:U1:2027-04-05": ((1, OVERDUE),),
-                "T1:escalation:C1:2027-04-05": ((2, "escalation"),),
+                "T1:digest:C1:2027-04-05": ((2, "escalation"),),
             },
             id="not-paused",
         ),
         pytest.param(
             "2027-04-06",
             "2027-04-05",
-            {"T1:escalation:C1:2027-04-05": ((2, "escalation"),)},
+            {"T1:digest:C1:2027-04-05": ((2, "escalation"),)},
             id="paused-owner-still-escalated",
         ),
         pytest.param(
@@ -870,7 +870,7 @@ def test_a_paused_or_inactive_coordinator_gets_no_escalation() -> None:
         people=people,
         coordinators={1: ["C1", "C2", "C3", "C3"]},
     )
-    assert [(d.kind, d.recipient, d.items) for d in planned] == [("escalation", "C3", ((1, "escalation"),))]
+    assert [(d.kind, d.recipient, d.items) for d in planned] == [("digest", "C3", ((1, "escalation"),))]
 
 
 def test_an_inactive_owner_gets_no_digest() -> None:
@@ -885,9 +885,9 @@ def test_escalations_follow_the_coordinators_own_local_day() -> None:
     items = [make_item("2027-03-31")]
     coordinators = {1: ["CX", "CN"]}
     early = plan(utc("2027-04-06T19:00"), items, people=people, coordinators=coordinators)
-    assert [(d.key, d.items) for d in early] == [("T1:escalation:CX:2027-04-07", ((1, "escalation"),))]
+    assert [(d.key, d.items) for d in early] == [("T1:digest:CX:2027-04-07", ((1, "escalation"),))]
     later = plan(utc("2027-04-07T13:00"), items, people=people, coordinators=coordinators)
-    assert [d.key for d in later] == ["T1:escalation:CN:2027-04-07"]
+    assert [d.key for d in later] == ["T1:digest:CN:2027-04-07"]
 
 
 def test_a_tick_after_the_quiet_hour_sends_nothing_and_the_day_is_not_replayed() -> None:
@@ -918,13 +918,23 @@ def test_after_downtime_the_next_tick_sends_only_what_is_owed_today_once() -> No
     }
 
 
-def test_an_owner_who_is_also_a_coordinator_gets_one_digest_and_one_escalation() -> None:
-    items = [make_item("2027-03-31", item_id=1), make_item("2027-04-07", item_id=2)]
+def test_an_owner_who_is_also_a_coordinator_gets_one_digest_with_their_escalations() -> None:
+    items = [
+        make_item("2027-03-31", item_id=1),
+        make_item("2027-04-07", item_id=2),
+        make_item("2027-03-31", item_id=3, owner="U2"),
+    ]
     planned = plan(utc("2027-04-07T13:00"), items, coordinators={1: ["U1"]})
     assert [(d.key, d.items) for d in planned] == [
-        ("T1:digest:U1:2027-04-07", ((2, TODAY),)),
-        ("T1:escalation:U1:2027-04-07", ((1, "escalation"),)),
+        ("T1:digest:U1:2027-04-07", ((1, "escalation"), (2, TODAY), (3, "escalation"))),
     ]
+
+
+def test_an_item_owed_its_owner_and_escalated_to_them_is_listed_once_as_theirs() -> None:
+    items = [make_item("2027-03-31", item_id=1)]  # overdue and escalated on 7 April
+    cadence = Cadence(overdue_every=1)
+    planned = plan(utc("2027-04-07T13:00"), items, coordinators={1: ["U1"]}, cadence=cadence)
+    assert [(d.key, d.items) for d in planned] == [("T1:digest:U1:2027-04-07", ((1, OVERDUE),))]
 
 
 def test_a_snoozed_item_is_left_out_of_the_digest_until_the_snooze_ends() -> None:
@@ -1008,9 +1018,12 @@ def test_planned_digests_never_duplicate_or_replay_over_any_tick_sequence(
             zone = people[digest.recipient].zone if digest.recipient in people else NEW_YORK
             assert sending_slot(now, zone, calendar, reminder_hour=9, quiet_hour=18) == digest.local_date
             assert digest.items
-            if digest.kind == "digest":
-                for item_id, why in digest.items:
-                    item = by_id[item_id]
+            for item_id, why in digest.items:
+                item = by_id[item_id]
+                if why == "escalation":
+                    assert digest.recipient in coordinators[item.department_id]
+                    assert escalation_due(item, digest.local_date, calendar, cadence)
+                else:
                     assert item.owner_id == digest.recipient
                     assert nudge_kind(item, digest.local_date, calendar, cadence) == why
             if digest.key in stored:

@@ -188,7 +188,7 @@ async def test_a_digest_changed_from_a_modal_is_rebuilt_whole_with_fresh_states(
     await tick(parts_of(app), MONDAY_9AM)
     (message,) = slack.dms_to(OWNER)
     assert refs_in(message.blocks) == ["OIT-1", "OIT-2"]
-    digest = next(row for row in await outbox_rows(sessions) if row.kind == "digest")
+    digest = next(row for row in await outbox_rows(sessions) if row.recipient == OWNER)
     first_id = digest.payload["items"][0]["id"]
     await set_status(sessions, first_id, ItemStatus.DONE)
     async with sessions() as session:
@@ -252,7 +252,7 @@ async def test_remind_at_nine_sends_each_owner_one_digest_once_then_the_next_bus
     assert "nothing is written or sent" in printed
     assert f"would send digest to <@{OWNER}> for 2026-11-02: 2 item(s)" in printed
     assert "OIT-1 Item today (due today, due 2026-11-02; not started)" in printed
-    assert f"would send escalation to <@{COORDINATOR}> for 2026-11-02: 1 item(s)" in printed
+    assert f"would send digest to <@{COORDINATOR}> for 2026-11-02: 1 item(s)" in printed
     assert "2 message(s) would be sent" in printed
     assert await outbox_rows(sessions) == [] and slack.calls == [], "a dry run writes and sends nothing"
 
