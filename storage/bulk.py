@@ -24,7 +24,8 @@ def defaults(model: type[SQLModel]) -> dict[str, Any]:
 async def insert_rows(
     session: AsyncSession, model: type[SQLModel], rows: Sequence[Mapping[str, Any]]
 ) -> None:
-    """Insert rows (column values; the model's defaults fill what a row leaves out) in one executemany.
+    """Insert rows (column values, the same keys in each; the model's defaults fill the columns they
+    leave out) with one executemany.
 
     Pending ORM changes are flushed first, so rows may refer to them. The rows are not loaded
     into the session: read them back (one SELECT) where their ids are needed.
@@ -35,6 +36,8 @@ async def insert_rows(
     # leaves out NULL values (for server defaults, which our models have none of), splitting
     # the batch wherever the NULLs differ. Every row names every column, so it is one batch.
     await session.flush()
-    base = defaults(model)
+    # Callers give every row the same keys, so the defaults to add are the same for all of them.
+    missing = {name: value for name, value in defaults(model).items() if name not in rows[0]}
+    params = [{**row, **missing} for row in rows] if missing else list(rows)
     connection = await session.connection()
-    await connection.execute(insert(model.__table__), [{**base, **row} for row in rows])  # type: ignore[attr-defined]
+    await connection.execute(insert(model.__table__), params)  # type: ignore[attr-defined]
