@@ -47,6 +47,7 @@ from domain.measures import (
     check_measure,
     check_reading,
 )
+from domain.public import LICENCES, OPT_INS
 from domain.scoring import Criterion, ScoreRefused
 from domain.status import Direction, ItemStatus, Role
 from domain.text import DESCRIPTION_MAX, NAME_MAX, NOTE_MAX, TITLE_MAX, UNIT_MAX, check_finite, check_text
@@ -80,6 +81,7 @@ from storage.models import (
     Strategy,
 )
 from storage.permissions import Actor
+from storage.public import set_public_update, set_spanish_title
 
 FORMAT_VERSION = 1
 CSV_COLUMNS = (
@@ -511,6 +513,10 @@ class ItemDoc(_Doc):
     created: OptionalDate = None
     evidence: Evidence = None
     scores: dict[Key, Level] = {}
+    # The public dashboard (domain.public): a Spanish title and the update a coordinator publishes.
+    title_es: Annotated[str | None, _text(TITLE_MAX, optional=True)] = None
+    public_update: Annotated[str | None, _text(NOTE_MAX, optional=True, multiline=True)] = None
+    public_update_es: Annotated[str | None, _text(NOTE_MAX, optional=True, multiline=True)] = None
 
 
 class PlanItemDoc(ItemDoc):
@@ -617,6 +623,35 @@ class PolicyDoc(_Doc):
     verification: bool = True
 
 
+class SpanishDoc(_Doc):
+    """The plan's own names in Spanish, for the public dashboard; English shows where one is missing."""
+
+    department: Annotated[str | None, _text(NAME_MAX, optional=True)] = None
+    title: Annotated[str | None, _text(TITLE_MAX, optional=True)] = None
+    strategies: dict[Key, Annotated[str, _text(NAME_MAX)]] = {}
+    measures: dict[Key, Annotated[str, _text(TITLE_MAX)]] = {}
+
+
+class PublicDoc(_Doc):
+    """What the public dashboard shows of the plan beyond its always-public fields."""
+
+    licence: Annotated[str, _choice(tuple(k.lower() for k in LICENCES), "licence")] = "cc-by-4.0"
+    show: Annotated[
+        list[Annotated[str, _choice(OPT_INS, "field to publish")]],
+        AfterValidator(lambda names: [n for n in OPT_INS if n in names]),
+    ] = []
+    as_of: bool = False
+    es: SpanishDoc | None = None
+
+    def stored(self) -> dict[str, Any]:
+        """The canonical mapping kept on the plan (domain.public.PublicSettings reads it)."""
+        licence = next(k for k in LICENCES if k.lower() == self.licence)
+        data: dict[str, Any] = {"licence": licence, "show": list(self.show), "as_of": self.as_of}
+        if self.es is not None:
+            data["es"] = self.es.model_dump(exclude_none=True)
+        return data
+
+
 class StrategyDoc(_Doc):
     """A priority strategy with its items and measures."""
 
@@ -637,6 +672,7 @@ class PlanDoc(_Doc):
     end: IsoDate
     cadence: CadenceDoc | None = None
     policy: PolicyDoc | None = None
+    public: PublicDoc | None = None
     min_group_count: Annotated[int | None, Field(ge=1, le=1000)] = None
     dimensions: list[DimensionDoc] = []
     scoring: list[CriterionDoc] = []
@@ -782,6 +818,7 @@ def _check_references(doc: PlanDocument) -> None:
                 _first_seen(measures, measure.key, f"{path}.key", "measure key", name)
                 owner_known(measure.owner, f"{path}.owner")
                 _check_measure(name, path, measure, dimensions, doc.start_month)
+        _check_spanish(name, where, plan)
         for path, strategy_key, item in doc.plan_items(index):
             if strategy_key not in strategies:
                 known = ", ".join(strategies) or "none"
@@ -813,6 +850,22 @@ def _check_references(doc: PlanDocument) -> None:
                         f"a done item is 100% complete, not {item.progress}%",
                     )
                 item.progress = 100
+
+
+def _check_spanish(name: str, where: str, plan: PlanDoc) -> None:
+    """Spanish names only for the plan's own strategies and measures."""
+    spanish = plan.public.es if plan.public is not None else None
+    if spanish is None:
+        return
+    strategies = {s.key for s in plan.strategies}
+    measures = {m.key for s in plan.strategies for m in s.measures}
+    for kind, keys, known in (
+        ("strategies", spanish.strategies, strategies),
+        ("measures", spanish.measures, measures),
+    ):
+        for key in keys:
+            if key not in known:
+                raise PlanFileError(name, f"{where}.public.es.{kind}.{key}", f"not one of this plan's {kind}")
 
 
 def _check_dimensions(name: str, where: str, plan: PlanDoc) -> dict[str, DimensionDoc]:
@@ -1228,6 +1281,7 @@ class _Importer:
                     end_date=doc.end,
                     cadence=cadence,
                     policy=_policy(doc.policy),
+                    public=doc.public.stored() if doc.public is not None else None,
                     min_group_count=doc.min_group_count or DEFAULT_MIN_COUNT,
                     created_at=self.now,
                 )
@@ -1249,6 +1303,7 @@ class _Importer:
                 "end_date": doc.end,
                 "cadence": merged,
                 "policy": _policy(doc.policy),
+                "public": doc.public.stored() if doc.public is not None else None,
                 "min_group_count": doc.min_group_count,
             }
             self._sync(row, kind="plan", label=doc.key, wanted=wanted)
@@ -1464,7 +1519,7 @@ class _Importer:
         for index, plan_doc in enumerate(self.doc.plans):
             plan = self.plans[plan_doc.key]
             for _path, _strategy, doc in self.doc.plan_items(index):
-                if doc.scores or doc.evidence:
+                if doc.scores or doc.evidence or doc.title_es or doc.public_update or doc.public_update_es:
                     wanted.append((plan_doc.department, doc.key, doc, plan.id or 0))
         if not wanted:
             return
@@ -1500,6 +1555,7 @@ class _Importer:
                     f"update {item.ref} evidence: {_shown(item.evidence_url)} -> {doc.evidence}"
                 )
                 item.evidence_url = doc.evidence
+            await self._publish_fields(item, doc)
             for criterion_key, written in doc.scores.items():
                 criterion = self.criteria[(plan_id, criterion_key)]
                 level = criterion.level(written)
@@ -1538,6 +1594,22 @@ class _Importer:
                 )
                 self.report.changes.append(f"score {item.ref} {criterion_key}: {_shown(old)} -> {new}")
                 self.report.count("score", "updated" if old else "created")
+
+    async def _publish_fields(self, item: ActionItem, doc: ItemDoc) -> None:
+        """The item's Spanish title and public updates, through the audited coordinator writes."""
+        session, actor, now = self.session, self.actor, self.now
+        if doc.title_es and doc.title_es != item.title_es:
+            self.report.changes.append(
+                f"update {item.ref} title_es: {_shown(item.title_es)} -> {_shown(doc.title_es)}"
+            )
+            await set_spanish_title(session, actor=actor, ref=item.ref, title=doc.title_es, now=now)
+        for lang, text in (("en", doc.public_update), ("es", doc.public_update_es)):
+            field = "public_update" if lang == "en" else "public_update_es"
+            if text and text != getattr(item, field):
+                self.report.changes.append(
+                    f"update {item.ref} {field}: {_shown(getattr(item, field))} -> {_shown(text)}"
+                )
+                await set_public_update(session, actor=actor, ref=item.ref, text=text, now=now, lang=lang)
 
     async def _import_measures(self) -> None:
         measures = {m.key: m for m in await self._all(self._team(Measure))}
@@ -1745,6 +1817,9 @@ async def _plan_dict(session: AsyncSession, team_id: str, start_month: int) -> d
                 "created": item.created_at.date() if item.created_at else None,
                 "evidence": item.evidence_url,
                 "scores": scores_of.get(item.id or 0) or None,
+                "title_es": item.title_es,
+                "public_update": item.public_update,
+                "public_update_es": item.public_update_es,
             }
         )
 
@@ -1829,6 +1904,7 @@ async def _plan_dict(session: AsyncSession, team_id: str, start_month: int) -> d
                 "end": plan.end_date,
                 "cadence": cadence or None,
                 "policy": ChangePolicy.from_mapping(plan.policy).as_mapping() if plan.policy else None,
+                "public": _public_export(plan.public),
                 "min_group_count": plan.min_group_count
                 if plan.min_group_count != DEFAULT_MIN_COUNT
                 else None,
@@ -1872,6 +1948,15 @@ async def _plan_dict(session: AsyncSession, team_id: str, start_month: int) -> d
         "plans": [plan_dict(p) for p in plans],
         "meetings": {c.quarter: c.meeting_date for c in cycles},
     }
+
+
+def _public_export(stored: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not stored:
+        return None
+    data = {k: v for k, v in stored.items() if k in ("licence", "show", "as_of", "es")}
+    if isinstance(data.get("licence"), str):
+        data["licence"] = data["licence"].lower()
+    return data
 
 
 def _json_default(value: object) -> str:

@@ -133,6 +133,8 @@ class Plan(PlanBase, table=True):
     min_group_count: int = Field(default=DEFAULT_MIN_COUNT)
     # domain.commitments.ChangePolicy as a mapping; None means the defaults.
     policy: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    # domain.public.PublicSettings as a mapping (licence, opt-ins, "as of", Spanish names); None: defaults.
+    public: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     created_at: datetime = Field(sa_type=UTCDateTime)
 
 
@@ -271,6 +273,13 @@ class ActionItem(ActionItemBase, table=True):
     # Set when a coordinator confirms the evidence; a done item without it awaits verification.
     verified_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     verified_by: str | None = Field(default=None, max_length=32)
+    # What the public dashboard says about the item: written (or approved) by a coordinator, in
+    # English and optionally Spanish; nothing else an owner types is ever published by default.
+    title_es: str | None = Field(default=None, max_length=TITLE_MAX)
+    public_update: str | None = Field(default=None, max_length=NOTE_MAX)
+    public_update_es: str | None = Field(default=None, max_length=NOTE_MAX)
+    public_update_by: str | None = Field(default=None, max_length=32)
+    public_update_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_by: str = Field(max_length=32)
     created_at: datetime = Field(sa_type=UTCDateTime)
     updated_at: datetime = Field(sa_type=UTCDateTime)

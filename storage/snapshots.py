@@ -28,6 +28,7 @@ from storage.models import (
     Measure,
     MeasureReading,
     QuarterSnapshot,
+    Strategy,
 )
 from storage.permissions import SYSTEM_ACTOR, Actor
 from storage.queries.rollup import build_rollup
@@ -69,9 +70,17 @@ async def freeze_quarter(
             "evidence": i.evidence_url,
             "verified": i.verified_at is not None,
             "note": i.last_note,
+            # What the public dashboard shows of the quarter is frozen with it (domain.public).
+            "strategy": strategy,
+            "title_es": i.title_es,
+            "public_update": i.public_update,
+            "public_update_es": i.public_update_es,
         }
-        for i in await session.exec(
-            select(ActionItem).where(ActionItem.team_id == team_id).order_by(col(ActionItem.id))
+        for i, strategy in await session.exec(
+            select(ActionItem, Strategy.key)
+            .join(Strategy, col(Strategy.id) == col(ActionItem.strategy_id))
+            .where(ActionItem.team_id == team_id)
+            .order_by(col(ActionItem.id))
         )
     ]
     readings = [
