@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-PACKAGES := domain storage messages reports plans commands reminders bot localslack
+PACKAGES := domain storage messages reports plans commands reminders publishing bot localslack
 SOURCES := $(PACKAGES) tests $(wildcard bench)
 
 # Every install takes the exact versions in constraints.txt, so a new release of a dependency
