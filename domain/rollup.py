@@ -334,6 +334,8 @@ class Rollup:
     # Which record this is: "frozen on … by …", "reconstructed from the history as of …", or live.
     basis: str = ""
     amendments: list[AmendmentLine] = field(default_factory=list)
+    checkin_scheduled: bool = False  # the quarter has a check-in cycle
+    checkin_opens_on: date | None = None  # set while that cycle has not opened yet
 
     def amended(self, subject: str) -> bool:
         """Whether a correction was recorded for this subject (e.g. "measure staff-trained")."""

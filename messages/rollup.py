@@ -195,7 +195,14 @@ def build_department_blocks(department: DepartmentRollup, rollup: Rollup) -> lis
     blocks += build_list_sections(
         f"Changes since {rollup.previous_quarter}", _change_lines(department.changes)
     )
-    if department.response_rate is not None:
+    if rollup.checkin_opens_on is not None:
+        blocks += build_list_sections(
+            "Check-in",
+            [
+                f"The {rollup.quarter} check-in opens on {rollup.checkin_opens_on.isoformat()}; nobody has been asked yet."
+            ],
+        )
+    elif department.response_rate is not None:
         lines = [
             f"Response rate {format_rate(department.response_rate)}"
             f" ({department.checkin_responded} of {department.checkin_asked} owners)"

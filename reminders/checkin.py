@@ -29,7 +29,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from domain.calendar import BusinessCalendar
-from domain.checkin import checkin_window
+from domain.checkin import CHECKIN_PROMPT, checkin_window
 from domain.fiscal import FiscalQuarter
 from domain.status import OPEN_STATUSES
 from messages import primitives as ui
@@ -79,7 +79,7 @@ from storage.queries.people import active_coordinators
 
 log = logging.getLogger(__name__)
 
-PROMPT = "checkin_prompt"
+PROMPT = CHECKIN_PROMPT
 FOLLOWUP = "checkin_followup"
 CHECKIN_KINDS = (PROMPT, FOLLOWUP)
 # Whoever asked for a rollup hears at once why it failed; a scheduled rollup's failure is a rider.

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from domain.checkin import CHECKIN_PROMPT
 from domain.commitments import ChangeKind, RequestState
 from domain.equity import DEFAULT_MIN_COUNT, Breakdown, BreakdownKind, GroupInput, breakdown
 from domain.errors import NotFound, ReapError
@@ -55,6 +56,8 @@ from storage.models import (
     Dimension,
     Measure,
     MeasureReading,
+    Notification,
+    NotificationState,
     Person,
     Plan,
     Strategy,
@@ -221,7 +224,10 @@ async def build_rollup(
         if past
         else f"as of {as_of.isoformat()}, while the quarter is open"
     )
+    opens = checkin.opens_on if checkin is not None and not checkin.opened else None
     return Rollup(
+        checkin_opens_on=opens,
+        checkin_scheduled=checkin is not None,
         basis=basis,
         quarter=quarter.label,
         as_of=as_of,
@@ -589,6 +595,10 @@ async def _requests(
 @dataclass(frozen=True)
 class _CheckIn:
     responded_items: set[int]
+    opened: bool = True
+    opens_on: date | None = None
+    # Who was sent the prompt: only they can be "not yet responded".
+    prompted: frozenset[str] = frozenset()
 
 
 async def _checkin(session: AsyncSession, *, team_id: str, quarter: FiscalQuarter) -> _CheckIn | None:
@@ -604,7 +614,21 @@ async def _checkin(session: AsyncSession, *, team_id: str, quarter: FiscalQuarte
     rows = await session.exec(
         select(col(CheckInResponse.item_id)).where(CheckInResponse.cycle_id == cycle.id)
     )
-    return _CheckIn(responded_items=set(rows))
+    # A prompt counts once Slack has it (sent, or sent but unconfirmed); one still waiting in the
+    # outbox has asked nobody yet.
+    prompted = await session.exec(
+        select(col(Notification.recipient))
+        .where(Notification.team_id == team_id)
+        .where(Notification.kind == CHECKIN_PROMPT)
+        .where(col(Notification.key).startswith(f"{team_id}:{CHECKIN_PROMPT}:{quarter.label}:"))
+        .where(col(Notification.state).in_([NotificationState.SENT.value, NotificationState.AMBIGUOUS.value]))
+    )
+    return _CheckIn(
+        responded_items=set(rows),
+        opened=cycle.opened_at is not None,
+        opens_on=cycle.opens_on,
+        prompted=frozenset(prompted),
+    )
 
 
 @dataclass(frozen=True)
@@ -996,8 +1020,9 @@ def _changes(ctx: _Context, items: list[_Item]) -> Changes:
 
 
 def _response(ctx: _Context, items: list[_Item]) -> tuple[set[str], set[str]]:
-    """Owners asked (active owners of open or answered items) and those who answered."""
-    if ctx.checkin is None:
+    """Owners asked (active owners of open or answered items who were sent the prompt, once the
+    cycle opened) and those who answered. Nobody is listed for a question they were never asked."""
+    if ctx.checkin is None or not ctx.checkin.opened:
         return set(), set()
     asked: set[str] = set()
     responded: set[str] = set()
@@ -1005,10 +1030,11 @@ def _response(ctx: _Context, items: list[_Item]) -> tuple[set[str], set[str]]:
         answered = item.id in ctx.checkin.responded_items
         if not item.owner_id or ctx.owner_state(item.owner_id) != "active":
             continue
-        if item.status in _OPEN or answered:
-            asked.add(item.owner_id)
         if answered:
             responded.add(item.owner_id)
+            asked.add(item.owner_id)
+        elif item.status in _OPEN and item.owner_id in ctx.checkin.prompted:
+            asked.add(item.owner_id)
     return asked, responded
 
 

@@ -43,7 +43,15 @@ from storage.items import (
     set_progress,
     set_status,
 )
-from storage.models import ActionItem, CheckInCycle, CheckInResponse, Measure, MeasureReading, Person
+from storage.models import (
+    ActionItem,
+    CheckInCycle,
+    CheckInResponse,
+    Measure,
+    MeasureReading,
+    Notification,
+    Person,
+)
 from storage.permissions import Actor
 from storage.queries.rollup import build_rollup
 from tests.factories import COORDINATOR, OTHER, OWNER, TEAM, PlanFixture, make_item, make_person, make_plan
@@ -209,8 +217,24 @@ async def office(sessions: Sessions) -> Office:
             target_date=date(2027, 6, 30),
             readings={"FY2027-Q1": 2500},
         )
-        cycle = CheckInCycle(team_id=TEAM, quarter="FY2027-Q2", meeting_date=date(2026, 12, 10))
+        cycle = CheckInCycle(
+            team_id=TEAM, quarter="FY2027-Q2", meeting_date=date(2026, 12, 10), opened_at=at("2026-11-02")
+        )
         session.add(cycle)
+        # The prompts reached both owners; only people asked can be "not yet responded".
+        for owner in (OWNER, OTHER):
+            session.add(
+                Notification(
+                    team_id=TEAM,
+                    key=f"{TEAM}:checkin_prompt:FY2027-Q2:{owner}",
+                    kind="checkin_prompt",
+                    recipient=owner,
+                    payload={"quarter": "FY2027-Q2"},
+                    state="sent",
+                    send_after=at("2026-11-02"),
+                    created_at=at("2026-11-02"),
+                )
+            )
         await session.flush()
         item_1 = (await session.exec(select(ActionItem).where(ActionItem.ref == "OIT-1"))).one()
         session.add(
