@@ -274,6 +274,46 @@ async def _agenda(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def _publish(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.slack import workspace_id
+    from domain.fiscal import FiscalQuarter, QuarterError
+    from publishing.site import publish
+
+    today = utc_now().astimezone(settings.zone).date()
+    quarter = None
+    if args.quarter:
+        try:
+            quarter = FiscalQuarter.parse(
+                args.quarter, today=today, start_month=settings.fiscal_year_start_month
+            )
+        except QuarterError as exc:
+            raise BadInput(str(exc)) from None
+    folder = Path(args.out) if args.out else Path(settings.dashboard_dir)
+    engine, sessions = await _open(settings)
+    try:
+        team_id = await workspace_id(sessions, None, now=utc_now())
+        async with sessions() as session:
+            try:
+                published = await publish(
+                    session,
+                    team_id=team_id,
+                    folder=folder,
+                    today=today,
+                    zone=settings.zone,
+                    start_month=settings.fiscal_year_start_month,
+                    quarter=quarter,
+                    force=args.force,
+                )
+            except ReapError as exc:
+                raise BadInput(str(exc)) from None
+            except OSError as exc:
+                raise CliError(f"{folder}: cannot write the site ({exc.strerror or exc})") from None
+    finally:
+        await engine.dispose()
+    print(published.summary())
+    return 0
+
+
 async def _remind(args: argparse.Namespace, settings: Settings) -> int:
     from bot.runtime import remind_once
 
@@ -413,6 +453,21 @@ def build_parser() -> argparse.ArgumentParser:
     agenda.add_argument("--format", choices=("md", "html"), default="md")
     agenda.add_argument("--output", "-o", help="file to write (default: standard output)")
     agenda.set_defaults(run=_agenda)
+
+    publish = sub.add_parser(
+        "publish",
+        help="write the public dashboard (pages in English and Spanish, open data) from the frozen record",
+        description="Write the public Racial Equity dashboard: the newest closed quarter (or --quarter), "
+        "each department, each measure, the methodology and the open data (CSV, JSON and a Data "
+        "Package), in English and Spanish. Only fields the plan declares public are published. The "
+        "site is written beside --out and swapped in whole, so a failure leaves the last site in place.",
+    )
+    publish.add_argument("--out", metavar="DIR", help="the site's folder (default: REAP_DASHBOARD_DIR)")
+    publish.add_argument("--quarter", help="a closed quarter to publish: FY2027-Q2, Q2 or last")
+    publish.add_argument(
+        "--force", action="store_true", help="replace DIR even if it holds files that are not a dashboard"
+    )
+    publish.set_defaults(run=_publish)
 
     remind = sub.add_parser("remind", help="run exactly one reminder tick (plan, then deliver) and exit")
     remind.add_argument(

@@ -5,11 +5,13 @@ from __future__ import annotations
 import functools
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import inspect
 
+from reminders.dashboard import PublishHook
 from reminders.scheduler import ReminderScheduler
 from reminders.tick import (
     ReminderParts,
@@ -48,6 +50,7 @@ def install(app: ReapApp) -> None:
         instance_id=instance_id(),
         follow_client=app.client,
         clock=app.reap.clock,
+        publish=dashboard_publisher(app.settings, app.sessions),
     )
     app.reminders = parts
     # A digest edited from its DM re-renders whole whether or not this process ticks: with cron
@@ -92,6 +95,32 @@ def install(app: ReapApp) -> None:
     app.health_checks["scheduler"] = health
 
 
+def dashboard_publisher(settings: Settings, sessions: Sessions) -> PublishHook | None:
+    """The tick's dashboard step when REAP_DASHBOARD=public: republish the installation's workspace
+    into REAP_DASHBOARD_DIR when a quarter closed or was amended (and daily for an "as of" plan)."""
+    if settings.dashboard != "public":
+        return None
+    from bot.slack import WorkspaceUnknown, workspace_id
+    from publishing.site import publish_if_due
+
+    async def publish(now: datetime) -> str | None:
+        try:
+            team_id = await workspace_id(sessions, None, now=now)
+        except WorkspaceUnknown:
+            return None  # no plan imported yet: nothing to publish
+        published = await publish_if_due(
+            sessions,
+            team_id=team_id,
+            folder=Path(settings.dashboard_dir),
+            now=now,
+            zone=settings.zone,
+            start_month=settings.fiscal_year_start_month,
+        )
+        return published.summary() if published is not None else None
+
+    return publish
+
+
 async def _has_outbox(sessions: Sessions) -> bool:
     async with sessions() as session:
         connection = await session.connection()
@@ -126,6 +155,7 @@ async def remind_once(settings: Settings, *, at: datetime, dry_run: bool, out: T
             client=client,
             limiter=send_limiter(sessions, shared=not is_sqlite(settings.database_url)),
             instance_id=f"remind:{instance_id()}",
+            publish=None if dry_run else dashboard_publisher(settings, sessions),
         )
         if dry_run:
             return await print_dry_run(parts, at, out)

@@ -1,4 +1,5 @@
-"""The ASGI front door: /slack/events in front of Bolt; /livez, /readyz (and /healthz) and /metrics."""
+"""The ASGI front door: /slack/events in front of Bolt; /livez, /readyz (and /healthz) and /metrics;
+and, when REAP_DASHBOARD=public, the published dashboard read-only at /dashboard/."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import time
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -20,8 +22,10 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import Message, Receive, Scope, Send
 
 from bot.app import ReapApp
 from bot.signing import slack_signature
@@ -341,6 +345,54 @@ def probe_routes(app: ReapApp) -> list[Route]:
     ]
 
 
+# The dashboard is static and public: no script, nothing from elsewhere, never framed.
+DASHBOARD_HEADERS = {
+    "content-security-policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; "
+        "form-action 'none'; frame-ancestors 'none'"
+    ),
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "cache-control": "public, max-age=300",
+}
+
+
+class Dashboard:
+    """The published site at `folder`, read-only: files only (GET and HEAD), no dotfiles, and a
+    plain 404 until `reap publish` (or the tick) has written it."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.files = StaticFiles(directory=folder, html=True, check_dir=False)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = str(scope.get("path", ""))
+        if any(part.startswith(".") for part in path.split("/")) or not self.folder.is_dir():
+            response = PlainTextResponse("The dashboard has not been published here.", status_code=404)
+            await response(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [
+                    (k, v)
+                    for k, v in message.get("headers", [])
+                    if k.decode().lower() not in DASHBOARD_HEADERS
+                ]
+                headers += [(k.encode(), v.encode()) for k, v in DASHBOARD_HEADERS.items()]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.files(scope, receive, with_headers)
+
+
+def dashboard_routes(app: ReapApp) -> list[BaseRoute]:
+    """/dashboard/ when REAP_DASHBOARD=public; nothing at all otherwise."""
+    if app.settings.dashboard != "public":
+        return []
+    return [Mount("/dashboard", app=Dashboard(Path(app.settings.dashboard_dir)), name="dashboard")]
+
+
 def create_health_asgi(app: ReapApp) -> Starlette:
     """Only the probes and /metrics, for `reap socket`: Slack talks to it over the WebSocket."""
     return Starlette(routes=probe_routes(app))
@@ -416,5 +468,6 @@ def create_asgi(app: ReapApp, *, manage_lifecycle: bool = True) -> Starlette:
         routes=[
             Route("/slack/events", slack_events, methods=["POST"]),
             *probe_routes(app),
+            *dashboard_routes(app),
         ],
     )

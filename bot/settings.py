@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     admins: Annotated[list[str], NoDecode] = Field(default_factory=list, validation_alias="REAP_ADMINS")
     ticker: bool = Field(default=True, validation_alias="REAP_TICKER")
     dei_channel: str | None = Field(default=None, validation_alias="REAP_DEI_CHANNEL")
+    # The public dashboard: `public` serves the published site read-only at /dashboard/ and has
+    # the tick republish it when a quarter closes (or daily, for a plan's "as of" quarter).
+    dashboard: Literal["off", "public"] = Field(default="off", validation_alias="REAP_DASHBOARD")
+    dashboard_dir: Path = Field(default=Path("dashboard"), validation_alias="REAP_DASHBOARD_DIR")
     log_level: str = Field(default="INFO", validation_alias="REAP_LOG_LEVEL")
     log_format: Literal["text", "json"] = Field(default="text", validation_alias="REAP_LOG_FORMAT")
 

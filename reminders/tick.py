@@ -25,6 +25,7 @@ from reminders.checkin import (
     plan_checkins,
     plan_checkins_in,
 )
+from reminders.dashboard import PublishHook, publish_step
 from reminders.delivery import DeliveryConfig, DeliveryReport, deliver, group_rows
 from reminders.digest import (
     NotificationKind,
@@ -82,6 +83,7 @@ class ReminderParts:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     pruned_at: datetime | None = None
     profiles: ProfileJob = field(default_factory=ProfileJob)
+    publish: PublishHook | None = None  # the public dashboard's publisher, when bot/ hands one in
 
     def __post_init__(self) -> None:
         self.kinds.update(
@@ -182,6 +184,7 @@ async def tick(parts: ReminderParts, now: datetime) -> TickReport:
         log.exception("delivering reminders failed")
         report.errors.append(f"delivery: {type(exc).__name__}: {exc}")
     await _prune(parts, now, report)
+    await publish_step(parts.publish, now)
     return report
 
 
