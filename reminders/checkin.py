@@ -401,13 +401,14 @@ async def render_rollup(
 ) -> Rendered | Skip:
     """The rollup's summary message; the thread and the chart follow once it is posted."""
     from messages.rollup import slack_messages
-    from storage.queries.rollup import build_rollup
+    from storage.snapshots import quarter_rollup
 
     row = rows[0]
     quarter = FiscalQuarter.parse(
         str((row.payload or {}).get("quarter")), today=ctx.now.date(), start_month=_start_month(row)
     )
-    rollup = await build_rollup(
+    # A closed quarter posts as it was frozen; an open one as it stands.
+    rollup = await quarter_rollup(
         session,
         team_id=row.team_id,
         quarter=quarter,
@@ -562,13 +563,13 @@ async def after_rollup(
     text); if Slack refuses either, owe the notice saying so."""
     from messages.rollup import build_chart_alt_text, slack_messages
     from reports.chart import rollup_chart_png
-    from storage.queries.rollup import build_rollup
+    from storage.snapshots import quarter_rollup
 
     quarter = FiscalQuarter.parse(
         str((row.payload or {}).get("quarter")), today=now.date(), start_month=_start_month(row)
     )
     async with sessions() as session:
-        rollup = await build_rollup(
+        rollup = await quarter_rollup(
             session,
             team_id=row.team_id,
             quarter=quarter,

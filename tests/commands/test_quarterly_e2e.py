@@ -161,3 +161,16 @@ async def test_asking_for_the_same_rollup_twice_in_a_day_posts_it_once(bot: Bot)
     again = await bot.command(COORDINATOR, "rollup FY2027-Q2")
     assert f"<#{DEI}>" in again.json()["text"]
     assert len([m for m in bot.slack.messages(DEI) if m.thread_ts is None]) == 1
+
+
+async def test_a_closed_quarters_rollup_posts_as_it_was_frozen(bot: Bot):
+    await bot.command(COORDINATOR, "checkin schedule FY2027-Q2 2027-01-21")
+    await bot.command(COORDINATOR, "checkin start FY2027-Q2")
+    await bot.command(COORDINATOR, "checkin close FY2027-Q2")
+    closing_post = bot.slack.messages(DEI)[0]
+    await bot.command(OWNER, 'status OIT-1 blocked "waiting on HR"')
+    bot.slack.add_channel("C0AGAIN", "again", member=True)
+    await bot.command(COORDINATOR, "rollup FY2027-Q2 <#C0AGAIN>")
+    again = bot.slack.messages("C0AGAIN")[0]
+    assert "Frozen on 2026-11-30 by" in str(again.blocks)
+    assert again.blocks == closing_post.blocks, "the same record, whatever happened since"
