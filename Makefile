@@ -10,7 +10,7 @@ SOURCES := $(PACKAGES) tests $(wildcard bench)
 # cannot change a build unseen; `make lock` moves them to the newest releases pyproject.toml allows.
 CONSTRAINTS := constraints.txt
 
-.PHONY: run test lint layers typecheck pytest bench soak clean lock
+.PHONY: run test lint layers typecheck pytest bench soak clean lock messages
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,13 @@ bench: $(STAMP)
 
 soak: $(STAMP)
 	REAP_SOAK=1 $(BIN)/pytest -q tests/reliability
+
+# The dashboard's Spanish catalog: extract the site's English strings and merge them into it; then
+# translate what is new (msgstr "") and commit the .po (it is compiled when the site is rendered).
+messages: $(STAMP)
+	set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(BIN)/pybabel -q extract -F reports/site/babel.cfg -k N_ --no-location --sort-output -o "$$tmp/messages.pot" .; \
+	$(BIN)/pybabel -q update -i "$$tmp/messages.pot" -d reports/site/locale -D messages -w 100 --ignore-obsolete --no-fuzzy-matching
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache reap.db
