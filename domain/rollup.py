@@ -196,13 +196,29 @@ class Changes:
     newly_overdue: list[str]
     new_items: list[str]
     redated: list[tuple[str, date | None, date | None]]
+    titles: dict[str, str] = field(default_factory=dict)  # ref -> title, for every ref above
+    # ref -> why: the note given with its last status change or re-date (the approved reason,
+    # when a coordinator approved it), else the owner's latest note.
+    notes: dict[str, str] = field(default_factory=dict)
+    # Open items at risk or off track, overdue or not: the meeting should see them either way.
+    attention: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
         """Whether nothing changed."""
         return not (
-            self.status_transitions or self.completed or self.newly_overdue or self.new_items or self.redated
+            self.status_transitions
+            or self.completed
+            or self.newly_overdue
+            or self.new_items
+            or self.redated
+            or self.attention
         )
+
+    def about(self, ref: str) -> str:
+        """'OIT-7 Title' for a ref."""
+        title = self.titles.get(ref)
+        return f"{ref} {title}" if title else ref
 
 
 @dataclass(frozen=True)

@@ -199,7 +199,8 @@ def build_department_blocks(department: DepartmentRollup, rollup: Rollup) -> lis
         blocks += build_list_sections(
             "Check-in",
             [
-                f"The {rollup.quarter} check-in opens on {rollup.checkin_opens_on.isoformat()}; nobody has been asked yet."
+                f"The {rollup.quarter} check-in opens on {rollup.checkin_opens_on.isoformat()};"
+                " nobody has been asked yet."
             ],
         )
     elif department.response_rate is not None:
@@ -231,22 +232,29 @@ def build_department_blocks(department: DepartmentRollup, rollup: Rollup) -> lis
 
 
 def _change_lines(changes: Changes) -> list[str]:
+    def about(ref: str) -> str:
+        return escape(one_line(changes.about(ref)))
+
+    def why(ref: str) -> str:
+        note = changes.notes.get(ref)
+        return f" — “{escape(one_line(note))}”" if note else ""
+
     lines = [
-        f"• {escape(ref)}: {escape(label(old))} → {escape(label(new))}"
+        f"• {about(ref)}: {escape(label(old))} → {escape(label(new))}{why(ref)}"
         for ref, old, new in changes.status_transitions
     ]
     for title, refs in (
         ("Completed", changes.completed),
         ("Newly overdue", changes.newly_overdue),
-        ("New items", changes.new_items),
+        ("New", changes.new_items),
     ):
-        if refs:
-            lines.append(f"• {title}: {', '.join(escape(r) for r in refs)}")
+        lines += [f"• {title}: {about(ref)}" for ref in refs]
     lines += [
-        f"• Re-dated {escape(ref)}: {old.isoformat() if old else 'no date'} → "
-        f"{new.isoformat() if new else 'no date'}"
+        f"• Re-dated {about(ref)}: {old.isoformat() if old else 'no date'} → "
+        f"{new.isoformat() if new else 'no date'}{why(ref)}"
         for ref, old, new in changes.redated
     ]
+    lines += [f"• {label(status).capitalize()}: {about(ref)}{why(ref)}" for ref, status in changes.attention]
     return lines or ["_No changes recorded this quarter._"]
 
 

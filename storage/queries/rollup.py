@@ -432,6 +432,7 @@ class _Event:
     field: str | None
     old: str | None
     new: str | None
+    note: str | None = None
 
 
 def _undo(item: _Item, action: str, field: str | None, old: str | None, zone: ZoneInfo) -> None:
@@ -527,6 +528,7 @@ async def _events(
             col(AuditEvent.field),
             col(AuditEvent.old),
             col(AuditEvent.new),
+            col(AuditEvent.note),
         )
         .join(ActionItem, col(ActionItem.id) == col(AuditEvent.item_id))
         .where(col(AuditEvent.team_id) == team_id)
@@ -538,9 +540,9 @@ async def _events(
         .order_by(col(AuditEvent.at), col(AuditEvent.id))
     )
     grouped: dict[int, list[_Event]] = defaultdict(list)
-    for item_id, action, fld, old, new in rows:
+    for item_id, action, fld, old, new, note in rows:
         if item_id is not None:
-            grouped[item_id].append(_Event(item_id, action, fld, old, new))
+            grouped[item_id].append(_Event(item_id, action, fld, old, new, note))
     return grouped
 
 
@@ -983,6 +985,7 @@ def _changes(ctx: _Context, items: list[_Item]) -> Changes:
     completed: list[str] = []
     new_items: list[str] = []
     redated: list[tuple[str, date | None, date | None]] = []
+    notes: dict[str, str] = {}
     for item in items:
         events = ctx.events.get(item.id, [])
         statuses = [e for e in events if e.action == "status" and e.field == "status"]
@@ -1005,17 +1008,30 @@ def _changes(ctx: _Context, items: list[_Item]) -> Changes:
         dates = [e for e in events if e.action == "redate" and e.field == "due"]
         if dates and dates[0].old != dates[-1].new:
             redated.append((item.ref, _as_date(dates[0].old), _as_date(dates[-1].new)))
+        why = next((e.note for e in reversed(statuses + dates) if e.note), None) or item.last_note
+        if why:
+            notes[item.ref] = why
     newly_overdue = [
         item.ref
         for item in items
         if item.status in _OPEN and item.due is not None and ctx.quarter.start <= item.due < ctx.as_of
     ]
+    attention = [
+        (item.ref, item.status)
+        for item in items
+        if item.status in (ItemStatus.AT_RISK.value, ItemStatus.OFF_TRACK.value)
+    ]
+    mentioned = {ref for ref, _, _ in transitions} | set(completed) | set(newly_overdue) | set(new_items)
+    mentioned |= {ref for ref, _, _ in redated} | {ref for ref, _ in attention}
     return Changes(
         status_transitions=transitions,
         completed=completed,
         newly_overdue=newly_overdue,
         new_items=new_items,
         redated=redated,
+        titles={item.ref: item.title for item in items if item.ref in mentioned},
+        notes={ref: why for ref, why in notes.items() if ref in mentioned},
+        attention=attention,
     )
 
 
