@@ -28,6 +28,7 @@ def checkin_window(meeting: date, calendar: BusinessCalendar) -> Window:
         meeting=meeting,
     )
 
+
 # The outbox kind of a check-in prompt: the tick sends it, and the rollup counts as asked only
 # the owners it reached.
 CHECKIN_PROMPT = "checkin_prompt"
