@@ -471,6 +471,8 @@ async def bulk_insert(
             await conn.exec_driver_sql(f'DROP INDEX "{name}"')
     count = 0
     columns = [c.name for c in table.columns if c.name != "id"]
+    defaults = _DEFAULTS.get(table.name, {})
+    rows = [{**defaults, **row} for row in rows]
     for chunk in _chunks(rows, CHUNK_ROWS):
         if postgres:
             raw = await conn.get_raw_connection()
@@ -486,8 +488,20 @@ async def bulk_insert(
     return count
 
 
+_DEFAULTS: dict[str, dict[str, Any]] = {}
+
+
 def _table(model: Any) -> Table:
     table: Table = model.__table__
+    # The model's own defaults for columns a row builder leaves out (the COPY path needs them all),
+    # so a column added to a model never breaks the seeder.
+    defaults: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        if info.default_factory is not None:
+            defaults[name] = info.default_factory()
+        elif not info.is_required():
+            defaults[name] = info.default.value if hasattr(info.default, "value") else info.default
+    _DEFAULTS[table.name] = defaults
     return table
 
 

@@ -618,9 +618,10 @@ async def _checkin_open(reap: sv.Reap, body: dict[str, Any], client: AsyncWebCli
     )
     quarter = str(body["actions"][0].get("value") or "")
     subject = await quarterly.checkin_subject(
-        reap, team_id=caller.actor.team_id, user_id=caller.actor.user_id
+        reap, team_id=caller.actor.team_id, user_id=caller.actor.user_id, quarter=quarter
     )
-    await client.views_open(trigger_id=caller.trigger_id, view=ck.build_checkin_modal(quarter, subject))
+    view = ck.build_checkin_modal(quarter, subject, zone=caller.zone)
+    await client.views_open(trigger_id=caller.trigger_id, view=view)
 
 
 async def on_checkin_submit(
@@ -640,6 +641,9 @@ async def on_checkin_submit(
     quarter = str(view.get("private_metadata") or "")
     try:
         count = await quarterly.submit_checkin(reap, caller=caller, quarter=quarter, form=form)
+    except quarterly.NothingChanged as exc:
+        await _refuse_inline(ack, body, exc, block_id="confirm")
+        return
     except ReapError as exc:
         first = next(iter(view.get("state", {}).get("values", {})), "status")
         await _refuse_inline(ack, body, exc, block_id=first)

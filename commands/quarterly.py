@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlmodel import select
@@ -11,16 +11,19 @@ from sqlmodel import select
 from commands import grammar as g
 from domain.calendar import BusinessCalendar, calendar_for_year
 from domain.checkin import DUE_BEFORE_MEETING, OPEN_BEFORE_MEETING, checkin_window
-from domain.errors import InvalidChange, NotFound
+from domain.errors import InvalidChange, NotFound, ReapError
+from domain.fiscal import FiscalQuarter, QuarterError
 from domain.numbers import one_line
 from domain.status import ItemStatus
 from domain.text import NOTE_MAX, number_problem, text_problem
 from messages import primitives as ui
 from messages.agenda import build_agenda_blocks
-from messages.checkin import chunks
+from messages.checkin import NO_CHANGE, chunks
 from storage import outbox
 from storage.checkins import (
+    NO_CHANGE_NOTE,
     ItemAnswer,
+    answers_change_anything,
     close_and_owe,
     cycle_progress,
     get_cycle,
@@ -32,7 +35,7 @@ from storage.checkins import (
 )
 from storage.decisions import record_decision
 from storage.engine import reading, transaction
-from storage.measures import record_reading
+from storage.measures import GroupValue, record_reading
 from storage.models import Department, NotificationState
 from storage.outbox import enqueue
 from storage.permissions import ensure_coordinator
@@ -208,10 +211,19 @@ def _open_attempt(key: str, known: dict[str, str]) -> str:
 # --- the check-in modal ----------------------------------------------------------------------
 
 
-async def checkin_subject(reap: Reap, *, team_id: str, user_id: str) -> CheckInSubject:
-    """An owner's open items and owned measures."""
+async def checkin_subject(reap: Reap, *, team_id: str, user_id: str, quarter: str = "") -> CheckInSubject:
+    """An owner's open items and owned measures, each measure as it stands at the check-in's quarter."""
+    start_month = reap.org.fiscal_year_start_month
+    try:
+        at = (
+            FiscalQuarter.parse(quarter, today=reap.clock().date(), start_month=start_month)
+            if quarter
+            else None
+        )
+    except QuarterError:
+        at = None
     async with reading(reap.sessions) as session:
-        return await queries.checkin_subject(session, team_id=team_id, user_id=user_id)
+        return await queries.checkin_subject(session, team_id=team_id, user_id=user_id, quarter=at)
 
 
 @dataclass(frozen=True)
@@ -220,6 +232,8 @@ class CheckInForm:
 
     answers: list[ItemAnswer]
     readings: dict[str, float]
+    groups: dict[str, dict[str, float]] = field(default_factory=dict)  # measure -> group -> value
+    no_change: bool = False  # the owner ticked "no change since last quarter"
 
 
 def parse_checkin_form(values: dict[str, Any]) -> CheckInForm | dict[str, str]:
@@ -227,9 +241,30 @@ def parse_checkin_form(values: dict[str, Any]) -> CheckInForm | dict[str, str]:
     errors: dict[str, str] = {}
     answers: list[ItemAnswer] = []
     readings: dict[str, float] = {}
+    groups: dict[str, dict[str, float]] = {}
+    no_change = False
     for block_id, fields in values.items():
         kind, _, key = block_id.partition(":")
         element = fields.get("value", {})
+        if kind == "confirm":
+            chosen = element.get("selected_options") or []
+            no_change = any(isinstance(o, dict) and o.get("value") == NO_CHANGE for o in chosen)
+            continue
+        if kind == "group":
+            measure, _, group = key.partition(":")
+            raw = element.get("value")
+            if raw in (None, "") or not measure or not group:
+                continue
+            try:
+                number = float(str(raw).replace(",", ""))
+            except ValueError:
+                errors[block_id] = "Enter a number."
+                continue
+            if problem := number_problem(number, field="value"):
+                errors[block_id] = problem
+                continue
+            groups.setdefault(measure, {})[group] = number
+            continue
         if kind == "status":
             ref = key
             status_value = (element.get("selected_option") or {}).get("value")
@@ -263,7 +298,7 @@ def parse_checkin_form(values: dict[str, Any]) -> CheckInForm | dict[str, str]:
             readings[key] = value
     if errors:
         return errors
-    return CheckInForm(answers=answers, readings=readings)
+    return CheckInForm(answers=answers, readings=readings, groups=groups, no_change=no_change)
 
 
 async def submit_checkin(reap: Reap, *, caller: Caller, quarter: str, form: CheckInForm) -> int:
@@ -272,19 +307,42 @@ async def submit_checkin(reap: Reap, *, caller: Caller, quarter: str, form: Chec
         cycle = await get_cycle(session, team_id=caller.actor.team_id, quarter=quarter)
         if cycle is None:
             raise InvalidChange(f"There is no {quarter} check-in.")
-        await record_response(session, actor=caller.actor, cycle=cycle, answers=form.answers, now=caller.now)
-        for key, value in form.readings.items():
+        changed = bool(form.readings or form.groups) or await answers_change_anything(
+            session, team_id=caller.actor.team_id, answers=form.answers
+        )
+        if not changed and not form.no_change and form.answers:
+            # An untouched form is not an answer unless the owner says it is.
+            raise NothingChanged()
+        await record_response(
+            session,
+            actor=caller.actor,
+            cycle=cycle,
+            answers=form.answers,
+            now=caller.now,
+            no_change=not changed,
+        )
+        for key in sorted(set(form.readings) | set(form.groups)):
             await record_reading(
                 session,
                 actor=caller.actor,
                 key=key,
                 quarter=quarter,
-                value=value,
+                value=form.readings.get(key),
                 note=None,
                 now=caller.now,
+                groups={group: GroupValue(value) for group, value in form.groups.get(key, {}).items()},
                 start_month=reap.org.fiscal_year_start_month,
             )
     return len(form.answers)
+
+
+class NothingChanged(ReapError):
+    """A check-in form submitted exactly as it was opened, without saying there is no change."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            f"Nothing changed. If that is your answer, tick “{NO_CHANGE_NOTE}” and submit again."
+        )
 
 
 # --- the quarterly DEI meeting ------------------------------------------------------------------

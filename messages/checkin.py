@@ -5,11 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from domain.numbers import with_unit
+from domain.rollup import MeasureLine
 from domain.status import ItemStatus
 from domain.text import NOTE_MAX
 from messages import blocks as bk
 from messages import primitives as ui
+from storage.checkins import NO_CHANGE_NOTE
 from storage.queries.checkins import CheckInSubject
 
 CHECKIN_OPEN = "checkin_open"
@@ -90,13 +94,51 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}" if n else ""
 
 
-def build_checkin_modal(quarter: str, subject: CheckInSubject) -> dict[str, Any]:
-    """One form: status, progress and a note for every open item; a value for every owned measure."""
+NO_CHANGE = "no_change"
+
+
+def _item_header(item: Any, zone: ZoneInfo | None) -> str:
+    text = f"*{item.ref}* {ui.escape(ui.clip(item.title, 200))}"
+    facts = []
+    if item.due is not None:
+        facts.append(f"due {ui.date_token(item.due, zone) if zone else item.due.isoformat()}")
+    if item.last_note:
+        facts.append(f"last note: “{ui.escape(ui.clip(' '.join(item.last_note.split()), 300))}”")
+    return text + ("\n" + " · ".join(facts) if facts else "")
+
+
+def _measure_hint(line: MeasureLine | None) -> str:
+    if line is None:
+        return "No reading yet."
+
+    def value(v: float | None) -> str:
+        return with_unit(v, " ".join(line.unit.split()))
+
+    parts = []
+    if line.latest is not None:
+        parts.append(f"last reading {value(line.latest)} ({line.latest_quarter})")
+    else:
+        parts.append("no reading yet")
+    due = f" by {line.target_quarter}" if line.target_quarter else ""
+    parts.append(f"target {value(line.target)}{due}")
+    expected = line.series[-1].expected if line.series else None
+    if expected is not None:
+        parts.append(f"expected about {value(expected)} now")
+    text = "; ".join(parts)
+    return text[:1].upper() + text[1:] + "."
+
+
+def build_checkin_modal(
+    quarter: str, subject: CheckInSubject, *, zone: ZoneInfo | None = None
+) -> dict[str, Any]:
+    """One form: status, progress and a note for every open item (with its due date and last note);
+    a value, and one per group for a broken-down measure, for every owned measure (with its last
+    reading, target and expected value); and "no change since last quarter" for a form left as is."""
     statuses = [{"text": ui.plain(s.label.capitalize()), "value": s.value} for s in ItemStatus]
     blocks: list[dict[str, Any]] = []
     for item in subject.items[:MAX_MODAL_ITEMS]:
         current = next(o for o in statuses if o["value"] == item.status)
-        blocks.append(ui.section(f"*{item.ref}* {ui.escape(ui.clip(item.title, 200))}"))
+        blocks.append(ui.section(_item_header(item, zone)))
         blocks.append(
             {
                 "type": "input",
@@ -134,14 +176,43 @@ def build_checkin_modal(quarter: str, subject: CheckInSubject) -> dict[str, Any]
                 "element": {"type": "plain_text_input", "action_id": "value", "max_length": NOTE_MAX},
             }
         )
-    for measure in subject.measures[: max(0, (ui.MAX_VIEW_BLOCKS - len(blocks)) // 1)]:
+    for measure in subject.measures:
+        groups = subject.groups.get(measure.key, [])
+        # Leave room for the no-change box; a measure that does not fit whole is left for next time.
+        if len(blocks) + 1 + len(groups) + 1 > ui.MAX_VIEW_BLOCKS:
+            break
         blocks.append(
             {
                 "type": "input",
                 "block_id": f"measure:{measure.key}",
                 "optional": True,
                 "label": ui.plain(f"{measure.name} ({measure.unit or 'value'})", 2000),
+                "hint": ui.plain(_measure_hint(subject.lines.get(measure.key)), 2000),
                 "element": {"type": "number_input", "action_id": "value", "is_decimal_allowed": True},
+            }
+        )
+        for group, name in groups:
+            blocks.append(
+                {
+                    "type": "input",
+                    "block_id": f"group:{measure.key}:{group}",
+                    "optional": True,
+                    "label": ui.plain(f"{name}: {measure.name}", 2000),
+                    "element": {"type": "number_input", "action_id": "value", "is_decimal_allowed": True},
+                }
+            )
+    if blocks:
+        blocks.append(
+            {
+                "type": "input",
+                "block_id": "confirm",
+                "optional": True,
+                "label": ui.plain("Nothing to change?", 2000),
+                "element": {
+                    "type": "checkboxes",
+                    "action_id": "value",
+                    "options": [{"text": ui.plain(NO_CHANGE_NOTE), "value": NO_CHANGE}],
+                },
             }
         )
     return {

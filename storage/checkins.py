@@ -31,6 +31,8 @@ from storage.snapshots import freeze_quarter
 # non-responder list rides each coordinator's next digest, except the copy of whoever closed the
 # cycle by hand: that answers their own command, so it goes at once.
 NONRESPONDERS = "checkin_nonresponders"
+# What an owner's explicit "nothing changed" answer records (a real answer, recorded as such).
+NO_CHANGE_NOTE = "No change since last quarter"
 NONRESPONDERS_TO_CLOSER = "checkin_nonresponders_closer"
 ROLLUP = "rollup"
 
@@ -180,10 +182,31 @@ class ItemAnswer:
     note: str | None = None
 
 
+async def answers_change_anything(session: AsyncSession, *, team_id: str, answers: list[ItemAnswer]) -> bool:
+    """Whether any answer differs from its item as stored (status, progress or a new note)."""
+    for answer in answers:
+        item = await get_item(session, team_id=team_id, ref=answer.ref)
+        moved = answer.status.value != item.status or (
+            answer.progress != item.progress and answer.status != ItemStatus.DONE
+        )
+        if moved or (answer.note and answer.note != item.last_note):
+            return True
+    return False
+
+
 async def record_response(
-    session: AsyncSession, *, actor: Actor, cycle: CheckInCycle, answers: list[ItemAnswer], now: datetime
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    cycle: CheckInCycle,
+    answers: list[ItemAnswer],
+    now: datetime,
+    no_change: bool = False,
 ) -> list[CheckInResponse]:
-    """Record a check-in for several items at once, updating each item (all or nothing)."""
+    """Record a check-in for several items at once, updating each item (all or nothing).
+
+    `no_change` records the owner's explicit "no change since last quarter" as each answer's note.
+    """
     if cycle.opened_at is None or cycle.closed_at is not None:
         raise InvalidChange(f"The {cycle.quarter} check-in is not open.")
     for answer in answers:
@@ -221,7 +244,7 @@ async def record_response(
         response.responder = actor.user_id
         response.status = answer.status.value
         response.progress = answer.progress if answer.status != ItemStatus.DONE else 100
-        response.note = note
+        response.note = NO_CHANGE_NOTE if no_change else note
         response.responded_at = now
         session.add(response)
         responses.append(response)

@@ -2,26 +2,36 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from domain.fiscal import FiscalQuarter
+from domain.rollup import MeasureLine
 from domain.status import OPEN_STATUSES
+from storage.measures import dimension_of
 from storage.models import ActionItem, CheckInCycle, CheckInResponse, Department, Measure
+from storage.queries.rollup import measure_lines
 
 
 @dataclass(frozen=True)
 class CheckInSubject:
-    """What an owner is asked about: their open items and the measures they own."""
+    """What an owner is asked about: their open items and the measures they own, each measure with
+    where it stands (last reading, target, expected value) and the groups it is broken down by."""
 
     items: list[ActionItem]
     measures: list[Measure]
+    lines: dict[str, MeasureLine] = field(default_factory=dict)
+    groups: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # measure -> (key, name)
 
 
-async def checkin_subject(session: AsyncSession, *, team_id: str, user_id: str) -> CheckInSubject:
-    """An owner's open items (soonest due first) and the measures they own."""
+async def checkin_subject(
+    session: AsyncSession, *, team_id: str, user_id: str, quarter: FiscalQuarter | None = None
+) -> CheckInSubject:
+    """An owner's open items (soonest due first) and the measures they own (with where each stands
+    at `quarter`, when given)."""
     items = list(
         await session.exec(
             select(ActionItem)
@@ -36,7 +46,16 @@ async def checkin_subject(session: AsyncSession, *, team_id: str, user_id: str) 
             select(Measure).where(Measure.team_id == team_id).where(Measure.owner_id == user_id)
         )
     )
-    return CheckInSubject(items=items, measures=measures)
+    lines: dict[str, MeasureLine] = {}
+    if quarter is not None and measures:
+        for placed in await measure_lines(session, team_id=team_id, quarter=quarter, owner_id=user_id):
+            lines[placed.line.key] = placed.line
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for measure in measures:
+        dimension = await dimension_of(session, measure=measure)
+        if dimension is not None:
+            groups[measure.key] = [(str(g["key"]), str(g.get("name") or g["key"])) for g in dimension.groups]
+    return CheckInSubject(items=items, measures=measures, lines=lines, groups=groups)
 
 
 @dataclass(frozen=True)
