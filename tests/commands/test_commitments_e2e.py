@@ -237,3 +237,18 @@ async def test_an_open_item_past_its_date_shows_overdue_whatever_was_typed(bot: 
     bot.clock.now = bot.clock.now.replace(month=12, day=30)
     shown = await bot.command(OWNER, "show OIT-1")
     assert ":red_circle: *overdue* (marked on track)" in text(shown)
+
+
+async def test_an_export_shows_the_committed_date_while_a_request_waits_and_the_new_one_after(bot: Bot):
+    from plans.planfile import export_plan
+
+    async def exported_due() -> str:
+        async with bot.sessions() as session:
+            csv_text = await export_plan(session, team_id=bot.team_id, fmt="csv")
+        row = next(line for line in csv_text.splitlines() if line.startswith("OIT-1,"))
+        return row.split(",")[6]
+
+    await bot.command(OWNER, 'due OIT-1 2027-03-01 "vendor slipped"')
+    assert await exported_due() == "2026-12-15"
+    await bot.command(COORDINATOR, "approve #1")
+    assert await exported_due() == "2027-03-01"
