@@ -20,6 +20,7 @@ from commands import measures, quarterly
 from domain.commitments import ChangeKind, check_evidence
 from domain.errors import InvalidChange, NotFound, PermissionDenied, ReapError
 from domain.org import Organisation
+from domain.scoring import highest_total, weighted_total
 from domain.status import ItemStatus, Role
 from domain.text import DESCRIPTION_MAX, NOTE_MAX, TITLE_MAX, text_problem
 from messages import blocks as bk
@@ -47,6 +48,7 @@ from storage.items import (
     snooze_item,
     verify_item,
 )
+from storage.measures import criteria_for, criterion_of, scores_of
 from storage.models import ActionItem, ActionItemCreate, ChangeRequest, Department, Person, Plan, Strategy
 from storage.outbox import find_by_message
 from storage.people import ensure_person, find_person, refresh_person, role_holders, set_pause, set_role
@@ -198,7 +200,11 @@ async def _strategy_names(session: AsyncSession, team_id: str) -> dict[int, str]
 
 
 def _card(
-    item: ActionItem, names: dict[int, str], caller: Caller, pending: ChangeRequest | None = None
+    item: ActionItem,
+    names: dict[int, str],
+    caller: Caller,
+    pending: ChangeRequest | None = None,
+    score: tuple[float, float] | None = None,
 ) -> bk.ItemCard:
     return bk.ItemCard(
         item=item,
@@ -206,7 +212,19 @@ def _card(
         zone=caller.zone,
         today=caller.today,
         pending=pending,
+        score=score,
     )
+
+
+async def _scores(session: AsyncSession, items: list[ActionItem]) -> dict[int, tuple[float, float]]:
+    """Each scored item's weighted total and the most its plan's matrix allows."""
+    found = await scores_of(session, item_ids=[i.id for i in items if i.id is not None])
+    totals: dict[int, tuple[float, float]] = {}
+    for item in items:
+        if item.id is not None and item.id in found:
+            criteria = [criterion_of(row) for row in await criteria_for(session, item=item)]
+            totals[item.id] = (weighted_total(found[item.id]), highest_total(criteria))
+    return totals
 
 
 async def card_for(reap: Reap, *, caller: Caller, ref: str) -> bk.ItemCard:
@@ -215,7 +233,8 @@ async def card_for(reap: Reap, *, caller: Caller, ref: str) -> bk.ItemCard:
         item = await get_item(session, team_id=caller.actor.team_id, ref=ref)
         names = await _strategy_names(session, caller.actor.team_id)
         pending = await pending_for(session, item_id=item.id or 0)
-    return _card(item, names, caller, pending)
+        scores = await _scores(session, [item])
+    return _card(item, names, caller, pending, scores.get(item.id or 0))
 
 
 # --- commands ----------------------------------------------------------------------------------
@@ -593,7 +612,8 @@ async def _list(reap: Reap, caller: Caller, command: g.ListItems) -> Reply:
             total = await count_items(session, team_id=team_id, where=where)
         names = await _strategy_names(session, team_id)
         pending = await pending_by_item(session, item_ids=[i.id for i in items if i.id is not None])
-    cards = [_card(i, names, caller, pending.get(i.id or 0)) for i in items]
+        scores = await _scores(session, list(items))
+    cards = [_card(i, names, caller, pending.get(i.id or 0), scores.get(i.id or 0)) for i in items]
     blocks = bk.build_item_list(cards, title=title, page=command.page, total=total)
     return Reply(text=f"{ui.escape(title)}: {total}", blocks=blocks)
 

@@ -9,7 +9,7 @@ from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from domain.numbers import one_line, plural
+from domain.numbers import format_number, one_line, plural
 from domain.status import ItemStatus, Role, style
 from domain.status import label as status_label
 from domain.text import NOTE_MAX, TITLE_MAX
@@ -54,6 +54,7 @@ class ItemCard:
     zone: ZoneInfo
     today: date
     pending: ChangeRequest | None = None  # a change waiting for a coordinator
+    score: tuple[float, float] | None = None  # (weighted total, the most it could score)
 
     @property
     def overdue_days(self) -> int:
@@ -91,6 +92,9 @@ def item_summary(card: ItemCard) -> str:
         lines.append(f"_{escape(card.strategy)}_")
     if item.evidence_url and item.status == ItemStatus.DONE:
         lines.append(f":link: <{item.evidence_url}|evidence of completion>")
+    if card.score is not None:
+        total, top = card.score
+        lines.append(f":bar_chart: Equity score {format_number(total)} of {format_number(top)}")
     if card.pending is not None:
         lines.append(
             f":hourglass_flowing_sand: Request #{card.pending.id} to {describe(card.pending)}"

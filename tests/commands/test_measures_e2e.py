@@ -171,3 +171,11 @@ async def test_list_ranked_orders_candidates_by_score_then_due_date(bot: Bot):
     assert first < second < third
     assert "1. *OIT-2*" in ranked and "2. *OIT-1*" in ranked and "3. *OIT-3*" in ranked
     assert "score 6 of 8" in ranked
+
+
+async def test_a_scored_items_card_shows_its_equity_score(bot: Bot):
+    await bot.command(OWNER, "score OIT-1 need=2 reach=2")
+    shown = str((await bot.command(OTHER, "show OIT-1")).json()["blocks"])
+    assert ":bar_chart: Equity score 6 of 8" in shown
+    listed = str((await bot.command(OWNER, "list mine")).json()["blocks"])
+    assert listed.count(":bar_chart: Equity score") == 1
