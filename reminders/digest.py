@@ -49,7 +49,7 @@ ESCALATION = "escalation"
 ORPHANED = "orphaned"
 ASSIGNED = outbox.ASSIGNED
 REQUEST = "request_notice"
-VERIFY = "verify_notice"
+VERIFY = outbox.VERIFY
 
 # The order groups appear in a message, most pressing first.
 WHY_LABELS: dict[str, str] = {
@@ -315,16 +315,10 @@ def request_key(team_id: str, request_id: int, decider: str, week: int) -> str:
     return f"{team_id}:{REQUEST}:{request_id}:{decider}:{week}"
 
 
-def verify_key(team_id: str, item_id: int, completed: datetime | None, decider: str, week: int) -> str:
-    """The key that puts one completion before one decider once in its `week` (0: when done)."""
-    stamp = int(completed.timestamp()) if completed is not None else 0
-    return f"{team_id}:{VERIFY}:{item_id}:{stamp}:{decider}:{week}"
-
-
 def decision_row(
     *, kind: str, key: str, team_id: str, decider: str, day: date, payload: dict[str, Any], now: datetime
 ) -> NotificationCreate:
-    """The rider asking `decider` to decide a request or verify a completion in their digest of `day`."""
+    """The rider asking `decider` to decide a request in their digest of `day`."""
     return NotificationCreate(
         team_id=team_id,
         key=key,

@@ -8,8 +8,8 @@ then re-checks every candidate per recipient. Rows go in with `ON CONFLICT (key)
 so any number of instances may plan the same instant and each message is stored once.
 
 Besides the digests, planning owes riders (rows that go out only inside a digest): orphan reports,
-and each pending change request and unverified completion put before its deciders, once when it
-arrives and again every week it waits. `fold_in` then carries every waiting rider into its reader's
+and each pending change request put before its deciders, once when it arrives and again every
+week it waits. `fold_in` then carries every waiting rider into its reader's
 digest for the day, storing that digest if nothing else was owed, so a person hears once a day.
 """
 
@@ -30,16 +30,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from domain.cadence import Cadence, CadenceError
 from domain.calendar import BusinessCalendar
 from domain.commitments import RequestState
-from domain.status import ItemStatus
 from reminders.digest import (
     REQUEST,
-    VERIFY,
     carrier_row,
     decision_row,
     orphan_row,
     planned_row,
     request_key,
-    verify_key,
 )
 from reminders.policy import (
     OPEN_STATUSES,
@@ -346,8 +343,8 @@ def _orphan_rows(
 async def _decision_riders(
     session: AsyncSession, *, team_id: str, now: datetime, config: PlanConfig
 ) -> list[NotificationCreate]:
-    """Each pending request and unverified completion, owed to each of its deciders whose day it
-    is: once when it arrives, then again each week it waits (a key per decider and week)."""
+    """Each pending change request, owed to each of its deciders whose day it is: once when it
+    arrives, then again each week it waits (a key per decider and week)."""
     connection = await session.connection()
     request = ChangeRequest
     requests: Sequence[Any] = (
@@ -360,27 +357,9 @@ async def _decision_riders(
             ).where(col(request.team_id) == team_id, col(request.state) == RequestState.PENDING.value)
         )
     ).all()
-    item = ActionItem
-    done: Sequence[Any] = (
-        await connection.execute(
-            sa_select(
-                col(item.id),
-                col(item.ref),
-                col(item.department_id),
-                col(item.owner_id),
-                col(item.completed_at),
-            ).where(
-                col(item.team_id) == team_id,
-                col(item.status) == ItemStatus.DONE.value,
-                col(item.verified_at).is_(None),
-            )
-        )
-    ).all()
-    if not requests and not done:
+    if not requests:
         return []
-    found = await deciders(
-        session, team_id=team_id, department_ids=[r[1] for r in requests] + [d[2] for d in done]
-    )
+    found = await deciders(session, team_id=team_id, department_ids=[r[1] for r in requests])
     days: dict[str, tuple[date, ZoneInfo] | None] = {}
 
     def day_of(person: Person) -> tuple[date, ZoneInfo] | None:
@@ -390,45 +369,21 @@ async def _decision_riders(
             days[person.user_id] = (day, who.zone) if day is not None and who.hears_on(day) else None
         return days[person.user_id]
 
-    def week(day: date, since: datetime | None, zone: ZoneInfo) -> int:
-        return 0 if since is None else max(0, (day - since.astimezone(zone).date()).days) // 7
-
     rows: list[NotificationCreate] = []
     for request_id, department_id, requested_by, requested_at in requests:
         for person in found.get(department_id, []):
             if person.user_id == requested_by or (slot := day_of(person)) is None:
                 continue  # nobody decides their own request
             day, zone = slot
-            n = week(day, requested_at, zone)
-            key = request_key(team_id, request_id, person.user_id, n)
-            payload = {"request": request_id, "week": n}
+            week = max(0, (day - requested_at.astimezone(zone).date()).days) // 7
             rows.append(
                 decision_row(
                     kind=REQUEST,
-                    key=key,
+                    key=request_key(team_id, request_id, person.user_id, week),
                     team_id=team_id,
                     decider=person.user_id,
                     day=day,
-                    payload=payload,
-                    now=now,
-                )
-            )
-    for item_id, ref, department_id, owner_id, completed_at in done:
-        for person in found.get(department_id, []):
-            if person.user_id == owner_id or (slot := day_of(person)) is None:
-                continue  # nobody verifies their own item
-            day, zone = slot
-            n = week(day, completed_at, zone)
-            key = verify_key(team_id, item_id, completed_at, person.user_id, n)
-            payload = {"item": item_id, "ref": ref, "week": n}
-            rows.append(
-                decision_row(
-                    kind=VERIFY,
-                    key=key,
-                    team_id=team_id,
-                    decider=person.user_id,
-                    day=day,
-                    payload=payload,
+                    payload={"request": request_id, "week": week},
                     now=now,
                 )
             )

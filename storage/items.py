@@ -26,7 +26,7 @@ from storage.models import (
     Plan,
     Strategy,
 )
-from storage.outbox import owe_owner_change
+from storage.outbox import owe_owner_change, owe_verification
 from storage.permissions import (
     SYSTEM_ACTOR,
     Actor,
@@ -36,6 +36,7 @@ from storage.permissions import (
     may_decide,
     policy_for,
 )
+from storage.queries.people import deciders
 
 
 def _checked_note(note: str) -> str:
@@ -467,6 +468,18 @@ async def _after_status(session: AsyncSession, *, item: ActionItem, actor: Actor
     if not policy.verification or vouched:
         item.verified_at, item.verified_by = now, actor.user_id
         audit(session, item=item, actor=actor, now=now, action="verify", field="verified", new="yes")
+        return
+    if item.verified_at is None:
+        # Whoever verifies it hears of the completion in their next digest, with a Verify button.
+        found = await deciders(session, team_id=item.team_id, department_ids=[item.department_id])
+        await owe_verification(
+            session,
+            team_id=item.team_id,
+            item_id=item.id or 0,
+            completed_at=item.completed_at,
+            deciders=[p.user_id for p in found.get(item.department_id, []) if p.user_id != item.owner_id],
+            now=now,
+        )
 
 
 async def complete_item(

@@ -403,6 +403,44 @@ async def owe_owner_change(
     return await enqueue(session, rows=rows)
 
 
+# --- completions to verify ------------------------------------------------------------------------
+
+# The notice that an item was finished and waits for a coordinator's verification: a rider to each
+# decider, owed when the owner marks it done (storage.items) and shown with a Verify button.
+VERIFY = "verify_notice"
+
+
+def verify_key(team_id: str, item_id: int, completed: datetime | None, decider: str) -> str:
+    """The key that puts one completion before one decider once."""
+    stamp = int(completed.timestamp()) if completed is not None else 0
+    return f"{team_id}:{VERIFY}:{item_id}:{stamp}:{decider}"
+
+
+async def owe_verification(
+    session: AsyncSession,
+    *,
+    team_id: str,
+    item_id: int,
+    completed_at: datetime | None,
+    deciders: Sequence[str],
+    now: datetime,
+) -> int:
+    """Owe each of `deciders` the notice that item `item_id` waits for their verification."""
+    rows = [
+        NotificationCreate(
+            team_id=team_id,
+            key=verify_key(team_id, item_id, completed_at, decider),
+            kind=VERIFY,
+            recipient=decider,
+            payload={"item": item_id},
+            send_after=now,
+            created_at=now,
+        )
+        for decider in dict.fromkeys(deciders)
+    ]
+    return await enqueue(session, rows=rows)
+
+
 def _claimable(now: datetime, hold: Collection[str] = ()) -> ColumnElement[bool]:
     c = NOTIFICATIONS.c
     due = or_(
