@@ -311,6 +311,10 @@ def item_rows(
             "last_note": NOTES[int(draw() * len(NOTES))] if draw() < 0.3 else None,
             "snoozed_until": None,
             "completed_at": completed,
+            # Seeded as if imported from the plan file, whose done items count as verified; else
+            # every coordinator would owe a verification digest and the tick bench would measure that.
+            "verified_at": completed,
+            "verified_by": SYSTEM_ACTOR if completed is not None else None,
             "created_by": SYSTEM_ACTOR,
             "created_at": created_days[int(draw() * len(created_days))],
             "updated_at": updated,
