@@ -49,6 +49,7 @@ USAGE: dict[str, str] = {
     "requests": "/reap requests [department]",
     "decision": '/reap decision "<text>" [item <ref>] [owner @user] [due <date>]',
     "agenda": "/reap agenda [quarter]",
+    "public": '/reap public <ref> [es] "<text>"',
     "snooze": "/reap snooze <ref> <date or duration>",
     "history": "/reap history <ref>",
     "pause": "/reap pause <date>",
@@ -111,6 +112,14 @@ _DETAILS: dict[str, tuple[str, tuple[str, ...]]] = {
         ('/reap decision "Extend device lending to Kensington" owner @maria due 3/31',),
     ),
     "agenda": ("Show the DEI meeting agenda for a quarter.", ("/reap agenda", "/reap agenda FY2027-Q2")),
+    "public": (
+        "Write the update the public dashboard shows for an item, in English or Spanish (coordinators)."
+        " Quotes with nothing inside clear it.",
+        (
+            '/reap public OIT-13 "Six of the twenty sites are live"',
+            '/reap public OIT-13 es "Seis sitios funcionan"',
+        ),
+    ),
     "requests": (
         "List change requests and completions waiting for a coordinator.",
         ("/reap requests", "/reap requests OIT"),
@@ -420,6 +429,15 @@ class RecordDecision:
 
 
 @dataclass(frozen=True)
+class PublicUpdate:
+    """`/reap public <ref> [es] "<text>"`: the update the public dashboard shows (empty text clears it)."""
+
+    ref: str
+    text: str
+    lang: Literal["en", "es"] = "en"
+
+
+@dataclass(frozen=True)
 class ShowAgenda:
     """`/reap agenda [quarter]`: the DEI meeting agenda for a quarter."""
 
@@ -457,6 +475,7 @@ Command: TypeAlias = (
     | Requests
     | RecordDecision
     | ShowAgenda
+    | PublicUpdate
     | CheckIn
     | RecordMeasure
     | ListMeasures
@@ -815,6 +834,19 @@ def _decision(a: _Args) -> Command:
     if (owner is None) != (due is None):
         raise a.fail("A follow-up needs both an owner and a due date (or neither, for a decision alone)")
     return RecordDecision(text, ref, owner, due)
+
+
+def _public(a: _Args) -> Command:
+    ref = a.ref(a.tokens)
+    rest = a.tokens[1:]
+    lang: Literal["en", "es"] = "en"
+    if rest and not rest[0].quoted and rest[0].word in ("es", "en"):
+        lang = "es" if rest[0].word == "es" else "en"
+        rest = rest[1:]
+    if not rest:
+        raise a.fail(f'What should the public read about {ref}? /reap public {ref} "Six sites are live"')
+    text = a.field(a.free_text(rest), "public update", limit=NOTE_MAX, multiline=True)
+    return PublicUpdate(ref, text, lang)
 
 
 def _agenda(a: _Args) -> Command:
@@ -1260,6 +1292,7 @@ _PARSERS = {
     "requests": _requests,
     "decision": _decision,
     "agenda": _agenda,
+    "public": _public,
     "role": _role,
     "who": _who,
     "checkin": _checkin,

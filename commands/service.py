@@ -53,6 +53,7 @@ from storage.models import ActionItem, ActionItemCreate, ChangeRequest, Departme
 from storage.outbox import find_by_message
 from storage.people import ensure_person, find_person, refresh_person, role_holders, set_pause, set_role
 from storage.permissions import Actor, ensure_can_edit
+from storage.public import set_public_update
 from storage.queries.items import ItemFilter, count_items, find_items, find_strategy, item_history
 
 log = logging.getLogger(__name__)
@@ -340,6 +341,18 @@ async def run_command(reap: Reap, *, caller: Caller, command: g.Command) -> Repl
             return await quarterly.run_decision(reap, caller=caller, command=command)
         case g.ShowAgenda():
             return await quarterly.run_agenda(reap, caller=caller, command=command)
+        case g.PublicUpdate(ref=ref, text=text, lang=lang):
+            said = "cleared" if not text.strip() else "set"
+            language = "Spanish" if lang == "es" else "English"
+            return await _change(
+                reap,
+                caller,
+                ref,
+                f"The public {language} update of {ref.upper()} is {said}; the next publish shows it.",
+                lambda s: set_public_update(
+                    s, actor=caller.actor, ref=ref, text=text, now=caller.now, lang=lang
+                ),
+            )
         case g.Snooze(ref=ref, until=wake):
             return await _change(
                 reap,

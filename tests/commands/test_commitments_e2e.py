@@ -252,3 +252,12 @@ async def test_an_export_shows_the_committed_date_while_a_request_waits_and_the_
     assert await exported_due() == "2026-12-15"
     await bot.command(COORDINATOR, "approve #1")
     assert await exported_due() == "2027-03-01"
+
+
+async def test_a_coordinator_writes_the_public_update_and_a_member_cannot(bot: Bot):
+    refused = await bot.command(OWNER, 'public OIT-1 "Done soon"')
+    assert "You can't publish an update on OIT-1" in text(refused)
+    answer = await bot.command(COORDINATOR, 'public OIT-1 es "La matriz está en revisión"')
+    assert "The public Spanish update of OIT-1 is set" in text(answer)
+    stored = await item(bot)
+    assert (stored.public_update, stored.public_update_es) == (None, "La matriz está en revisión")

@@ -25,6 +25,7 @@ from commands.grammar import (
     Note,
     Pause,
     Progress,
+    PublicUpdate,
     ReapInputError,
     RecordDecision,
     RecordMeasure,
@@ -542,7 +543,7 @@ def test_usage_lists_every_subcommand_exactly_as_the_contract_writes_it() -> Non
     assert set(USAGE) == {
         "help", "add", "list", "show", "status", "done", "progress", "note", "due", "assign",
         "snooze", "history", "pause", "role", "who", "checkin", "measure", "measures", "score", "rollup",
-        "approve", "decline", "verify", "reopen", "requests", "decision", "agenda",
+        "approve", "decline", "verify", "reopen", "requests", "decision", "agenda", "public",
     }  # fmt: skip
     assert USAGE["add"] == ('/reap add "<title>" [owner @user] [due <date>] [strategy <name or key>]')
     assert USAGE["progress"] == "/reap progress <ref> <0-100>%"
@@ -603,6 +604,7 @@ COMMAND_TYPES: dict[str, type] = {
     "requests": Requests,
     "decision": RecordDecision,
     "agenda": ShowAgenda,
+    "public": PublicUpdate,
     "score": ScoreItem,
     "rollup": Rollup,
 }
@@ -682,3 +684,10 @@ def test_a_score_without_levels_or_with_one_twice_is_refused(
 ) -> None:
     with pytest.raises(UsageError, match=problem):
         parse(text)
+
+
+def test_a_public_update_takes_its_language_and_text(parse: Callable[[str], Command]) -> None:
+    assert parse('public oit-13 "Six sites are live"') == PublicUpdate("OIT-13", "Six sites are live")
+    assert parse('public OIT-13 es "Seis sitios"') == PublicUpdate("OIT-13", "Seis sitios", "es")
+    with pytest.raises(UsageError, match="What should the public read"):
+        parse("public OIT-13")
