@@ -183,9 +183,10 @@ _ENTITIES = {"amp": "&", "lt": "<", "gt": ">"}
 USER_ID = re.compile(r"[UW][A-Z0-9]{1,31}", _A)
 _USER = re.compile(rf"<@({USER_ID.pattern})(?:\|[^<>]*)?>", _A)
 _CHANNEL = re.compile(r"<#([CG][A-Z0-9]{1,31})(?:\|[^<>]*)?>", _A)
-_REF = re.compile(r"[A-Za-z][A-Za-z0-9]{0,15}-[0-9]{1,9}", _A)
+# A button value or modal metadata naming an item or measure is checked against these as well.
+REF = re.compile(r"[A-Za-z][A-Za-z0-9]{0,15}-[0-9]{1,9}", _A)
 _DEPARTMENT = re.compile(r"[A-Za-z][A-Za-z0-9]{0,15}", _A)
-_MEASURE_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}", _A)
+MEASURE_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}", _A)
 _PERCENT = re.compile(r"([+-]?[0-9]{1,12}(?:\.[0-9]{1,12})?) ?(?:%|percent)?", _A)
 _NUMBER = re.compile(
     r"([+-]?)\$?((?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]{1,15})(?:\.[0-9]{0,12})?|\.[0-9]{1,12})%?", _A
@@ -605,7 +606,7 @@ def _closest(word: str, choices: Iterable[str]) -> str | None:
 
 
 def _unknown_subcommand(token: _Token) -> UsageError:
-    if not token.quoted and _REF.fullmatch(token.raw):
+    if not token.quoted and REF.fullmatch(token.raw):
         ref = token.raw.upper()
         return UsageError(
             f'I don\'t know the command "{ref}"; to see that item, type /reap show {ref}',
@@ -657,7 +658,7 @@ class _Args:
         if not tokens:
             raise self.fail("Which item? Give its reference, like OIT-7")
         candidate = tokens[0].text.rstrip(".,:;")
-        if _REF.fullmatch(candidate):
+        if REF.fullmatch(candidate):
             return candidate.upper()
         raise self.fail(f'"{snippet(tokens[0].text)}" is not an item reference; they look like OIT-7')
 
@@ -1188,7 +1189,7 @@ def _measure(a: _Args) -> Command:
     if not tokens:
         raise a.fail("Which measure? Give its key and the value, like /reap measure partnership-hires 12")
     key_token = tokens[0]
-    if key_token.quoted or not _MEASURE_KEY.fullmatch(key_token.raw):
+    if key_token.quoted or not MEASURE_KEY.fullmatch(key_token.raw):
         raise a.fail(f'"{snippet(key_token.text)}" is not a measure key; /reap measures lists them')
     pairs, rest = _pairs(list(tokens[1:]))
     groups: list[tuple[str, float]] = []

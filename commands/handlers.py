@@ -22,6 +22,7 @@ from commands import service as sv
 from domain.commitments import EvidenceRequired, ReasonRequired
 from domain.errors import PermissionDenied, ReapError
 from domain.status import ItemStatus
+from domain.text import NOTE_MAX, trimmed_problem
 from messages import blocks as bk
 from messages import checkin as ck
 from messages import primitives as ui
@@ -331,15 +332,18 @@ async def on_decline_submit(
 ) -> None:
     """The decline form: decline with the reason, or show why it cannot."""
     reap = reap_of(context)
-    reason = (
-        view.get("state", {}).get("values", {}).get("reason", {}).get("value", {}).get("value") or ""
-    ).strip()
+    raw = view.get("state", {}).get("values", {}).get("reason", {}).get("value", {}).get("value") or ""
     number = _metadata(view).get("request")
-    if not isinstance(number, int):
+    # The metadata comes back from the client: only a row id may reach the query (not true, not 10**30).
+    if not isinstance(number, int) or isinstance(number, bool) or not 0 < number <= sv.MAX_ROW_ID:
         await ack(
             response_action="errors", errors={"reason": "This form has lost its request; open it again."}
         )
         return
+    if problem := trimmed_problem(raw, field="reason", limit=NOTE_MAX, multiline=True):
+        await ack(response_action="errors", errors={"reason": problem})
+        return
+    reason = raw.strip()
     caller = await sv.caller_for(reap, team_id=team_of(body), user_id=_user(body))
     try:
         reply = await sv.decide(reap, caller=caller, request_id=number, approve=False, note=reason)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +16,7 @@ from domain.errors import InvalidChange, NotFound, ReapError
 from domain.fiscal import FiscalQuarter, QuarterError
 from domain.numbers import one_line
 from domain.status import ItemStatus
-from domain.text import NOTE_MAX, number_problem, text_problem
+from domain.text import NOTE_MAX, number_problem, trimmed_problem, whole_percent
 from messages import primitives as ui
 from messages.agenda import build_agenda_blocks
 from messages.checkin import NO_CHANGE, chunks
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
     from commands.service import Caller, Reap, Reply
 
 log = logging.getLogger(__name__)
+
+QUARTER_LABEL = re.compile(r"FY[0-9]{4}-Q[1-4]", re.ASCII)
 
 
 def business_calendar(reap: Reap) -> BusinessCalendar:
@@ -255,6 +258,9 @@ def parse_checkin_form(values: dict[str, Any]) -> CheckInForm | dict[str, str]:
             raw = element.get("value")
             if raw in (None, "") or not measure or not group:
                 continue
+            if not g.MEASURE_KEY.fullmatch(measure):
+                errors[block_id] = str(NotFound("measure", ui.clip(ascii(measure), 40)))
+                continue
             try:
                 number = float(str(raw).replace(",", ""))
             except ValueError:
@@ -269,20 +275,29 @@ def parse_checkin_form(values: dict[str, Any]) -> CheckInForm | dict[str, str]:
             ref = key
             status_value = (element.get("selected_option") or {}).get("value")
             raw_progress = str((values.get(f"progress:{ref}", {}).get("value", {}) or {}).get("value") or "")
-            note = ((values.get(f"note:{ref}", {}).get("value", {}) or {}).get("value") or "").strip() or None
+            raw_note = (values.get(f"note:{ref}", {}).get("value", {}) or {}).get("value") or ""
+            # Block ids come back from the client; one naming no item must not reach a query.
+            if not g.REF.fullmatch(ref):
+                errors[block_id] = str(NotFound("item", ui.clip(ascii(ref), 40)))
+                continue
             try:
                 status = ItemStatus(str(status_value))
             except ValueError:
                 errors[block_id] = "Pick a status."
                 continue
-            if not raw_progress.isdigit() or not 0 <= int(raw_progress) <= 100:
+            progress = whole_percent(raw_progress)
+            if progress is None:
                 errors[f"progress:{ref}"] = "Enter a whole number from 0 to 100."
                 continue
-            if note and (problem := text_problem(note, field="note", limit=NOTE_MAX, multiline=True)):
+            if problem := trimmed_problem(raw_note, field="note", limit=NOTE_MAX, multiline=True):
                 errors[f"note:{ref}"] = problem
                 continue
-            answers.append(ItemAnswer(ref=ref, status=status, progress=int(raw_progress), note=note))
+            note = raw_note.strip() or None
+            answers.append(ItemAnswer(ref=ref, status=status, progress=progress, note=note))
         elif kind == "measure":
+            if not g.MEASURE_KEY.fullmatch(key):
+                errors[block_id] = str(NotFound("measure", ui.clip(ascii(key), 40)))
+                continue
             raw = element.get("value")
             if raw in (None, ""):
                 continue
@@ -296,6 +311,9 @@ def parse_checkin_form(values: dict[str, Any]) -> CheckInForm | dict[str, str]:
                 errors[block_id] = problem
                 continue
             readings[key] = value
+        elif kind in ("progress", "note") and f"status:{key}" not in values:
+            # A progress or note arrives with its item's status; alone it would be dropped unsaid.
+            errors[f"status:{key}"] = "Pick a status."
     if errors:
         return errors
     return CheckInForm(answers=answers, readings=readings, groups=groups, no_change=no_change)
@@ -303,6 +321,9 @@ def parse_checkin_form(values: dict[str, Any]) -> CheckInForm | dict[str, str]:
 
 async def submit_checkin(reap: Reap, *, caller: Caller, quarter: str, form: CheckInForm) -> int:
     """Record every answer and reading of a check-in in one transaction; returns items updated."""
+    # The quarter is the modal's metadata, back from the client: only a label may reach a query.
+    if not QUARTER_LABEL.fullmatch(quarter):
+        raise InvalidChange(f"There is no {ui.clip(ascii(quarter), 40)} check-in.")
     async with transaction(reap.sessions) as session:
         cycle = await get_cycle(session, team_id=caller.actor.team_id, quarter=quarter)
         if cycle is None:

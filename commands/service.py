@@ -22,7 +22,7 @@ from domain.errors import InvalidChange, NotFound, PermissionDenied, ReapError
 from domain.org import Organisation
 from domain.scoring import highest_total, weighted_total
 from domain.status import ItemStatus, Role
-from domain.text import DESCRIPTION_MAX, NOTE_MAX, TITLE_MAX, text_problem
+from domain.text import DESCRIPTION_MAX, NOTE_MAX, TITLE_MAX, trimmed_problem, whole_percent
 from messages import blocks as bk
 from messages import primitives as ui
 from messages import requests as rq
@@ -658,10 +658,21 @@ async def _list_filter(session: AsyncSession, caller: Caller, command: g.ListIte
 # --- buttons and modals ------------------------------------------------------------------------
 
 
+def item_ref(ref: str) -> str:
+    """`ref` if it is shaped like an item ref, else NotFound.
+
+    A button's value and a modal's metadata come back from the client and may carry anything,
+    including text the database cannot take in a query (a lone surrogate; NUL on PostgreSQL).
+    """
+    if not g.REF.fullmatch(ref):
+        raise NotFound("item", ui.clip(ascii(ref), 40))
+    return ref
+
+
 async def press_done(reap: Reap, *, caller: Caller, ref: str) -> bk.ItemCard:
     """The Done button: complete the item (pressing twice completes once)."""
     async with transaction(reap.sessions) as session:
-        item = await complete_item(session, ref=ref, actor=caller.actor, now=caller.now)
+        item = await complete_item(session, ref=item_ref(ref), actor=caller.actor, now=caller.now)
         names = await _strategy_names(session, caller.actor.team_id)
     return _card(item, names, caller)
 
@@ -679,7 +690,7 @@ async def press_snooze(reap: Reap, *, caller: Caller, ref: str, until: date) -> 
     if until <= caller.today:
         raise InvalidChange("Pick a date after today.")
     async with transaction(reap.sessions) as session:
-        item = await snooze_item(session, ref=ref, until=until, actor=caller.actor, now=caller.now)
+        item = await snooze_item(session, ref=item_ref(ref), until=until, actor=caller.actor, now=caller.now)
         names = await _strategy_names(session, caller.actor.team_id)
     return _card(item, names, caller)
 
@@ -687,7 +698,7 @@ async def press_snooze(reap: Reap, *, caller: Caller, ref: str, until: date) -> 
 async def editable_item(reap: Reap, *, caller: Caller, ref: str, action: str) -> ActionItem:
     """The item, if the caller may change it (checked before opening a modal as well as on submit)."""
     async with reading(reap.sessions) as session:
-        item = await get_item(session, team_id=caller.actor.team_id, ref=ref)
+        item = await get_item(session, team_id=caller.actor.team_id, ref=item_ref(ref))
         await ensure_can_edit(session, actor=caller.actor, item=item, action=f"{action} {item.ref}")
     return item
 
@@ -714,11 +725,10 @@ def parse_update_form(ref: str, values: dict[str, Any]) -> UpdateForm | dict[str
         errors["status"] = "Pick a status."
         status = ItemStatus.NOT_STARTED
     raw_progress = str(values.get("progress", {}).get("value", {}).get("value") or "").strip().rstrip("%")
-    progress = 0
-    if not raw_progress.isdigit() or not 0 <= int(raw_progress) <= 100:
+    progress = whole_percent(raw_progress)
+    if progress is None:
         errors["progress"] = "Enter a whole number from 0 to 100."
-    else:
-        progress = int(raw_progress)
+        progress = 0
     raw_due = values.get("due", {}).get("value", {}).get("selected_date")
     due: date | None = None
     if raw_due:
@@ -726,8 +736,9 @@ def parse_update_form(ref: str, values: dict[str, Any]) -> UpdateForm | dict[str
             due = date.fromisoformat(raw_due)
         except ValueError:
             errors["due"] = "Pick a date from the calendar."
-    note = (values.get("note", {}).get("value", {}).get("value") or "").strip() or None
-    if note and (problem := text_problem(note, field="note", limit=NOTE_MAX, multiline=True)):
+    raw_note = values.get("note", {}).get("value", {}).get("value") or ""
+    note = raw_note.strip() or None
+    if problem := trimmed_problem(raw_note, field="note", limit=NOTE_MAX, multiline=True):
         errors["note"] = problem
     evidence = (values.get("evidence", {}).get("value", {}).get("value") or "").strip() or None
     if evidence:
@@ -744,7 +755,7 @@ async def submit_update(reap: Reap, *, caller: Caller, form: UpdateForm) -> bk.I
     """Apply an Update modal in one transaction (status, progress, due date and note together)."""
     team_id, actor, now = caller.actor.team_id, caller.actor, caller.now
     async with transaction(reap.sessions) as session:
-        item = await get_item(session, team_id=team_id, ref=form.ref)
+        item = await get_item(session, team_id=team_id, ref=item_ref(form.ref))
         await ensure_can_edit(session, actor=actor, item=item, action=f"update {item.ref}")
         pending = None
         if form.due != item.due:
@@ -811,10 +822,11 @@ class AddForm:
 def parse_add_form(values: dict[str, Any]) -> AddForm | dict[str, str]:
     """Read the Add modal's state; inline errors by block_id if something is off."""
     errors: dict[str, str] = {}
-    title = (values.get("title", {}).get("value", {}).get("value") or "").strip()
+    raw_title = values.get("title", {}).get("value", {}).get("value") or ""
+    title = raw_title.strip()
     if not title:
         errors["title"] = "Give the item a title."
-    elif problem := text_problem(title, field="title", limit=TITLE_MAX):
+    elif problem := trimmed_problem(raw_title, field="title", limit=TITLE_MAX):
         errors["title"] = problem
     strategy_raw = (values.get("strategy", {}).get("value", {}).get("selected_option") or {}).get("value", "")
     # An option value is the client's to send: one past a row id (PostgreSQL INTEGER) names no strategy.
@@ -831,8 +843,10 @@ def parse_add_form(values: dict[str, Any]) -> AddForm | dict[str, str]:
             due = date.fromisoformat(raw_due)
         except ValueError:
             errors["due"] = "Pick a date from the calendar."
-    description = (values.get("description", {}).get("value", {}).get("value") or "").strip()
-    if problem := text_problem(description, field="description", limit=DESCRIPTION_MAX, multiline=True):
+    raw_description = values.get("description", {}).get("value", {}).get("value") or ""
+    description = raw_description.strip()
+    limit = DESCRIPTION_MAX
+    if problem := trimmed_problem(raw_description, field="description", limit=limit, multiline=True):
         errors["description"] = problem
     if errors:
         return errors

@@ -23,6 +23,7 @@ UNIT_MAX = 40  # a measure's unit
 # PostgreSQL refuses NUL outright. Line feed and tab are allowed only where text may span lines.
 _ONE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _MULTI_LINE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+_PERCENT = re.compile(r"[0-9]{1,3}", re.ASCII)
 
 
 def check_text(value: str, *, field: str, limit: int, multiline: bool = False) -> str:
@@ -48,6 +49,29 @@ def text_problem(value: str, *, field: str, limit: int, multiline: bool = False)
     except TextRefused as exc:
         return str(exc)
     return None
+
+
+def trimmed_problem(value: str, *, field: str, limit: int, multiline: bool = False) -> str | None:
+    """What is wrong with `value` once surrounding whitespace is trimmed, or None.
+
+    Control characters are looked for in the text as written: str.strip() takes some of them
+    (\\x0b, \\x0c, \\r, \\x1c-\\x1f, \\x85) for whitespace and would quietly drop them.
+    """
+    return text_problem(value, field=field, limit=len(value), multiline=True) or text_problem(
+        value.strip(), field=field, limit=limit, multiline=multiline
+    )
+
+
+def whole_percent(text: str) -> int | None:
+    """`text` as a whole percentage from 0 to 100, written in ASCII digits; else None.
+
+    str.isdigit() also takes a superscript two (which int() refuses), and int() refuses 4,300
+    digits and more; a number input sends ASCII digits.
+    """
+    if not _PERCENT.fullmatch(text):
+        return None
+    percent = int(text)
+    return percent if percent <= 100 else None
 
 
 def number_problem(value: float, *, field: str) -> str | None:

@@ -27,7 +27,8 @@ FALLBACK_LIMIT = 3_000
 
 def slack_len(text: str) -> int:
     """Length as Slack counts it (UTF-16 code units), so emoji cannot push a text over a limit."""
-    return len(text.encode("utf-16-le")) // 2
+    # A lone surrogate (JSON can carry one) is one unit; the strict codec would raise instead.
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def fit(text: str, units: int) -> int:
