@@ -35,6 +35,12 @@ def check_text(value: str, *, field: str, limit: int, multiline: bool = False) -
     return value
 
 
+def visible(text: str) -> str:
+    """`text` with each control character and lone surrogate written as its escape (\\x1b, \\ud800),
+    so quoting what someone wrote can neither drive a terminal nor break a line."""
+    return _ONE_LINE.sub(lambda match: ascii(match[0])[1:-1], text)
+
+
 def check_finite(value: float, *, field: str) -> float:
     """`value` unchanged if it is a real number; inf and nan raise NotFinite."""
     if not math.isfinite(value):

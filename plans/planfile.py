@@ -50,7 +50,16 @@ from domain.measures import (
 from domain.public import LICENCES, OPT_INS
 from domain.scoring import Criterion, ScoreRefused
 from domain.status import Direction, ItemStatus, Role
-from domain.text import DESCRIPTION_MAX, NAME_MAX, NOTE_MAX, TITLE_MAX, UNIT_MAX, check_finite, check_text
+from domain.text import (
+    DESCRIPTION_MAX,
+    NAME_MAX,
+    NOTE_MAX,
+    TITLE_MAX,
+    UNIT_MAX,
+    check_finite,
+    check_text,
+    visible,
+)
 from storage.audit import event_row, record, record_all
 from storage.bulk import insert_rows
 from storage.items import (
@@ -103,10 +112,12 @@ class PlanFileError(ReapError):
     """A plan file is wrong: which file, where inside it, and why."""
 
     def __init__(self, filename: str, path: str, reason: str) -> None:
+        # Path and reason quote the file, which may hold control characters; the one-line message
+        # goes to a terminal, so they are shown as escapes.
         self.filename = filename
-        self.path = path
-        self.reason = reason
-        super().__init__(f"{filename}: {path}: {reason}" if path else f"{filename}: {reason}")
+        self.path = visible(path)
+        self.reason = visible(reason)
+        super().__init__(f"{filename}: {self.path}: {self.reason}" if path else f"{filename}: {self.reason}")
 
 
 # --- Reading YAML -----------------------------------------------------------------------------
@@ -134,6 +145,16 @@ class _PlanLoader(_BaseLoader):  # type: ignore[valid-type,misc]
             seen[key] = key_node
         return dict(super().construct_mapping(node, deep=deep))
 
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        # Python will not read an integer of more than 4,300 digits (a guard against slow
+        # conversions); that is a problem at the number's line, not a ValueError.
+        try:
+            return int(super().construct_yaml_int(node))
+        except ValueError:
+            raise yaml.constructor.ConstructorError(
+                problem=f"a number of {len(node.value)} digits is too large", problem_mark=node.start_mark
+            ) from None
+
 
 # Dates stay text so a bad one (2027-02-30) is reported with its path instead of crashing the
 # constructor; YAML 1.1 booleans (yes/no/on/off) would silently turn a note like "no" into False.
@@ -144,6 +165,19 @@ _PlanLoader.yaml_implicit_resolvers = {
 _PlanLoader.add_implicit_resolver(
     _BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
+_PlanLoader.add_constructor("tag:yaml.org,2002:int", _PlanLoader.construct_yaml_int)
+# YAML 1.1 wants a dot in a float, so JSON's 1e-05 and 5e-324 (which `reap export --format json`
+# writes) would be read as text; YAML 1.2 and JSON read them as numbers, and so do we. The
+# export's dumper knows it too, so it quotes text such as '1e5'.
+_EXPONENT = re.compile(r"^[-+]?[0-9]+[eE][-+]?[0-9]+$")
+_PlanLoader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT, list("-+0123456789"))
+
+
+class _PlanDumper(yaml.SafeDumper):
+    """A safe dumper that quotes every text _PlanLoader would read as something else."""
+
+
+_PlanDumper.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT, list("-+0123456789"))
 
 
 class _Unusual(Exception):
@@ -754,6 +788,11 @@ def parse_plan_file(text: str, *, filename: str, start_month: int = 7) -> PlanDo
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}" if mark else ""
         raise PlanFileError(filename, where, f"invalid YAML: {exc.problem or exc}") from None
+    except yaml.reader.ReaderError as exc:
+        # PyYAML's own text runs over two lines and counts characters; a person wants the line.
+        line = text.count("\n", 0, exc.position) + 1
+        reason = f"invalid YAML: unacceptable character {exc.character!a}: {exc.reason}"
+        raise PlanFileError(filename, f"line {line}", reason) from None
     except yaml.YAMLError as exc:
         raise PlanFileError(filename, "", f"invalid YAML: {exc}") from None
     if not isinstance(raw, dict):
@@ -2013,4 +2052,4 @@ async def export_plan(
     if fmt == "json":
         return json.dumps(document, indent=2, ensure_ascii=False, default=_json_default) + "\n"
     header = f"# REAP Tracker plan (format version {FORMAT_VERSION}); load it with `reap import`.\n"
-    return header + yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
+    return header + yaml.dump(document, Dumper=_PlanDumper, sort_keys=False, allow_unicode=True, width=100)
