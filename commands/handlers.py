@@ -234,16 +234,42 @@ async def _tell(
 ) -> None:
     _log_refusal(body, exc)
     reply = sv.error_reply(exc)
+    await _say(respond, client, body, reply.text, reply.blocks)
+
+
+async def _say(
+    respond: AsyncRespond | None,
+    client: AsyncWebClient,
+    body: dict[str, Any],
+    text: str,
+    blocks: list[dict[str, Any]] | None = None,
+) -> None:
+    """Tell the person who pressed, privately, where they pressed."""
     if respond is not None and body.get("response_url"):
-        await respond(response_type="ephemeral", replace_original=False, text=reply.text, blocks=reply.blocks)
+        await respond(response_type="ephemeral", replace_original=False, text=text, blocks=blocks)
+        return
+    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+    if channel:
+        await client.chat_postEphemeral(channel=channel, user=_user(body), text=text, blocks=blocks)
     else:
-        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
-        if channel:
-            await client.chat_postEphemeral(
-                channel=channel, user=_user(body), text=reply.text, blocks=reply.blocks
-            )
-        else:
-            log.info("could not tell %s: %s", _user(body), exc)
+        log.info("could not tell %s: %s", _user(body), text)
+
+
+async def _answered(
+    work: Coroutine[Any, Any, None],
+    body: dict[str, Any],
+    client: AsyncWebClient,
+    respond: AsyncRespond | None,
+) -> None:
+    """A press's work, after its ack: if the database fails it midway, the person is told it did not
+    take (the ack has gone, so no error answer would reach them)."""
+    try:
+        await work
+    except DATABASE_UNREACHABLE as exc:
+        if isinstance(exc, IntegrityError):
+            raise
+        log.warning("the database is unreachable (%s); told %s", type(exc).__name__, _user(body))
+        await _say(respond, client, body, DATABASE_DOWN)
 
 
 async def on_done(
@@ -257,7 +283,7 @@ async def on_done(
     await ack()
     reap = reap_of(context)
     # The press is answered at once; the change and the Slack calls follow it.
-    reap.spawn(_done(reap, body, client, respond))
+    reap.spawn(_answered(_done(reap, body, client, respond), body, client, respond))
 
 
 async def _done(reap: sv.Reap, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond) -> None:
@@ -293,7 +319,7 @@ async def on_approve(
     """Approve on a pending request: the change applies and the requester is told."""
     await ack()
     reap = reap_of(context)
-    reap.spawn(_approve(reap, body, client, respond))
+    reap.spawn(_answered(_approve(reap, body, client, respond), body, client, respond))
 
 
 async def _approve(
@@ -370,7 +396,7 @@ async def on_verify(
     """Verify on a done item awaiting verification."""
     await ack()
     reap = reap_of(context)
-    reap.spawn(_verify(reap, body, client, respond))
+    reap.spawn(_answered(_verify(reap, body, client, respond), body, client, respond))
 
 
 async def _verify(reap: sv.Reap, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond) -> None:
@@ -412,7 +438,7 @@ async def on_snooze(
     """The Snooze menu: 1 day, 1 week, or pick a date (opens a modal)."""
     await ack()
     reap = reap_of(context)
-    reap.spawn(_snooze(reap, body, client, respond))
+    reap.spawn(_answered(_snooze(reap, body, client, respond), body, client, respond))
 
 
 async def _snooze(reap: sv.Reap, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond) -> None:
@@ -456,7 +482,7 @@ async def on_update(
     """The Update button: open the Update modal for someone allowed to change the item."""
     await ack()
     reap = reap_of(context)
-    reap.spawn(_update(reap, body, client, respond))
+    reap.spawn(_answered(_update(reap, body, client, respond), body, client, respond))
 
 
 async def _update(reap: sv.Reap, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond) -> None:
@@ -613,7 +639,7 @@ async def on_checkin_open(
     """The Check in button on a prompt: one modal for every open item and owned measure."""
     await ack()
     reap = reap_of(context)
-    reap.spawn(_checkin_open(reap, body, client))
+    reap.spawn(_answered(_checkin_open(reap, body, client), body, client, respond))
 
 
 async def _checkin_open(reap: sv.Reap, body: dict[str, Any], client: AsyncWebClient) -> None:
