@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     admins: Annotated[list[str], NoDecode] = Field(default_factory=list, validation_alias="REAP_ADMINS")
     ticker: bool = Field(default=True, validation_alias="REAP_TICKER")
     dei_channel: str | None = Field(default=None, validation_alias="REAP_DEI_CHANNEL")
+    # How many business days before each DEI meeting its agenda goes out.
+    agenda_days: int = Field(default=3, ge=0, le=30, validation_alias="REAP_AGENDA_DAYS")
     # The public dashboard: `public` serves the published site read-only at /dashboard/ and has
     # the tick republish it when a quarter closes (or daily, for a plan's "as of" quarter).
     dashboard: Literal["off", "public"] = Field(default="off", validation_alias="REAP_DASHBOARD")
@@ -130,6 +132,7 @@ class Settings(BaseSettings):
             holidays_file=self.holidays_file,
             dei_channel=self.dei_channel,
             admins=frozenset(self.admins),
+            agenda_business_days=self.agenda_days,
         )
 
     def require(self, *names: str) -> None:

@@ -32,3 +32,6 @@ def checkin_window(meeting: date, calendar: BusinessCalendar) -> Window:
 # The outbox kind of a check-in prompt: the tick sends it, and the rollup counts as asked only
 # the owners it reached.
 CHECKIN_PROMPT = "checkin_prompt"
+
+# The DEI meeting's agenda goes out this many business days before the meeting (REAP_AGENDA_DAYS).
+AGENDA_BEFORE_MEETING = 3

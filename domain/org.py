@@ -23,3 +23,4 @@ class Organisation:
     holidays_file: Path | None = None
     dei_channel: str | None = None
     admins: frozenset[str] = frozenset()
+    agenda_business_days: int = 3  # the DEI meeting agenda goes out this many business days ahead

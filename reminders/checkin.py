@@ -28,11 +28,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from domain.agenda import Agenda
 from domain.calendar import BusinessCalendar
-from domain.checkin import CHECKIN_PROMPT, checkin_window
+from domain.checkin import AGENDA_BEFORE_MEETING, CHECKIN_PROMPT, checkin_window
+from domain.errors import ReapError
 from domain.fiscal import FiscalQuarter
-from domain.status import OPEN_STATUSES
+from domain.status import OPEN_STATUSES, Role
 from messages import primitives as ui
+from messages.agenda import build_agenda_blocks
 from messages.checkin import build_checkin_note, build_checkin_prompt
 from messages.failures import build_rollup_failed
 from reminders.digest import (
@@ -53,6 +56,7 @@ from storage.checkins import (
     ROLLUP,
     close_and_owe,
     open_cycle,
+    rollup_channels,
 )
 from storage.checkins import (
     outbox_key as _key,
@@ -74,6 +78,7 @@ from storage.models import (
 )
 from storage.outbox import enqueue
 from storage.permissions import SYSTEM_ACTOR, Actor
+from storage.queries.agenda import build_agenda
 from storage.queries.checkins import CheckInSubject, checkin_subject
 from storage.queries.people import active_coordinators
 
@@ -83,6 +88,8 @@ PROMPT = CHECKIN_PROMPT
 FOLLOWUP = "checkin_followup"
 CHECKIN_KINDS = (PROMPT, FOLLOWUP)
 # Whoever asked for a rollup hears at once why it failed; a scheduled rollup's failure is a rider.
+AGENDA = "agenda"  # the DEI meeting agenda, posted to the DEI and department channels
+AGENDA_NOTICE = "agenda_notice"  # and a note of it in each coordinator's digest
 ROLLUP_FAILED = "rollup_failed"
 ROLLUP_FAILED_NOTICE = "rollup_failed_notice"
 
@@ -184,8 +191,10 @@ async def plan_checkins(
     config: PlanConfig,
     dei_channel: str | None = None,
     fiscal_start_month: int = 7,
+    agenda_days: int = AGENDA_BEFORE_MEETING,
 ) -> CheckInReport:
-    """Open cycles whose day has come, owe prompts and follow-ups, and close cycles that are due."""
+    """Open cycles whose day has come, owe prompts and follow-ups, close cycles that are due, and
+    owe each DEI meeting's agenda when it is `agenda_days` business days away."""
     async with sessions() as session, session.begin():
         return await plan_checkins_in(
             session,
@@ -194,7 +203,50 @@ async def plan_checkins(
             config=config,
             dei_channel=dei_channel,
             fiscal_start_month=fiscal_start_month,
+            agenda_days=agenda_days,
         )
+
+
+async def _agendas(
+    session: AsyncSession,
+    *,
+    team_id: str,
+    now: datetime,
+    config: PlanConfig,
+    dei_channel: str | None,
+    days: int,
+) -> list[NotificationCreate]:
+    """The agenda of each DEI meeting `days` business days away (or nearer, up to the day itself):
+    a post to the DEI and department channels, and a note in every coordinator's digest; keyed by
+    quarter, so it goes out once."""
+    today = now.astimezone(config.zone).date()
+    if config.slot(now, config.zone) is None:
+        return []
+    rows: list[NotificationCreate] = []
+    cycles = await session.exec(
+        select(CheckInCycle)
+        .where(CheckInCycle.team_id == team_id)
+        .where(col(CheckInCycle.meeting_date) >= today)
+    )
+    for cycle in cycles:
+        if today < config.calendar.add_business_days(cycle.meeting_date, -days):
+            continue
+        payload = {"quarter": cycle.quarter, "meeting": cycle.meeting_date.isoformat()}
+        for channel in await rollup_channels(
+            session, team_id=team_id, department=None, dei_channel=dei_channel
+        ):
+            key = _key(team_id, AGENDA, cycle.quarter, channel)
+            rows.append(_row(team_id, AGENDA, key, channel, None, payload, now))
+        coordinators = await session.exec(
+            select(Person.user_id)
+            .where(Person.team_id == team_id)
+            .where(col(Person.role).in_([Role.COORDINATOR.value, Role.DEI.value]))
+            .where(Person.active == True)  # noqa: E712
+        )
+        for user_id in coordinators:
+            key = _key(team_id, AGENDA_NOTICE, cycle.quarter, user_id)
+            rows.append(_row(team_id, AGENDA_NOTICE, key, user_id, today, payload, now))
+    return rows
 
 
 async def plan_checkins_in(
@@ -205,6 +257,7 @@ async def plan_checkins_in(
     config: PlanConfig,
     dei_channel: str | None = None,
     fiscal_start_month: int = 7,
+    agenda_days: int = AGENDA_BEFORE_MEETING,
 ) -> CheckInReport:
     """plan_checkins inside the caller's transaction (a dry run rolls it back)."""
     report = CheckInReport(opened=[], closed=[])
@@ -244,6 +297,9 @@ async def plan_checkins_in(
             report.closed.append(cycle.quarter)
             continue
         rows += await _prompts(session, cycle, schedule, now=now, config=config)
+    rows += await _agendas(
+        session, team_id=team_id, now=now, config=config, dei_channel=dei_channel, days=agenda_days
+    )
     report.inserted = await enqueue(session, rows=rows)
     return report
 
@@ -393,6 +449,79 @@ async def nonresponders_section(
     brief = [ui.section(f":clipboard: {ui.clip(line, 500)} See `/reap checkin status`.")]
     return Section(
         blocks=blocks, line=line, brief=brief, alone=[*blocks, ui.context(FOOTER)], alone_text=line
+    )
+
+
+async def _agenda_of(session: AsyncSession, row: Notification, day: date, zone: ZoneInfo) -> Agenda | Skip:
+    quarter = FiscalQuarter.parse(
+        str((row.payload or {}).get("quarter")), today=day, start_month=_start_month(row)
+    )
+    try:
+        return await build_agenda(session, team_id=row.team_id, quarter=quarter, today=day, zone=zone)
+    except ReapError as exc:
+        return Skip(str(exc))
+
+
+async def render_agenda(
+    session: AsyncSession, rows: Sequence[Notification], ctx: RenderContext
+) -> Rendered | Skip:
+    """The DEI meeting agenda as a channel post."""
+    row = rows[0]
+    agenda = await _agenda_of(session, row, ctx.now.astimezone(ctx.default_zone).date(), ctx.default_zone)
+    if isinstance(agenda, Skip):
+        return agenda
+    text = f"DEI meeting agenda: {agenda.quarter}"
+    return Rendered(
+        text=text,
+        blocks=build_agenda_blocks(agenda, ctx.default_zone)[: ui.MAX_MESSAGE_BLOCKS],
+        lines=(text,),
+        row_ids=frozenset(r.id for r in rows if r.id),
+    )
+
+
+def _agenda_line(agenda: Agenda, zone: ZoneInfo) -> str:
+    meeting = ui.date_token(agenda.meeting_date, zone)
+    return (
+        f":spiral_note_pad: The {agenda.quarter} DEI meeting is on {meeting}:"
+        f" {len(agenda.decisions_needed)} item(s) need a decision, {len(agenda.measures)} measure(s) to"
+        f" discuss, {len(agenda.followups)} follow-up(s). `/reap agenda {agenda.quarter}` has it all."
+    )
+
+
+async def agenda_section(
+    session: AsyncSession, carried: Sequence[Rider], sc: SectionContext
+) -> Section | None:
+    """The coming DEI meeting's agenda in brief, in a coordinator's digest."""
+    rider = carried[0]
+    row = Notification(
+        team_id=sc.row.team_id,
+        key=sc.row.key,
+        kind=AGENDA_NOTICE,
+        recipient=sc.row.recipient,
+        payload=dict(rider.payload),
+        send_after=sc.ctx.now,
+        created_at=sc.ctx.now,
+    )
+    agenda = await _agenda_of(session, row, sc.ctx.now.astimezone(sc.zone).date(), sc.zone)
+    if isinstance(agenda, Skip):
+        return None
+    line = _agenda_line(agenda, sc.zone)
+    blocks = [ui.section(line)]
+    return Section(
+        blocks=blocks, line=line, brief=blocks, alone=[*blocks, ui.context(FOOTER)], alone_text=line
+    )
+
+
+async def render_agenda_notice(
+    session: AsyncSession, rows: Sequence[Notification], ctx: RenderContext
+) -> Rendered | Skip:
+    """The agenda note on its own (when it cannot ride a digest)."""
+    agenda = await _agenda_of(session, rows[0], ctx.now.astimezone(ctx.default_zone).date(), ctx.default_zone)
+    if isinstance(agenda, Skip):
+        return agenda
+    line = _agenda_line(agenda, ctx.default_zone)
+    return Rendered(
+        text=line, blocks=[ui.section(line)], lines=(line,), row_ids=frozenset(r.id for r in rows if r.id)
     )
 
 
@@ -634,4 +763,6 @@ def checkin_kinds(
             ROLLUP, render_rollup, on_failed=failed, before_send=ensure_member, after_send=thread
         ),
         ROLLUP_FAILED: NotificationKind(ROLLUP_FAILED, render_rollup_failed),
+        AGENDA: NotificationKind(AGENDA, render_agenda, before_send=ensure_member),
+        AGENDA_NOTICE: NotificationKind(AGENDA_NOTICE, render_agenda_notice, section=agenda_section, rank=45),
     }

@@ -168,6 +168,7 @@ async def tick(parts: ReminderParts, now: datetime) -> TickReport:
                     config=config,
                     dei_channel=parts.org.dei_channel,
                     fiscal_start_month=parts.org.fiscal_year_start_month,
+                    agenda_days=parts.org.agenda_business_days,
                 )
             )
             # Last, so everything owed this tick (riders of any kind) rides today's one digest.
@@ -346,6 +347,7 @@ async def dry_run(parts: ReminderParts, at: datetime, out: TextIO) -> int:
                     config=config,
                     dei_channel=parts.org.dei_channel,
                     fiscal_start_month=parts.org.fiscal_year_start_month,
+                    agenda_days=parts.org.agenda_business_days,
                 )
                 if checkin.opened or checkin.closed:
                     out.write(f"  would open {checkin.opened or 'none'}, close {checkin.closed or 'none'}\n")

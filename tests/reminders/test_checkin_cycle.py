@@ -111,8 +111,10 @@ async def test_a_cycle_runs_from_prompt_to_automatic_rollup(bot: Bot, cron: bool
     )
     for channel in (DEI, "C0OIT"):
         posted = bot.slack.messages(channel)
-        assert posted and "REAP rollup FY2027-Q2" in posted[0].text
-        assert any(m.thread_ts == posted[0].ts for m in posted[1:])
+        # The meeting's agenda goes out the same day (three business days ahead, MLK Day skipped).
+        (rollup,) = [m for m in posted if "REAP rollup FY2027-Q2" in m.text and m.thread_ts is None]
+        assert any(m.thread_ts == rollup.ts for m in posted)
+        assert [m.text for m in posted if "DEI meeting agenda" in m.text] == ["DEI meeting agenda: FY2027-Q2"]
     assert len([f for f in bot.slack.files() if f["filename"] == "reap-FY2027-Q2.png"]) == 2
 
     await tick_at(bot, calendar.add_business_days(day, 1), cron=cron)
