@@ -240,6 +240,8 @@ ELSEWHERE: list[tuple[str, Check]] = [
         ),
     ),
     (":help", shows(":click N [option]", ":shortcut N", ":clock [YYYY-MM-DD HH:MM]")),
+    ("/reap help role", shows("/reap role @user <member|coordinator|dei|admin> [department]")),
+    ("/reap requests", shows("Waiting for a coordinator")),
     (
         "/reap checkin schedule FY2027-Q3 2027-04-22",
         shows(
@@ -256,6 +258,9 @@ ELSEWHERE: list[tuple[str, Check]] = [
         ),
     ),
     (MEASURE, shows("Recorded devices-high-need-tracts = 2,600 for FY2027-Q2.")),
+    ("/reap measures", shows("`devices-high-need-tracts`", "`home-internet`", "`pipeline-hires`")),
+    ("/reap score OIT-15 need=most barriers=fully", shows("scores *14* of 15")),
+    ("/reap list ranked", shows("1. *OIT-15*", "2. *OIT-16*", "3. *OIT-17*")),
 ]
 
 
