@@ -285,3 +285,20 @@ async def test_a_checkin_closed_by_hand_answers_the_closer_at_once_and_rides_the
     (other,) = bot.slack.dms_to("U0COORD2")
     assert "did not respond" in other.text
     assert len(bot.slack.dms_to(COORDINATOR)) == 1
+
+
+async def test_what_is_owed_to_someone_on_pause_waits_for_their_first_day_back(bot: Bot):
+    plan = await plan_of(bot)
+    async with transaction(bot.sessions) as session:
+        await make_item(session, plan, title="Hire an equity analyst", owner=OWNER, due=date(2027, 1, 15))
+    await bot.command(OTHER, "pause 2026-12-01")
+    bot.clock.now = at(MONDAY, 8)
+    await bot.command(COORDINATOR, f'assign OIT-1 <@{OTHER}> "more hands"')
+
+    await tick_at(bot, MONDAY)
+    await tick_at(bot, MONDAY, 15)
+    assert bot.slack.dms_to(OTHER) == []
+
+    await tick_at(bot, TUESDAY)
+    (given,) = bot.slack.dms_to(OTHER)
+    assert given.text == "REAP: You now own OIT-1"
