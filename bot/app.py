@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import time
@@ -23,11 +24,20 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import commands
 from bot import runtime
+from bot.installs import (
+    NOT_INSTALLED,
+    OAuth,
+    TeamTokenClient,
+    build_oauth,
+    note_org_workspace,
+    uninstall_listener,
+)
 from bot.metrics import Metrics, request_labels
 from bot.settings import Settings
 from bot.slack import make_client
 from commands.handlers import team_of
 from commands.service import Reap
+from reminders.delivery import sending_for
 from reminders.scheduler import ReminderScheduler
 from reminders.tick import ReminderParts
 from storage.engine import Sessions, create_engine, session_factory
@@ -99,6 +109,8 @@ class ReapApp:
     stoppers: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
     metrics: Metrics = field(default_factory=Metrics)
     identity_retry: tuple[float, float] = IDENTITY_RETRY_SECONDS
+    # REAP_INSTALL=oauth: the OAuth flow, its stores and the per-workspace tokens (None otherwise).
+    oauth: OAuth | None = None
     _identity_task: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
     async def learn_identity(self) -> bool:
@@ -133,7 +145,9 @@ class ReapApp:
 
     async def start(self) -> None:
         """Start what a serving process runs besides answering requests (identity, ticker)."""
-        if not await self.learn_identity() and self._identity_task is None:
+        if self.oauth is not None:
+            pass  # many installations: each request's workspace is authorized by its own token
+        elif not await self.learn_identity() and self._identity_task is None:
             # Requests are held (politely) until Slack says which workspace this is; keep asking.
             self._identity_task = asyncio.get_running_loop().create_task(self._keep_learning_identity())
         for starter in self.starters:
@@ -214,11 +228,13 @@ def create_app(
 ) -> ReapApp:
     """Build the REAP Bolt app. Nothing here touches the network or the database."""
     settings.require("slack_signing_secret")
-    client = client or make_client(settings)
     engine: AsyncEngine | None = None
     if sessions is None:
         engine = create_engine(settings.database_url)
         sessions = session_factory(engine)
+    if settings.oauth:
+        return _create_oauth_app(settings, client=client, sessions=sessions, engine=engine, clock=clock)
+    client = client or make_client(settings)
     tasks = BackgroundTasks()
     identity = Identity()
     metrics = Metrics()
@@ -281,3 +297,78 @@ def create_app(
     )
     runtime.install(app)
     return app
+
+
+def _create_oauth_app(
+    settings: Settings,
+    *,
+    client: AsyncWebClient | None,
+    sessions: Sessions,
+    engine: AsyncEngine | None,
+    clock: Callable[[], datetime],
+) -> ReapApp:
+    """REAP_INSTALL=oauth: many workspaces and Grid orgs, each request served with its own
+    installation's token; a workspace with no installation (or an uninstalled one) is refused."""
+    settings.require("slack_client_id", "slack_client_secret")
+    tasks = BackgroundTasks()
+    metrics = Metrics()
+    base = client or make_client(settings)
+    client = TeamTokenClient(base_url=base.base_url, timeout=base.timeout, retry_handlers=base.retry_handlers)
+    oauth = build_oauth(settings, sessions, client, clock=clock)
+    client.tokens = oauth.tokens  # the stores rotate tokens through this same client
+    metrics.watch(client)
+    # No token of our own: Bolt asks the installation store for each request's workspace or org.
+    identity = Identity(problem=None)
+    bolt = _MeteredApp(
+        metrics=metrics,
+        client=client,
+        logger=_bolt_logger(),
+        signing_secret=settings.secret("slack_signing_secret"),
+        request_verification_enabled=False,  # bot/server.py verifies, as in single-workspace mode
+        oauth_settings=oauth.settings,
+        installation_store=oauth.store,
+        installation_store_bot_only=True,
+        process_before_response=True,
+        raise_error_for_unhandled_request=False,
+        user_facing_authorize_error_message=NOT_INSTALLED,
+    )
+    reap = Reap(org=settings.organisation(), sessions=sessions, clock=clock, spawn=tasks.spawn, client=client)
+
+    @bolt.middleware
+    async def provide_services(context: AsyncBoltContext, body: dict[str, Any], next: Any) -> Any:
+        team = team_of(body)
+        authorized = context.authorize_result
+        event = (body.get("event") or {}).get("type")
+        if authorized is None or (not authorized.bot_token and event not in _UNINSTALL_EVENTS):
+            # Fail closed: Bolt found no installation for this workspace or org.
+            log.warning("refused a request from a workspace with no installation (%s)", team)
+            context[OUTCOME] = "refused"
+            return BoltResponse(status=403, body="")
+        # Calls made on this request's behalf (digest rebuilds, deliveries it starts) use its token.
+        sending_for.set(context.team_id or team)
+        context["reap"] = dataclasses.replace(reap, client=context.client)
+        if event not in _UNINSTALL_EVENTS:
+            await note_org_workspace(oauth, sessions, context, now=clock())
+        return await next()
+
+    commands.register(bolt)
+    on_gone = uninstall_listener(oauth, sessions, clock=clock)
+    for event_type in _UNINSTALL_EVENTS:
+        bolt.event(event_type)(on_gone)
+    app = ReapApp(
+        settings=settings,
+        bolt=bolt,
+        reap=reap,
+        engine=engine,
+        sessions=sessions,
+        client=client,
+        tasks=tasks,
+        identity=identity,
+        metrics=metrics,
+        oauth=oauth,
+    )
+    runtime.install(app)
+    return app
+
+
+_UNINSTALL_EVENTS = ("app_uninstalled", "tokens_revoked")

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, TextIO
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import inspect
 
+from bot.installs import TeamTokenClient
 from reminders.dashboard import PublishHook
 from reminders.scheduler import ReminderScheduler
 from reminders.tick import (
@@ -40,7 +41,9 @@ def install(app: ReapApp) -> None:
     "scheduler" health check unless REAP_TICKER=false (then `reap remind` runs from cron)."""
     if app.reminders is not None:
         return  # already wired; a second ticker in one process would only duplicate work
-    client = send_client(app.client)
+    client = (
+        app.client.without_retries() if isinstance(app.client, TeamTokenClient) else send_client(app.client)
+    )
     app.metrics.watch(client)  # delivery's Slack calls and 429s count in /metrics too
     parts = ReminderParts(
         org=app.reap.org,

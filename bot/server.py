@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
+from slack_bolt.adapter.starlette.async_handler import to_async_bolt_request, to_starlette_response
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.request.async_internals import build_async_context
 from slack_bolt.request.async_request import AsyncBoltRequest
@@ -312,7 +313,7 @@ async def readiness(app: ReapApp) -> dict[str, Any]:
         except Exception as exc:
             report["schema"] = f"unreadable: {type(exc).__name__}"
     identity = app.identity
-    report["slack"] = "ok" if identity.team_id else str(identity.problem)
+    report["slack"] = "ok" if identity.team_id or identity.problem is None else str(identity.problem)
     for name, check in app.health_checks.items():
         try:
             report[name] = await _bounded(check) or "ok"
@@ -393,6 +394,25 @@ def dashboard_routes(app: ReapApp) -> list[BaseRoute]:
     return [Mount("/dashboard", app=Dashboard(Path(app.settings.dashboard_dir)), name="dashboard")]
 
 
+def install_routes(app: ReapApp) -> list[BaseRoute]:
+    """With REAP_INSTALL=oauth, Bolt's install page and OAuth redirect; nothing otherwise."""
+    flow = app.bolt.oauth_flow
+    if flow is None:
+        return []
+
+    async def install(request: Request) -> Response:
+        return to_starlette_response(await flow.handle_installation(to_async_bolt_request(request, b"")))
+
+    async def redirect(request: Request) -> Response:
+        # A wrong, reused or expired state gets Bolt's failure page and stores nothing.
+        return to_starlette_response(await flow.handle_callback(to_async_bolt_request(request, b"")))
+
+    return [
+        Route(flow.install_path, install, methods=["GET"]),
+        Route(flow.redirect_uri_path, redirect, methods=["GET"]),
+    ]
+
+
 def create_health_asgi(app: ReapApp) -> Starlette:
     """Only the probes and /metrics, for `reap socket`: Slack talks to it over the WebSocket."""
     return Starlette(routes=probe_routes(app))
@@ -467,6 +487,7 @@ def create_asgi(app: ReapApp, *, manage_lifecycle: bool = True) -> Starlette:
         lifespan=lifespan,
         routes=[
             Route("/slack/events", slack_events, methods=["POST"]),
+            *install_routes(app),
             *probe_routes(app),
             *dashboard_routes(app),
         ],

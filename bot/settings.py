@@ -14,6 +14,19 @@ from sqlalchemy.exc import ArgumentError
 from domain.org import Organisation
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+DEFAULT_AUTHORIZE_URL = "https://slack.com/oauth/v2/authorize"
+# The bot scopes an OAuth install asks for: manifest.yml's oauth_config.scopes.bot, kept equal by
+# tests/test_manifest.py.
+BOT_SCOPES = (
+    "channels:join",
+    "chat:write",
+    "chat:write.public",
+    "commands",
+    "files:write",
+    "im:history",
+    "im:write",
+    "users:read",
+)
 
 
 class SettingsError(Exception):
@@ -47,6 +60,15 @@ class Settings(BaseSettings):
     )
     slack_app_token: SecretStr | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
     slack_api_url: str = Field(default=DEFAULT_SLACK_API_URL, validation_alias="SLACK_API_URL")
+    # `single` (the default) serves one workspace with SLACK_BOT_TOKEN; `oauth` installs through
+    # Slack's OAuth flow into any number of workspaces and Enterprise Grid orgs.
+    install: Literal["single", "oauth"] = Field(default="single", validation_alias="REAP_INSTALL")
+    slack_client_id: str | None = Field(default=None, validation_alias="SLACK_CLIENT_ID")
+    slack_client_secret: SecretStr | None = Field(default=None, validation_alias="SLACK_CLIENT_SECRET")
+    # Where Slack sends the installer back; unset, Slack uses the app's only Redirect URL.
+    slack_redirect_uri: str | None = Field(default=None, validation_alias="SLACK_REDIRECT_URI")
+    # Slack's authorize page; tests and the console point it at localslack.
+    slack_authorize_url: str = Field(default=DEFAULT_AUTHORIZE_URL, validation_alias="SLACK_AUTHORIZE_URL")
     slack_timeout_seconds: float = Field(default=10.0, gt=0, le=120, validation_alias="SLACK_TIMEOUT_SECONDS")
     timezone: str = Field(default="America/New_York", validation_alias="REAP_TIMEZONE")
     fiscal_year_start_month: int = Field(
@@ -134,6 +156,11 @@ class Settings(BaseSettings):
             admins=frozenset(self.admins),
             agenda_business_days=self.agenda_days,
         )
+
+    @property
+    def oauth(self) -> bool:
+        """True when REAP_INSTALL=oauth: many workspaces installed through Slack's OAuth flow."""
+        return self.install == "oauth"
 
     def require(self, *names: str) -> None:
         """Raise SettingsError for the first of `names` (field names) that is unset."""

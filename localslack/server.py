@@ -59,7 +59,20 @@ _KNOWN_BLOCKS = frozenset(
         "video",
     }
 )
-_TOKEN = re.compile(r"^Bearer (xoxe\.)?xox[bp]-\S+$")
+_TOKEN = re.compile(r"^Bearer (xoxe\.)?(xox[bp]|xwfp)-\S+$")
+# What oauth.v2.access says it granted (manifest.yml's bot scopes).
+_GRANTED_SCOPES = ",".join(
+    [
+        "channels:join",
+        "chat:write",
+        "chat:write.public",
+        "commands",
+        "files:write",
+        "im:history",
+        "im:write",
+        "users:read",
+    ]
+)
 # App-level tokens (Socket Mode) may only open connections.
 _APP_TOKEN = re.compile(r"^Bearer xapp-\S+$")
 # zoneinfo only knows abbreviations; Slack's users.info spells the common ones out.
@@ -144,6 +157,29 @@ class Message:
     edits: int = 0
     subtype: str | None = None
     files: list[str] = field(default_factory=list)
+    # The workspace whose token posted it (None for a token localslack never issued).
+    team_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A workspace Slack knows, alone or in an Enterprise Grid org."""
+
+    team_id: str
+    name: str
+    enterprise_id: str | None = None
+    enterprise_name: str | None = None
+
+
+@dataclass
+class _Grant:
+    """A token localslack issued: whose it is, and whether it still works."""
+
+    team_id: str | None
+    enterprise_id: str | None
+    is_enterprise_install: bool
+    expires_at: float | None = None
+    revoked: bool = False
 
 
 @dataclass
@@ -642,6 +678,18 @@ class LocalSlack:
         self._sink_urls: set[str] = set()
         self._sink_count = 0
         self._outage: int | None = None
+        # OAuth: the app's credentials, the workspaces and orgs that may install it, the tokens issued.
+        self.client_id = "1111.2222"
+        self.client_secret = "localslack-client-secret"
+        self.redirect_url: str | None = None
+        self.token_rotation = False
+        self.token_lifetime = 43_200.0
+        self.installing = team_id  # who approves the next /oauth/v2/authorize (a team or org id)
+        self._workspaces: dict[str, Workspace] = {team_id: Workspace(team_id, team_name)}
+        self._grants: dict[str, _Grant] = {}
+        self._refresh: dict[str, str] = {}
+        self._codes: dict[str, tuple[str, str | None]] = {}
+        self._caller: _Grant | None = None
         self._init_recorded()
         self.add_user(bot_user_id, "reap", real_name="REAP Tracker", is_bot=True)
 
@@ -657,6 +705,8 @@ class LocalSlack:
         self._triggers: dict[str, _Trigger] = {}
         self._faults: dict[str, deque[Fault]] = {}
         self._responses: list[tuple[str, dict[str, Any]]] = []
+        self._function_results: dict[str, dict[str, Any]] = {}
+        self._executions: set[str] = set()
         self._workspace_bucket: _Bucket | None = None
         self._channel_buckets: dict[str, _Bucket] = {}
         self.rate_limited_count = 0
@@ -835,6 +885,178 @@ class LocalSlack:
         with self._lock:
             self._outage = status
 
+    # -- OAuth, many workspaces, Grid orgs, workflow steps -------------------------------------
+
+    def add_workspace(
+        self, team_id: str, name: str, *, enterprise_id: str | None = None, enterprise_name: str | None = None
+    ) -> Workspace:
+        """A workspace that may install the app (in an org when `enterprise_id` is given)."""
+        with self._lock:
+            place = Workspace(team_id, name, enterprise_id, enterprise_name)
+            self._workspaces[team_id] = place
+            return place
+
+    def authorize(self, state: str, *, redirect_uri: str | None = None, installer: str = "U0ADMIN") -> str:
+        """What Slack's authorize page does once the installer approves: the redirect URL (with a
+        fresh code and the state) for whoever `installing` names, a workspace or an org."""
+        with self._lock:
+            target = redirect_uri or self.redirect_url
+            if not target:
+                raise LocalSlackError("no redirect URL: set localslack.redirect_url")
+            code = f"code-{uuid.uuid4().hex[:16]}"
+            self._codes[code] = (self.installing, installer)
+            sep = "&" if "?" in target else "?"
+            return f"{target}{sep}code={code}&state={state}"
+
+    def uninstall(self, team_or_org: str) -> None:
+        """Revoke every token of a workspace or org (Slack then sends app_uninstalled)."""
+        with self._lock:
+            for grant in self._grants.values():
+                if team_or_org in (grant.team_id, grant.enterprise_id):
+                    grant.revoked = True
+
+    def expire_tokens(self) -> None:
+        """Make every rotating token issued so far expire now."""
+        with self._lock:
+            for grant in self._grants.values():
+                if grant.expires_at is not None:
+                    grant.expires_at = self._clock() - 1
+
+    def tokens_of(self, team_or_org: str) -> list[str]:
+        """The working tokens issued to a workspace or org."""
+        with self._lock:
+            return [
+                token
+                for token, g in self._grants.items()
+                if team_or_org in (g.team_id, g.enterprise_id) and not g.revoked
+            ]
+
+    def function_executed(
+        self,
+        callback_id: str,
+        inputs: dict[str, Any],
+        *,
+        team_id: str,
+        enterprise_id: str | None = None,
+    ) -> dict[str, Any]:
+        """A function_executed event as Slack sends it when a workflow reaches our custom step,
+        with a workflow token (xwfp-) good for that workspace until the step completes."""
+        with self._lock:
+            self._counter += 1
+            execution = f"Fx{self._counter:08d}"
+            token = f"xwfp-{uuid.uuid4().hex[:24]}"
+            self._grants[token] = _Grant(team_id, enterprise_id, False)
+            self._executions.add(execution)
+            return {
+                "type": "function_executed",
+                "function": {
+                    "id": f"Fn{self._counter:08d}",
+                    "callback_id": callback_id,
+                    "title": callback_id,
+                    "app_id": self.app_id,
+                    "type": "app",
+                    "input_parameters": [],
+                    "output_parameters": [],
+                    "date_created": 1700000000,
+                    "date_updated": 1700000000,
+                },
+                "inputs": copy.deepcopy(inputs),
+                "function_execution_id": execution,
+                "workflow_execution_id": f"Wx{self._counter:08d}",
+                "event_ts": f"{int(time.time())}.000100",
+                "bot_access_token": token,
+            }
+
+    def function_result(self, execution_id: str) -> dict[str, Any] | None:
+        """How a step ended: {"outputs": ...} or {"error": ...}; None while it runs."""
+        with self._lock:
+            return copy.deepcopy(self._function_results.get(execution_id))
+
+    def _serve_authorize(self, query: str) -> _Reply:
+        fields = {k: v[0] for k, v in parse_qs(query).items()}
+        if fields.get("client_id") != self.client_id:
+            return _text_reply("invalid_client_id", 400)
+        location = self.authorize(fields.get("state", ""), redirect_uri=fields.get("redirect_uri"))
+        return _Reply(302, b"", "text/plain; charset=utf-8", {"Location": location})
+
+    def _grant_of(self, header: str | None) -> _Grant | None:
+        token = (header or "").strip().removeprefix("Bearer ")
+        return self._grants.get(token)
+
+    def _grant_error(self, header: str | None) -> str | None:
+        grant = self._grant_of(header)
+        if grant is None:
+            return None  # a token set up by hand (SLACK_BOT_TOKEN): the default workspace
+        if grant.revoked:
+            return "token_revoked"
+        if grant.expires_at is not None and grant.expires_at <= self._clock():
+            return "token_expired"
+        return None
+
+    def _issue(self, grant: _Grant) -> dict[str, Any]:
+        rotating = self.token_rotation
+        token = f"{'xoxe.' if rotating else ''}xoxb-{uuid.uuid4().hex[:24]}"
+        if rotating:
+            grant.expires_at = self._clock() + self.token_lifetime
+        self._grants[token] = grant
+        answer: dict[str, Any] = {"access_token": token, "token_type": "bot"}
+        if rotating:
+            refresh = f"xoxe-1-{uuid.uuid4().hex[:24]}"
+            self._refresh[refresh] = token
+            answer |= {"refresh_token": refresh, "expires_in": int(self.token_lifetime)}
+        return answer
+
+    def _oauth_access(self, header: str | None, params: dict[str, Any]) -> _Reply:
+        client_id, secret = params.get("client_id"), params.get("client_secret")
+        if header and header.startswith("Basic "):
+            try:
+                client_id, _, secret = base64.b64decode(header[6:]).decode().partition(":")
+            except ValueError:
+                return _json_reply({"ok": False, "error": "invalid_client_id"})
+        if client_id != self.client_id:
+            return _json_reply({"ok": False, "error": "invalid_client_id"})
+        if secret != self.client_secret:
+            return _json_reply({"ok": False, "error": "bad_client_secret"})
+        if params.get("grant_type") == "refresh_token":
+            old = self._refresh.pop(str(params.get("refresh_token") or ""), None)
+            grant = self._grants.get(old or "")
+            if grant is None or grant.revoked:
+                return _json_reply({"ok": False, "error": "invalid_refresh_token"})
+            grant.revoked = True
+            fresh = _Grant(grant.team_id, grant.enterprise_id, grant.is_enterprise_install)
+            return _json_reply({"ok": True, **self._issue(fresh), "team": {"id": grant.team_id}})
+        found = self._codes.pop(str(params.get("code") or ""), None)
+        if found is None:
+            return _json_reply({"ok": False, "error": "invalid_code"})
+        target, installer = found
+        place = self._workspaces.get(target)
+        org_members = [w for w in self._workspaces.values() if w.enterprise_id == target]
+        if place is None and not org_members:
+            return _json_reply({"ok": False, "error": "invalid_team"})
+        if place is not None:
+            grant = _Grant(place.team_id, place.enterprise_id, False)
+            team = {"id": place.team_id, "name": place.name}
+            enterprise = (
+                {"id": place.enterprise_id, "name": place.enterprise_name} if place.enterprise_id else None
+            )
+        else:
+            grant = _Grant(None, target, True)
+            team = None
+            enterprise = {"id": target, "name": org_members[0].enterprise_name or target}
+        return _json_reply(
+            {
+                "ok": True,
+                **self._issue(grant),
+                "scope": _GRANTED_SCOPES,
+                "bot_user_id": self.bot_user_id,
+                "app_id": self.app_id,
+                "team": team,
+                "enterprise": enterprise,
+                "is_enterprise_install": grant.is_enterprise_install,
+                "authed_user": {"id": installer},
+            }
+        )
+
     def reset(self) -> None:
         """Forget calls, messages, views, files, faults and limits; keep users, channels, DMs."""
         with self._lock:
@@ -926,6 +1148,8 @@ class LocalSlack:
                 return self._serve_sink(path, headers, body)
             if path.startswith("/upload/") and verb == "POST":
                 return self._serve_upload(path[len("/upload/") :], headers, body)
+            if path == "/oauth/v2/authorize" and verb == "GET":
+                return self._serve_authorize(parts.query)
         except Exception:
             _log.exception("localslack failed on %s %s", verb, path)
             return _json_reply({"ok": False, "error": "internal_error"}, 500)
@@ -989,8 +1213,10 @@ class LocalSlack:
             if self._outage is not None:
                 return _html_reply(self._outage)
             header = headers.get("authorization")
+            if method == "oauth.v2.access":
+                return self._oauth_access(header, params)
             app_token = method == "apps.connections.open" and bool(_APP_TOKEN.match((header or "").strip()))
-            auth_error = None if app_token else _check_auth(header)
+            auth_error = None if app_token else _check_auth(header) or self._grant_error(header)
             if auth_error is not None:
                 return _json_reply({"ok": False, "error": auth_error})
             if bad_body is not None:
@@ -999,6 +1225,7 @@ class LocalSlack:
 
         def deliver() -> _Reply:
             with self._lock:
+                self._caller = self._grant_of(header)
                 return self._dispatch(method, params)
 
         decided, answer = self._apply_fault(fault, deliver)
@@ -1009,6 +1236,7 @@ class LocalSlack:
                 limited = self._rate_limit(params.get("channel"))
                 if limited is not None:
                     return limited
+            self._caller = self._grant_of(header)
             return self._dispatch(method, params)
 
     def _serve_sink(self, path: str, headers: dict[str, str], body: bytes) -> _Reply | None:
@@ -1190,6 +1418,8 @@ class LocalSlack:
         return data
 
     def _add_message(self, message: Message) -> None:
+        if message.team_id is None and self._caller is not None:
+            message.team_id = self._caller.team_id or self._caller.enterprise_id
         self._messages.append(message)
         self._by_key[(message.channel, message.ts)] = message
 
@@ -1295,6 +1525,28 @@ class LocalSlack:
         return {"url": self.socket_url}
 
     def _auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
+        grant = self._caller
+        if grant is not None:
+            org = grant.enterprise_id
+            place = self._workspaces.get(grant.team_id or "") if grant.team_id else None
+            name = (
+                place.name
+                if place
+                else next(
+                    (w.enterprise_name or "" for w in self._workspaces.values() if w.enterprise_id == org), ""
+                )
+            )
+            slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "org"
+            return {
+                "url": f"https://{slug}.slack.com/",
+                "team": name,
+                "user": self._users[self.bot_user_id].name,
+                "team_id": grant.team_id or org,
+                "enterprise_id": org,
+                "user_id": self.bot_user_id,
+                "bot_id": self.bot_id,
+                "is_enterprise_install": grant.is_enterprise_install,
+            }
         slug = re.sub(r"[^a-z0-9]+", "-", self.team_name.lower()).strip("-")
         return {
             "url": f"https://{slug}.slack.com/",
@@ -1580,6 +1832,30 @@ class LocalSlack:
         self._files[file_id] = _File(file_id, str(filename), length, alt_txt=described)
         return {"upload_url": f"{self.root_url}/upload/{file_id}", "file_id": file_id}
 
+    def _functions_complete_success(self, params: dict[str, Any]) -> dict[str, Any]:
+        execution = self._execution(params)
+        outputs = params.get("outputs")
+        if not isinstance(outputs, dict):
+            raise _ApiError("invalid_arguments")
+        self._function_results[execution] = {"outputs": copy.deepcopy(outputs)}
+        return {}
+
+    def _functions_complete_error(self, params: dict[str, Any]) -> dict[str, Any]:
+        execution = self._execution(params)
+        error = params.get("error")
+        if not isinstance(error, str) or not error:
+            raise _ApiError("invalid_arguments")
+        self._function_results[execution] = {"error": error}
+        return {}
+
+    def _execution(self, params: dict[str, Any]) -> str:
+        execution = str(params.get("function_execution_id") or "")
+        if execution not in self._executions:
+            raise _ApiError("function_execution_not_found")
+        if execution in self._function_results:
+            raise _ApiError("function_execution_already_completed")
+        return execution
+
     def _files_complete_upload(self, params: dict[str, Any]) -> dict[str, Any]:
         wanted = params.get("files")
         if not isinstance(wanted, list) or not wanted:
@@ -1617,6 +1893,8 @@ class LocalSlack:
 
 _METHODS: dict[str, Callable[[LocalSlack, dict[str, Any]], dict[str, Any]]] = {
     "auth.test": LocalSlack._auth_test,
+    "functions.completeSuccess": LocalSlack._functions_complete_success,
+    "functions.completeError": LocalSlack._functions_complete_error,
     "apps.connections.open": LocalSlack._apps_connections_open,
     "chat.postMessage": LocalSlack._chat_post_message,
     "chat.postEphemeral": LocalSlack._chat_post_ephemeral,

@@ -27,6 +27,7 @@ import random
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -46,6 +47,11 @@ from storage.people import ensure_person
 from storage.permissions import SYSTEM_ACTOR
 
 log = logging.getLogger(__name__)
+
+# The workspace whose rows are being sent: with many installations (REAP_INSTALL=oauth) bot/'s
+# client reads it to call Slack with that workspace's own token. Each envelope runs in its own
+# task, so the value never leaks from one workspace's send into another's.
+sending_for: ContextVar[str | None] = ContextVar("reap_sending_for", default=None)
 
 EVENT_TYPE = "reap_notification"
 GONE_ERRORS = frozenset({"user_not_found", "user_disabled", "account_inactive"})
@@ -285,6 +291,7 @@ class _Run:
         return [_Envelope(kind, group) for kind, group in group_rows(rows, self.kinds)]
 
     async def _guarded(self, envelope: _Envelope, gate: asyncio.Semaphore) -> None:
+        sending_for.set(envelope.rows[0].team_id)
         async with gate:
             try:
                 if self._stopping():

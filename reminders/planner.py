@@ -54,6 +54,7 @@ from reminders.policy import (
 from storage import outbox
 from storage.changes import mark_surfaced
 from storage.engine import Sessions, one_of, transaction
+from storage.installations import uninstalled_teams
 from storage.models import (
     ActionItem,
     ChangeRequest,
@@ -563,8 +564,15 @@ async def fold_riders(
 
 
 async def team_ids(sessions: Sessions) -> list[str]:
-    """Every workspace with an installation or a department: the teams a tick serves."""
+    """Every workspace with an installation or a department: the teams a tick serves.
+
+    A workspace whose installation was removed (or whose org's was) keeps its data but is no
+    longer served; an org-wide installation's own row names the org, not a workspace.
+    """
     async with sessions() as session:
-        installed = await session.exec(select(Installation.team_id))
+        installed = await session.exec(
+            select(Installation.team_id).where(col(Installation.is_enterprise_install).is_(False))
+        )
         departments = await session.exec(select(Department.team_id).distinct())
-        return sorted({*installed, *departments})
+        gone = await uninstalled_teams(session)
+        return sorted({*installed, *departments} - gone)

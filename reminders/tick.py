@@ -26,7 +26,7 @@ from reminders.checkin import (
     plan_checkins_in,
 )
 from reminders.dashboard import PublishHook, publish_step
-from reminders.delivery import DeliveryConfig, DeliveryReport, deliver, group_rows
+from reminders.delivery import DeliveryConfig, DeliveryReport, deliver, group_rows, sending_for
 from reminders.digest import (
     NotificationKind,
     RenderContext,
@@ -193,6 +193,7 @@ async def _refresh_profiles(
     parts: ReminderParts, team_id: str, now: datetime, config: PlanConfig, report: TickReport
 ) -> None:
     """The workspace's profile work (see reminders.profiles); a failure here never stops planning."""
+    serving = sending_for.set(team_id)  # the workspace's own token, with many installations
     try:
         found = await refresh_profiles(
             parts.sessions, parts.client, team_id=team_id, now=now, plan=config, job=parts.profiles
@@ -201,6 +202,8 @@ async def _refresh_profiles(
         log.exception("refreshing profiles for %s failed", team_id)
         report.errors.append(f"profiles {team_id}: {type(exc).__name__}: {exc}")
         return
+    finally:
+        sending_for.reset(serving)
     report.profiles.append(found)
 
 

@@ -6,6 +6,8 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
+from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
+from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 from sqlalchemy import JSON, CheckConstraint, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
@@ -596,9 +598,29 @@ class SendPace(SQLModel, table=True):
 
 
 class Installation(SQLModel, table=True):
-    """The workspace this installation serves, learned from auth.test."""
+    """A workspace (or, for an org-wide install, an Enterprise Grid org) the bot serves.
+
+    Learned from auth.test with a bot token, or written by the OAuth flow. Uninstalling keeps
+    the row and every row of the workspace's data, marked by `uninstalled_at`: nothing is planned
+    or sent for it any more, and a reinstall clears the mark.
+    """
 
     team_id: str = Field(primary_key=True, max_length=32)
     team_name: str = Field(default="", max_length=200)
     bot_user_id: str = Field(default="", max_length=32)
     updated_at: datetime = Field(sa_type=UTCDateTime)
+    enterprise_id: str | None = Field(default=None, max_length=32)
+    is_enterprise_install: bool = Field(default=False)
+    uninstalled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+# Bolt's OAuth flow keeps its tokens and install states in slack_sdk's own tables. They are
+# declared on our metadata too, with slack_sdk's own column builders, so Alembic manages them on
+# the project's engine beside every other table.
+SLACK_INSTALLATIONS = SQLAlchemyInstallationStore.build_installations_table(
+    SQLModel.metadata, "slack_installations"
+)
+SLACK_BOTS = SQLAlchemyInstallationStore.build_bots_table(SQLModel.metadata, "slack_bots")
+SLACK_OAUTH_STATES = SQLAlchemyOAuthStateStore.build_oauth_states_table(
+    SQLModel.metadata, "slack_oauth_states"
+)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import html
 import json
 import os
+import re
 import socket
 import time
 import urllib.parse
@@ -76,6 +79,30 @@ class Bot:
     sessions: Sessions
     clock: Clock
     team_id: str = TEAM
+    # Set for a workspace served through an Enterprise Grid org's installation.
+    enterprise_id: str | None = None
+
+    def as_workspace(self, team_id: str, *, enterprise_id: str | None = None) -> Bot:
+        """The same bot and Slack, with requests sent from another workspace (or an org's)."""
+        return dataclasses.replace(self, team_id=team_id, enterprise_id=enterprise_id)
+
+    def _org(self) -> dict[str, Any]:
+        if self.enterprise_id is None:
+            return {}
+        return {"enterprise_id": self.enterprise_id, "is_enterprise_install": True}
+
+    async def install(self, target: str, *, cookie: bool = True) -> httpx.Response:
+        """Install the app into a workspace or org as its admin would: open /slack/install, follow
+        Slack's authorize page (localslack approves for `target`), and land on the redirect."""
+        self.slack.installing = target
+        page = await self.http.get(f"{self.url}/slack/install")
+        link = re.search(r'href="([^"]*/oauth/v2/authorize[^"]*)"', page.text)
+        assert page.status_code == 200 and link is not None, page.text
+        approved = await self.http.get(html.unescape(link.group(1)), follow_redirects=False)
+        assert approved.status_code == 302, approved.text
+        state = urllib.parse.parse_qs(urllib.parse.urlsplit(approved.headers["location"]).query)["state"][0]
+        headers = {"Cookie": f"slack-app-oauth-state={state}"} if cookie else {}
+        return await self.http.get(approved.headers["location"], headers=headers)
 
     async def post(
         self, body: bytes, *, content_type: str, headers: dict[str, str] | None = None
@@ -86,7 +113,7 @@ class Bot:
 
     async def command(self, user: str, text: str, *, channel: str = "C0GENERAL") -> httpx.Response:
         """Send `/reap <text>` as `user`, exactly as Slack would, and wait for follow-ups."""
-        fields = payloads.slash_command(
+        fields: dict[str, str] = payloads.slash_command(
             team_id=self.team_id,
             team_domain="phila",
             channel_id=channel,
@@ -95,6 +122,8 @@ class Bot:
             response_url=self.slack.response_url(),
             trigger_id=self.slack.new_trigger_id(),
         )
+        if self.enterprise_id is not None:
+            fields |= {"enterprise_id": self.enterprise_id, "is_enterprise_install": "true"}
         response = await self.post(
             payloads.form_body(fields), content_type="application/x-www-form-urlencoded"
         )
@@ -121,6 +150,7 @@ class Bot:
                 "event_id": event_id,
                 "event_time": int(time.time()),
                 "event": event,
+                **self._org(),
             }
         ).encode()
         headers = sign(body)
@@ -158,6 +188,8 @@ class Bot:
             "actions": [action],
             "state": {"values": {}},
         }
+        if self.enterprise_id is not None:
+            payload |= {"enterprise": {"id": self.enterprise_id}, "is_enterprise_install": True}
         if message is not None:
             payload["container"] = {
                 "type": "message",
@@ -205,12 +237,26 @@ def bot_settings(slack: LocalSlack, database_url: str, **overrides: Any) -> Sett
 
 
 @asynccontextmanager
-async def running_bot(database_url: str, *, identify: bool = True, **overrides: Any) -> AsyncIterator[Bot]:
+async def running_bot(
+    database_url: str, *, identify: bool = True, oauth: bool = False, **overrides: Any
+) -> AsyncIterator[Bot]:
     """Start localslack, create the schema, and serve the real app under uvicorn on a free port.
 
     With identify=False the app has not asked auth.test yet, so it holds every Slack request.
+    With oauth=True it runs REAP_INSTALL=oauth with no bot token: nothing is installed until a
+    test installs a workspace (`Bot.install`).
     """
     slack = LocalSlack(team_id=TEAM).start()
+    if oauth:
+        identify = False
+        overrides = {
+            "install": "oauth",
+            "slack_bot_token": None,
+            "slack_client_id": slack.client_id,
+            "slack_client_secret": slack.client_secret,
+            "slack_authorize_url": f"{slack.root_url}/oauth/v2/authorize",
+            **overrides,
+        }
     engine = create_engine(database_url)
     async with engine.begin() as conn:
         await conn.run_sync(SQLModel.metadata.create_all)
@@ -233,6 +279,7 @@ async def running_bot(database_url: str, *, identify: bool = True, **overrides: 
     if not server.started:
         raise RuntimeError("uvicorn did not start")
     port = server.servers[0].sockets[0].getsockname()[1]
+    slack.redirect_url = f"http://127.0.0.1:{port}/slack/oauth_redirect"
     http = httpx.AsyncClient(timeout=10)
     try:
         yield Bot(
