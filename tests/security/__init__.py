@@ -75,15 +75,23 @@ async def throwaway_database(backend: str, directory: Path) -> AsyncIterator[str
         await admin.dispose()
 
 
+# A plan that asks for no evidence or verification of completion.
+NO_EVIDENCE: dict[str, Any] = {"evidence_required": False, "verification": False}
+
+
 @asynccontextmanager
-async def seeded_bot(database_url: str) -> AsyncIterator[Bot]:
-    """A running bot with the OIT plan (OIT-1 of OWNER due 2026-12-15, OIT-2 overdue), all people known."""
+async def seeded_bot(database_url: str, *, policy: dict[str, Any] | None = None) -> AsyncIterator[Bot]:
+    """A running bot with the OIT plan (OIT-1 of OWNER due 2026-12-15, OIT-2 overdue), all people known.
+
+    `policy` is the plan's change policy (the defaults ask for evidence of completion and approval).
+    """
     async with running_bot(database_url) as bot:
         bot.slack.add_channel("C0GENERAL", "general")
         for user in PEOPLE:
             bot.slack.add_user(user, user.lower(), tz="America/New_York")
         async with transaction(bot.sessions) as session:
             plan = await make_plan(session)
+            plan.plan.policy = policy
             await make_item(session, plan)
             await make_item(
                 session,

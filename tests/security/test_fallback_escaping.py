@@ -15,7 +15,7 @@ import pytest
 from messages.blocks import ADD_MODAL, DONE, SNOOZE, UPDATE, UPDATE_MODAL
 from tests.factories import OWNER
 from tests.harness import Bot
-from tests.security import seeded_bot
+from tests.security import NO_EVIDENCE, seeded_bot
 
 HOSTILE = "<!channel> <https://evil|click>"
 RAW = ("<!channel>", "<https://evil")
@@ -24,7 +24,8 @@ RAW = ("<!channel>", "<https://evil")
 @pytest.fixture
 async def bot(database_url: str) -> AsyncIterator[Bot]:
     """A running bot with the OIT plan (OIT-1 and OIT-2); the hostile item will be OIT-3."""
-    async with seeded_bot(database_url) as bot:
+    # Done completes at once here: these tests are about escaping, metadata and replays, not evidence.
+    async with seeded_bot(database_url, policy=NO_EVIDENCE) as bot:
         yield bot
 
 
