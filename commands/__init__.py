@@ -5,6 +5,7 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 
 from commands import handlers as h
+from commands import workflows as wf
 from messages import blocks as bk
 from messages import checkin as ck
 from messages import requests as rq
@@ -21,6 +22,13 @@ ACTIONS = {
     rq.DECLINE: h.on_decline,
     rq.VERIFY: h.on_verify,
 }
+# Workflow Builder steps (manifest `functions`), by callback_id.
+FUNCTIONS = {
+    wf.START_CHECKIN: wf.command_step(wf.start_checkin),
+    wf.POST_ROLLUP: wf.command_step(wf.post_rollup),
+    wf.UPDATE_ITEM: wf.command_step(wf.update_item),
+    wf.LIST_OVERDUE: wf.on_list_overdue,
+}
 VIEWS = {
     bk.ADD_MODAL: h.on_add_submit,
     bk.UPDATE_MODAL: h.on_update_submit,
@@ -31,7 +39,8 @@ VIEWS = {
 
 
 def register(app: AsyncApp) -> None:
-    """Wire /reap, the buttons, the modals, App Home, the shortcut and the error answer into `app`."""
+    """Wire /reap, the buttons, the modals, App Home, the shortcut, the workflow steps and the error
+    answer into `app`."""
     app.error(h.on_error)
     app.middleware(h.skip_duplicate_events)
     for command, command_handler in COMMANDS.items():
@@ -42,5 +51,7 @@ def register(app: AsyncApp) -> None:
         app.event(event)(event_handler)
     for action_id, action_handler in ACTIONS.items():
         app.action(action_id)(action_handler)
+    for callback_id, step_handler in FUNCTIONS.items():
+        app.function(callback_id)(step_handler)
     for callback_id, view_handler in VIEWS.items():
         app.view(callback_id)(view_handler)

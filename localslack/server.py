@@ -42,7 +42,8 @@ MESSAGE_TEXT_LIMIT = 40_000
 VIEW_SIZE_LIMIT = 250_000
 ALT_TEXT_LIMIT = 1000  # files.getUploadURLExternal: alt_txt_too_large beyond it
 
-_JSON_FIELDS = ("blocks", "attachments", "view", "files", "metadata")
+# JSON-valued fields slack_sdk sends as form strings (functions.completeSuccess sends its outputs so).
+_JSON_FIELDS = ("blocks", "attachments", "view", "files", "metadata", "outputs")
 _KNOWN_BLOCKS = frozenset(
     {
         "actions",

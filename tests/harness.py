@@ -160,6 +160,21 @@ class Bot:
         await self.app.tasks.drain()
         return response
 
+    async def step(
+        self, callback_id: str, inputs: dict[str, Any], *, user: str | None = None
+    ) -> dict[str, Any] | None:
+        """Run one of our Workflow Builder steps as Slack does: localslack's signed function_executed
+        event (as `user`, the workflow's user_context, when given); returns how the step ended,
+        {"outputs": ...} or {"error": ...}, as localslack recorded it (None if it never ended)."""
+        if user is not None:
+            inputs = {"user_context": {"id": user, "secret": "c2VjcmV0"}, **inputs}
+        event = self.slack.function_executed(
+            callback_id, inputs, team_id=self.team_id, enterprise_id=self.enterprise_id
+        )
+        response = await self.event(event, event_id=f"Ev{event['function_execution_id']}")
+        assert response.status_code == 200, response.text
+        return self.slack.function_result(event["function_execution_id"])
+
     def block_action(
         self,
         user: str,

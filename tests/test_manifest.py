@@ -68,19 +68,41 @@ async def test_every_registered_listener_is_in_the_manifest_and_vice_versa(
     declared_commands = {c["command"] for c in features["slash_commands"]}
     declared_shortcuts = {s["callback_id"] for s in features["shortcuts"]}
     declared_events = set(manifest["settings"]["event_subscriptions"]["bot_events"])
+    declared_functions = set(manifest.get("functions") or {})
     assert declared_commands == set(commands.COMMANDS)
     assert declared_shortcuts == set(commands.SHORTCUTS)
-    assert declared_events == set(commands.EVENTS)
+    assert declared_functions == set(commands.FUNCTIONS)
+    # Bolt hears a workflow step through the function_executed event.
+    assert declared_events == set(commands.EVENTS) | ({"function_executed"} if declared_functions else set())
     team = {"team_id": "T1", "team": {"id": "T1"}, "user": {"id": "U1"}, "user_id": "U1"}
     for command in declared_commands:
         assert await _routes(registered, {**team, "command": command, "text": "help"})
     for callback_id in declared_shortcuts:
         assert await _routes(registered, {**team, "type": "message_action", "callback_id": callback_id})
-    for event in declared_events:
+    for callback_id in declared_functions:
+        event = {
+            "type": "function_executed",
+            "function": {"callback_id": callback_id},
+            "function_execution_id": "Fx1",
+        }
+        assert await _routes(registered, {**team, "type": "event_callback", "event": event})
+    for event in declared_events - {"function_executed"}:
         assert await _routes(
             registered, {**team, "type": "event_callback", "event": {"type": event, "user": "U1"}}
         )
     assert not await _routes(registered, {**team, "command": "/not-ours", "text": ""})
+    stranger = {"type": "function_executed", "function": {"callback_id": "x"}, "function_execution_id": "Fx2"}
+    assert not await _routes(registered, {**team, "type": "event_callback", "event": stranger})
+
+
+def test_every_workflow_step_runs_as_a_person_and_custom_steps_are_enabled(manifest: dict[str, Any]):
+    # Slack offers an app's custom steps in Workflow Builder only when it is org-ready and remote.
+    assert manifest["settings"]["org_deploy_enabled"] is True
+    assert manifest["settings"]["function_runtime"] == "remote"
+    for callback_id, function in manifest["functions"].items():
+        user = function["input_parameters"]["user_context"]
+        assert user == {**user, "type": "slack#/types/user_context", "is_required": True}, callback_id
+        assert function["output_parameters"], callback_id
 
 
 def test_the_bot_asks_only_for_scopes_its_code_uses(manifest: dict[str, Any]):
