@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import json
 import random
 import time
 from collections import defaultdict
@@ -33,6 +34,7 @@ from storage.models import (
     CheckInCycle,
     CheckInResponse,
     Department,
+    Dimension,
     Measure,
     MeasureReading,
     Person,
@@ -72,6 +74,16 @@ TITLE_OBJECTS = (
     "the budget equity tool",
     "accessible versions of every public form",
 )
+# The breakdown dimension every plan declares when a seed asks for breakdowns; "other" has no
+# population share, as a plan file may leave it out.
+DIMENSION_KEY = "race"
+RACE_GROUPS: tuple[dict[str, Any], ...] = (
+    {"key": "black", "name": "Black", "population_share": 0.40},
+    {"key": "white", "name": "White", "population_share": 0.35},
+    {"key": "hispanic", "name": "Hispanic or Latino", "population_share": 0.15},
+    {"key": "asian", "name": "Asian", "population_share": 0.07},
+    {"key": "other", "name": "Another race", "population_share": None},
+)
 NOTES = (
     "Waiting on procurement.",
     "Vendor delay; new date agreed with the deputy.",
@@ -106,6 +118,9 @@ class SeedPlan:
     checkin_quarter: str | None = None
     checkin_share: float = 0.0
     inactive_share: float = 0.0
+    # A race Dimension per plan, and every measure broken down by it with group values on each
+    # reading (off by default, so the benchmarks seeded without it measure what they always did).
+    breakdowns: bool = False
     seed: int = 20_261_130
 
     def __post_init__(self) -> None:
@@ -366,6 +381,35 @@ def _event(
     }
 
 
+def dimension_rows(plan: SeedPlan, plan_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """The race dimension of every plan (only when the seed asks for breakdowns)."""
+    if not plan.breakdowns:
+        return []
+    return [
+        {
+            "team_id": plan.team_id,
+            "plan_id": plan_id,
+            "key": DIMENSION_KEY,
+            "name": "Race and ethnicity",
+            "source": "American Community Survey 5-year estimates",
+            "groups": [dict(g) for g in RACE_GROUPS],
+        }
+        for plan_id in plan_ids
+    ]
+
+
+def _breakdown_fields(plan: SeedPlan, position: int) -> dict[str, Any]:
+    # Alternate the two kinds, so both the rate and the representation paths are exercised.
+    if not plan.breakdowns:
+        return {}
+    rate = position % 2 == 0
+    return {
+        "breakdown_dimension": DIMENSION_KEY,
+        "breakdown_kind": "rate" if rate else "representation",
+        "reference_group": "white" if rate else None,
+    }
+
+
 def measure_rows(plan: SeedPlan, strategies: Sequence[tuple[int, str]]) -> list[dict[str, Any]]:
     """`measures_per_strategy` measures for each (strategy id, department key)."""
     rng = random.Random(plan.seed + 3)
@@ -387,6 +431,7 @@ def measure_rows(plan: SeedPlan, strategies: Sequence[tuple[int, str]]) -> list[
                     "direction": "increase" if increase else "decrease",
                     "owner_id": None,
                 }
+                | _breakdown_fields(plan, m)
             )
     return rows
 
@@ -394,24 +439,50 @@ def measure_rows(plan: SeedPlan, strategies: Sequence[tuple[int, str]]) -> list[
 def reading_rows(plan: SeedPlan, measures: Sequence[tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
     """One reading per measure per quarter in `reading_quarters`, drifting toward the target."""
     rng = random.Random(plan.seed + 4)
+    # Groups draw from their own generator, so the overall values are the same with or without them.
+    group_rng = random.Random(plan.seed + 7)
     rows = []
     count = max(1, len(plan.reading_quarters))
     for measure_id, measure in measures:
         for step, quarter in enumerate(plan.reading_quarters, start=1):
             share = step / count * rng.uniform(0.4, 1.1)
             value = measure["baseline"] + (measure["target"] - measure["baseline"]) * share
-            rows.append(
-                {
-                    "team_id": plan.team_id,
-                    "measure_id": measure_id,
-                    "quarter": quarter,
-                    "value": round(value, 1),
-                    "note": None,
-                    "recorded_by": SYSTEM_ACTOR,
-                    "recorded_at": plan.now - timedelta(days=(count - step) * 91),
-                }
-            )
+            row = {
+                "team_id": plan.team_id,
+                "measure_id": measure_id,
+                "quarter": quarter,
+                "value": round(value, 1),
+                "note": None,
+                "recorded_by": SYSTEM_ACTOR,
+                "recorded_at": plan.now - timedelta(days=(count - step) * 91),
+            }
+            if measure.get("breakdown_dimension"):
+                row["groups"] = group_values(group_rng, measure["breakdown_kind"], round(value, 1))
+            rows.append(row)
     return rows
+
+
+def group_values(rng: random.Random, kind: str, overall: float) -> dict[str, dict[str, float | None]]:
+    """One reading's values by group: rates around the overall (with how many each counts), or
+    counts per group for a representation measure; the smallest group is now and then under the
+    suppression threshold, as real small groups are."""
+    small = rng.random() < 0.25
+    if kind == "representation":
+        total = rng.randint(150, 900)
+        out: dict[str, dict[str, float | None]] = {}
+        for group in RACE_GROUPS:
+            weight = group["population_share"] or 0.03
+            count = round(total * weight * rng.uniform(0.6, 1.4))
+            out[group["key"]] = {
+                "value": float(rng.randint(2, 9) if small and group["key"] == "other" else count)
+            }
+        return out
+    rates: dict[str, dict[str, float | None]] = {}
+    for group in RACE_GROUPS:
+        n = rng.randint(2, 9) if small and group["key"] == "other" else rng.randint(40, 1_200)
+        rate = min(100.0, max(0.0, overall + rng.uniform(-15.0, 10.0)))
+        rates[group["key"]] = {"value": round(rate, 1), "n": float(n)}
+    return rates
 
 
 def response_rows(
@@ -475,15 +546,19 @@ async def bulk_insert(
             await conn.exec_driver_sql(f'DROP INDEX "{name}"')
     count = 0
     columns = [c.name for c in table.columns if c.name != "id"]
+    # COPY hands asyncpg the values as they are, and asyncpg takes a JSON column's value as text.
+    as_json = {c.name for c in table.columns if isinstance(c.type, sa.JSON)}
     defaults = _DEFAULTS.get(table.name, {})
     rows = [{**defaults, **row} for row in rows]
     for chunk in _chunks(rows, CHUNK_ROWS):
         if postgres:
             raw = await conn.get_raw_connection()
             driver: Any = raw.driver_connection
-            await driver.copy_records_to_table(
-                table.name, records=[tuple(row[c] for c in columns) for row in chunk], columns=columns
-            )
+            records = [
+                tuple(json.dumps(row[c]) if c in as_json and row[c] is not None else row[c] for c in columns)
+                for row in chunk
+            ]
+            await driver.copy_records_to_table(table.name, records=records, columns=columns)
         else:
             await conn.execute(insert(table), chunk)
         count += len(chunk)
@@ -556,6 +631,10 @@ async def _write(conn: AsyncConnection, plan: SeedPlan, report: SeedReport) -> N
     rows["strategy"] = await bulk_insert(
         conn, _table(Strategy), strategy_rows(plan, list(department_of_plan))
     )
+    if plan.breakdowns:
+        rows["dimension"] = await bulk_insert(
+            conn, _table(Dimension), dimension_rows(plan, list(department_of_plan))
+        )
     strategy_ids: dict[int, list[int]] = defaultdict(list)
     key_of_department = {v: k for k, v in by_key.items()}
     strategy_keys: list[tuple[int, str]] = []
