@@ -8,6 +8,7 @@ shown later is equal to the value frozen. Pure: no I/O.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from datetime import date, datetime
@@ -58,11 +59,10 @@ def _build(hint: Any, data: Any, where: str) -> Any:
     if dataclasses.is_dataclass(hint) and isinstance(hint, type):
         if not isinstance(data, dict):
             raise FrozenDataError(f"{where}: expected an object for {hint.__name__}")
-        hints = typing.get_type_hints(hint)
         kwargs = {
-            f.name: _build(hints[f.name], data[f.name], f"{where}.{f.name}")
-            for f in dataclasses.fields(hint)
-            if f.init and f.name in data
+            name: _build(field_hint, data[name], f"{where}.{name}")
+            for name, field_hint in _init_fields(hint)
+            if name in data
         }
         return hint(**kwargs)
     if origin is list:
@@ -93,6 +93,14 @@ def _build(hint: Any, data: Any, where: str) -> Any:
     if hint is type(None) and data is not None:
         raise FrozenDataError(f"{where}: expected nothing")
     return data
+
+
+@functools.cache
+def _init_fields(cls: type) -> tuple[tuple[str, Any], ...]:
+    # Resolving a class's type hints evaluates every annotation string: once per class, not once
+    # per value (a 10,000-item quarter holds tens of thousands of values).
+    hints = typing.get_type_hints(cls)
+    return tuple((f.name, hints[f.name]) for f in dataclasses.fields(cls) if f.init)
 
 
 def _sequence(data: Any, where: str) -> list[Any]:

@@ -9,16 +9,18 @@ templates and this package and merges them into the catalog.
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
 from datetime import date
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from importlib.resources.abc import Traversable
 
+from babel.core import Locale
 from babel.dates import format_date
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.numbers import format_decimal
+from babel.numbers import NumberPattern, format_decimal, parse_pattern
 from babel.support import NullTranslations, Translations
 
 from domain.public import LANGUAGES
@@ -48,6 +50,34 @@ def translations(lang: str) -> NullTranslations:
     return Translations(compiled, domain=DOMAIN)
 
 
+@cache
+def _locale(lang: str) -> Locale:
+    return Locale.parse(lang)
+
+
+@cache
+def _pattern(pattern: str) -> NumberPattern:
+    return parse_pattern(pattern)
+
+
+# A large site writes a hundred thousand numbers and twenty thousand dates, most of them again
+# and again (counts, percentages, due dates): Babel parses the locale and the pattern on every
+# call unless handed parsed ones, and each result is kept for the next page that needs it.
+@lru_cache(maxsize=8192, typed=True)
+def _format_decimal(value: float, pattern: str, lang: str, negative_zero: bool) -> str:
+    return format_decimal(value, format=_pattern(pattern), locale=_locale(lang))
+
+
+def _decimal(value: float, pattern: str, lang: str) -> str:
+    # -0.0 and 0.0 are one cache key, but Babel writes -0.0 with its sign: keep them apart.
+    return _format_decimal(value, pattern, lang, value == 0 and math.copysign(1.0, value) < 0)
+
+
+@lru_cache(maxsize=4096, typed=True)
+def _format_date(value: date, lang: str) -> str:
+    return format_date(value, format="long", locale=_locale(lang))
+
+
 @dataclass(frozen=True)
 class Words:
     """The fixed words and number formats of one language, handed to the templates."""
@@ -68,17 +98,17 @@ class Words:
         """A measure value: grouped, at most two decimals, a dash when there is none."""
         if value is None:
             return "—"
-        return format_decimal(round(value, 2) + 0.0, format="#,##0.##", locale=self.lang)
+        return _decimal(round(value, 2) + 0.0, "#,##0.##", self.lang)
 
     def integer(self, value: int) -> str:
         """A whole number, grouped."""
-        return format_decimal(value, format="#,##0", locale=self.lang)
+        return _decimal(value, "#,##0", self.lang)
 
     def percent(self, value: float | None) -> str:
         """A 0..100 percentage, whole."""
         if value is None:
             return "—"
-        return self.gettext("%(value)s%%", value=format_decimal(round(value), format="0", locale=self.lang))
+        return self.gettext("%(value)s%%", value=_decimal(round(value), "0", self.lang))
 
     def rate(self, value: float | None) -> str:
         """A 0..1 rate as a whole percentage."""
@@ -102,11 +132,11 @@ class Words:
 
     def ratio(self, value: float | None) -> str:
         """A disparity ratio or representation index, two decimals."""
-        return "—" if value is None else format_decimal(value, format="0.00", locale=self.lang)
+        return "—" if value is None else _decimal(value, "0.00", self.lang)
 
     def date(self, value: date | None) -> str:
         """A date written out, e.g. January 6, 2027 or 6 de enero de 2027."""
-        return "—" if value is None else format_date(value, format="long", locale=self.lang)
+        return "—" if value is None else _format_date(value, self.lang)
 
     def with_unit(self, value: float | None, unit: str) -> str:
         """A measure value with its unit: 27%, 78 days."""

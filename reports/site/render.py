@@ -10,7 +10,7 @@ from typing import Any
 
 from domain.equity import BreakdownKind, gap_changes
 from domain.measures import AT_RISK_RATIO, ON_TRACK_RATIO
-from domain.public import LANGUAGES, LICENCES, Edition, PublicDepartment, Text
+from domain.public import LANGUAGES, LICENCES, Edition, PublicDepartment, ReadingRow, Text
 from domain.rollup import MeasureLine
 from domain.status import ITEM_STATUSES, MeasureStatus
 from reports.rollup import template_env
@@ -184,6 +184,9 @@ class _Renderer:
                 m.status in (MeasureStatus.OFF_TRACK, MeasureStatus.AT_RISK) for m in d.measures
             ),
         )
+        readings: dict[str, list[ReadingRow]] = {}
+        for row in edition.readings:
+            readings.setdefault(row.measure, []).append(row)
         for department in edition.departments:
             place = Place(lang, folder, f"departments/{safe_name(department.key)}.html")
             files[place.file] = self.page("department.html.j2", place, words, edition, d=department)
@@ -196,7 +199,7 @@ class _Renderer:
                     edition,
                     d=department,
                     m=line,
-                    readings=edition.readings_of(line.key),
+                    readings=readings.get(line.key, []),
                 )
         return files
 
@@ -253,8 +256,12 @@ def render_site(editions: Sequence[Edition]) -> dict[str, bytes]:
             files.update(renderer.edition_pages(current, "current/", lang))
         files.update(renderer.site_pages(lang))
     for edition in editions:
-        files.update(package_files(edition, folder=data_folder(edition), title=title))
-    files.update(package_files(main, folder="data/latest", title=title))
+        folder = data_folder(edition)
+        package = package_files(edition, folder=folder, title=title)
+        files.update(package)
+        if edition is main:
+            # latest/ holds the same bytes (the package's paths are relative): copied, not redone.
+            files.update({f"data/latest{path.removeprefix(folder)}": data for path, data in package.items()})
     files["datapackage.json"] = root_descriptor(main, folder="data/latest", title=title)
     files["index.html"] = renderer.page(
         "landing.html.j2",
