@@ -5,13 +5,16 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 
 from commands import handlers as h
+from commands import home as hm
 from commands import workflows as wf
 from messages import blocks as bk
 from messages import checkin as ck
+from messages import home as home_ui
 from messages import requests as rq
 
 COMMANDS = {"/reap": h.on_reap}
 SHORTCUTS = {"create_action_item": h.on_create_from_message}
+GLOBAL_SHORTCUTS = {home_ui.ADD_SHORTCUT: hm.on_add_shortcut}
 EVENTS = {"app_home_opened": h.on_home_opened}
 ACTIONS = {
     bk.DONE: h.on_done,
@@ -21,6 +24,9 @@ ACTIONS = {
     rq.APPROVE: h.on_approve,
     rq.DECLINE: h.on_decline,
     rq.VERIFY: h.on_verify,
+    home_ui.ADD: hm.on_add,
+    home_ui.START_CHECKIN: hm.on_start_checkin,
+    home_ui.ROLLUP: hm.on_rollup,
 }
 # Workflow Builder steps (manifest `functions`), by callback_id.
 FUNCTIONS = {
@@ -47,6 +53,8 @@ def register(app: AsyncApp) -> None:
         app.command(command)(command_handler)
     for callback_id, shortcut_handler in SHORTCUTS.items():
         app.message_shortcut(callback_id)(shortcut_handler)
+    for callback_id, global_handler in GLOBAL_SHORTCUTS.items():
+        app.global_shortcut(callback_id)(global_handler)
     for event, event_handler in EVENTS.items():
         app.event(event)(event_handler)
     for action_id, action_handler in ACTIONS.items():

@@ -19,11 +19,13 @@ from commands import grammar as g
 from commands import measures, quarterly
 from domain.commitments import ChangeKind, check_evidence
 from domain.errors import InvalidChange, NotFound, PermissionDenied, ReapError
+from domain.fiscal import FiscalQuarter
 from domain.org import Organisation
 from domain.scoring import highest_total, weighted_total
 from domain.status import ItemStatus, Role
 from domain.text import DESCRIPTION_MAX, NOTE_MAX, TITLE_MAX, trimmed_problem, whole_percent
 from messages import blocks as bk
+from messages import home
 from messages import primitives as ui
 from messages import requests as rq
 from storage.changes import (
@@ -35,6 +37,7 @@ from storage.changes import (
     pending_requests,
     propose_change,
 )
+from storage.checkins import get_cycle
 from storage.engine import Sessions, reading, transaction
 from storage.items import (
     add_note,
@@ -55,6 +58,7 @@ from storage.people import ensure_person, find_person, refresh_person, role_hold
 from storage.permissions import Actor, ensure_can_edit
 from storage.public import set_public_update
 from storage.queries.items import ItemFilter, count_items, find_items, find_strategy, item_history
+from storage.queries.rollup import measure_lines
 
 log = logging.getLogger(__name__)
 
@@ -938,9 +942,22 @@ async def home_view(reap: Reap, *, caller: Caller) -> dict[str, Any]:
                 awaiting=[i for i in awaiting if i.owner_id != me],
                 zone=caller.zone,
             )
+        quarter = FiscalQuarter.containing(caller.today, reap.org.fiscal_year_start_month)
+        cycle = await get_cycle(session, team_id=team_id, quarter=quarter.label)
+        placed = await measure_lines(session, team_id=team_id, quarter=quarter, owner_id=me)
     cards = [_card(i, names, caller, asked.get(i.id or 0)) for i in mine]
+    actions = home.build_home_actions(
+        quarter=quarter.label,
+        checkin_open=cycle is not None and cycle.opened_at is not None and cycle.closed_at is None,
+        coordinator=everywhere or bool(departments),
+    )
     return bk.build_home(
-        cards, summaries=summaries, paused_until=person.paused_until if person else None, waiting=waiting
+        cards,
+        summaries=summaries,
+        paused_until=person.paused_until if person else None,
+        waiting=waiting,
+        actions=actions,
+        measures=home.build_home_measures(placed, quarter=quarter.label),
     )
 
 

@@ -465,10 +465,13 @@ def build_home(
     summaries: Sequence[DepartmentSummary] = (),
     paused_until: date | None = None,
     waiting: Waiting | None = None,
+    actions: Sequence[Block] = (),
+    measures: Sequence[Block] = (),
 ) -> dict[str, Any]:
-    """The App Home tab: what waits for a coordinator's decision, my open items grouped by status
-    (overdue first, whatever status was typed), and coordinators' department summaries."""
-    blocks: list[Block] = [header("REAP Tracker")]
+    """The App Home tab: the buttons to work from, what waits for a coordinator's decision, my open
+    items grouped by status (overdue first, whatever status was typed), my measures, and
+    coordinators' department summaries."""
+    blocks: list[Block] = [header("REAP Tracker"), *actions]
     if paused_until:
         blocks.append(
             context(f":double_vertical_bar: Your reminders are paused until {paused_until.isoformat()}.")
@@ -477,7 +480,9 @@ def build_home(
     if waiting is not None:
         blocks += _waiting_blocks(waiting)
     blocks.append(section(f"*Your open items* · {len(mine)}"))
-    budget = MAX_VIEW_BLOCKS - len(blocks) - sum(3 + 2 * min(5, len(s.overdue)) for s in summaries)
+    budget = (
+        MAX_VIEW_BLOCKS - len(blocks) - len(measures) - sum(3 + 2 * min(5, len(s.overdue)) for s in summaries)
+    )
     shown = 0
     overdue = [c for c in mine if c.overdue_days]
     groups: list[tuple[str, list[ItemCard]]] = [("Overdue", overdue)]
@@ -500,6 +505,7 @@ def build_home(
             shown += 2
     if not mine:
         blocks.append(context("Nothing open. :tada:"))
+    blocks.extend(measures)
     shown_refs = {c.item.ref for c in mine}
     for summary in summaries:
         blocks.append(divider())

@@ -66,11 +66,13 @@ async def test_every_registered_listener_is_in_the_manifest_and_vice_versa(
 ):
     features = manifest["features"]
     declared_commands = {c["command"] for c in features["slash_commands"]}
-    declared_shortcuts = {s["callback_id"] for s in features["shortcuts"]}
+    declared_shortcuts = {s["callback_id"] for s in features["shortcuts"] if s["type"] == "message"}
+    declared_globals = {s["callback_id"] for s in features["shortcuts"] if s["type"] == "global"}
     declared_events = set(manifest["settings"]["event_subscriptions"]["bot_events"])
     declared_functions = set(manifest.get("functions") or {})
     assert declared_commands == set(commands.COMMANDS)
     assert declared_shortcuts == set(commands.SHORTCUTS)
+    assert declared_globals == set(commands.GLOBAL_SHORTCUTS)
     assert declared_functions == set(commands.FUNCTIONS)
     # Bolt hears a workflow step through the function_executed event.
     assert declared_events == set(commands.EVENTS) | ({"function_executed"} if declared_functions else set())
@@ -79,6 +81,8 @@ async def test_every_registered_listener_is_in_the_manifest_and_vice_versa(
         assert await _routes(registered, {**team, "command": command, "text": "help"})
     for callback_id in declared_shortcuts:
         assert await _routes(registered, {**team, "type": "message_action", "callback_id": callback_id})
+    for callback_id in declared_globals:
+        assert await _routes(registered, {**team, "type": "shortcut", "callback_id": callback_id})
     for callback_id in declared_functions:
         event = {
             "type": "function_executed",
