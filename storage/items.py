@@ -397,7 +397,7 @@ async def update_item(
             _set(session, item=item, field=field, value=value, actor=actor, now=now, note=note)
     if changes.status is not None:
         status = ItemStatus(changes.status)
-        await _check_status_change(session, item=item, status=status, actor=actor, evidence=None)
+        await _check_status_change(session, item=item, status=status, actor=actor, evidence=None, now=now)
         if _apply_status(session, item=item, status=status, actor=actor, now=now, note=note):
             await _after_status(session, item=item, actor=actor, now=now)
     _note(session, item=item, note=note, actor=actor, now=now)
@@ -420,7 +420,7 @@ async def set_status(
     reopened only with a real status and progress (see `reopen_item`).
     """
     item = await _editable(session, ref=ref, actor=actor, action="change the status of")
-    await _check_status_change(session, item=item, status=status, actor=actor, evidence=evidence)
+    await _check_status_change(session, item=item, status=status, actor=actor, evidence=evidence, now=now)
     if _apply_status(session, item=item, status=status, actor=actor, now=now, note=note):
         await _after_status(session, item=item, actor=actor, now=now)
     _note(session, item=item, note=note, actor=actor, now=now)
@@ -428,12 +428,26 @@ async def set_status(
 
 
 async def _check_status_change(
-    session: AsyncSession, *, item: ActionItem, status: ItemStatus, actor: Actor, evidence: str | None
+    session: AsyncSession,
+    *,
+    item: ActionItem,
+    status: ItemStatus,
+    actor: Actor,
+    evidence: str | None,
+    now: datetime,
 ) -> None:
     if status.value == item.status:
         if evidence and status == ItemStatus.DONE:
             # Evidence added to an item already done (say, after a send-back asked for it).
-            item.evidence_url = check_evidence(evidence)
+            _set(
+                session,
+                item=item,
+                field="evidence_url",
+                value=check_evidence(evidence),
+                actor=actor,
+                now=now,
+                note=None,
+            )
         return
     if status == ItemStatus.DROPPED:
         await ensure_may_commit(session, actor=actor, item=item, kind=ChangeKind.DROP)
@@ -451,7 +465,7 @@ async def _check_status_change(
                 f'Finish it with /reap done {item.ref} <link> ["note"], or put the link in the Update form.'
             )
         if link:
-            item.evidence_url = link
+            _set(session, item=item, field="evidence_url", value=link, actor=actor, now=now, note=None)
 
 
 async def _after_status(session: AsyncSession, *, item: ActionItem, actor: Actor, now: datetime) -> None:

@@ -129,7 +129,7 @@ async def test_completing_twice_completes_once(sessions: Sessions, plan: PlanFix
         EVIDENCE,
     )
     fields = [e.field for e in await audit_rows(sessions, "OIT-1")]
-    assert fields == [None, "status", "progress"]
+    assert fields == [None, "evidence_url", "status", "progress"], "the evidence is audited too, once"
 
 
 async def test_drop_keeps_the_item_and_its_history(sessions: Sessions, plan: PlanFixture):
