@@ -659,6 +659,41 @@ def rss_bytes(pid: int, field_name: str = "VmRSS") -> int:
     raise BenchError("memory", f"/proc/{pid}/status has no {field_name} (has the process exited?)")
 
 
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def stat_fields(text: str) -> list[str]:
+    """The fields of a /proc/<pid>/stat line after the command name (which may hold spaces):
+    index 0 is the state, 1 the parent pid, 11 utime and 12 stime (in clock ticks)."""
+    return text[text.rfind(")") + 2 :].split()
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and every live descendant (uvicorn's workers are children of its supervisor)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = stat_fields(_read(f"/proc/{entry.name}/stat"))
+            if len(fields) > 1:
+                children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo += children.get(current, [])
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time used so far by `pid` and its live descendants."""
+    total = 0
+    for member in process_tree(pid):
+        fields = stat_fields(_read(f"/proc/{member}/stat"))
+        if len(fields) > 12:
+            total += int(fields[11]) + int(fields[12])
+    return total / _CLOCK_TICKS
+
+
 class Server:
     """A server in its own process, logging to a file, stopped with SIGTERM (then SIGKILL)."""
 

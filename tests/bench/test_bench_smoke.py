@@ -446,3 +446,78 @@ def test_the_runner_puts_tick_and_delivery_second_and_third():
         "tick",
         "delivery",
     ]
+
+
+# --- CPU per request, several workers and the in-process request path ------------------------------
+
+from bench.common import cpu_seconds, process_tree, stat_fields  # noqa: E402
+from bench.latency import _targets  # noqa: E402
+from bench.requestpath import asgi_post, by_package  # noqa: E402
+
+
+def test_stat_fields_survive_a_command_name_with_spaces_and_parentheses():
+    line = "4242 (uvicorn (worker) 2) S 4200 4242 4242 0 -1 4194560 1 0 0 0 250 31 0 0 20 0 1"
+    fields = stat_fields(line)
+    assert (fields[0], fields[1], fields[11], fields[12]) == ("S", "4200", "250", "31")
+
+
+def test_a_process_tree_holds_the_process_and_its_children_and_cpu_counts_them():
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        import os
+
+        assert {os.getpid(), child.pid} <= set(process_tree(os.getpid()))
+        assert cpu_seconds(os.getpid()) > 0
+    finally:
+        assert child.stdin is not None
+        child.stdin.close()
+        child.wait()
+
+
+def _workload(server: str, command: str, per_second: float, p50: float, p99: float) -> Workload:
+    workload = Workload(server, "PostgreSQL", command, 1, 1, ListRequests(["U0B000001"]), lambda a: True, b"")
+    c1 = LoadResult(latencies=[p50] * 3)
+    c8 = LoadResult(latencies=[p99] * 3)
+    throughput = Throughput(per_second=per_second, answered=1, failures=0, seconds=1.0, tool="wrk")
+    workload.rounds = [RoundResult(c1=c1, c8=c8, lean_c1=c1, throughput=throughput)]
+    return workload
+
+
+def test_targets_compare_one_process_with_the_bolt_floor_and_workers_with_one_process():
+    floors = [
+        _workload("Starlette floor", "any", 5000, 0.001, 0.005),
+        _workload("Bolt floor", "/reap", 2000, 0.012, 0.030),
+    ]
+    one = _workload("reap serve", "/reap list mine", 600, 0.004, 0.020)
+    two = _workload("reap serve --workers 2", "/reap list mine", 900, 0.004, 0.060)
+    rows = _targets([*floors, one, two])
+    assert rows[0][3:] == ["met (4.0 < 12.0 ms)", "met (20.0 < 50.0 ms)", "met (0.30× ≥ 0.25×)"]
+    assert rows[1][3:] == [
+        "met (4.0 < 12.0 ms)",
+        "MISSED (60.0 < 50.0 ms)",
+        "MISSED (1.50× one worker ≥ 1.7×)",
+    ]
+
+
+async def test_the_in_process_client_reaches_an_asgi_app_without_a_socket():
+    status, body = await asgi_post(starlette_floor(), b"token=x", {"Content-Type": FORM})
+    assert (status, body) == (200, b"ok")
+
+
+def test_profile_time_is_summed_by_package_with_waiting_apart():
+    import pstats
+
+    class Fake(pstats.Stats):
+        def __init__(self) -> None:
+            self.stats = {
+                ("/x/site-packages/sqlalchemy/orm/loading.py", 1, "load"): (1, 1, 0.3, 0.3, {}),
+                ("/x/site-packages/sqlalchemy/sql/base.py", 2, "build"): (1, 1, 0.2, 0.2, {}),
+                ("~", 0, "<method 'poll' of 'select.epoll' objects>"): (1, 1, 0.4, 0.4, {}),
+                ("/work/main/commands/service.py", 3, "run"): (1, 1, 0.1, 0.1, {}),
+            }
+
+    totals = dict(by_package(Fake()))
+    assert totals == pytest.approx({"SQLAlchemy": 0.5, "idle (waiting in epoll)": 0.4, "reap: commands": 0.1})
