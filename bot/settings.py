@@ -15,8 +15,8 @@ from domain.org import Organisation
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_AUTHORIZE_URL = "https://slack.com/oauth/v2/authorize"
-# The bot scopes an OAuth install asks for: manifest.yml's oauth_config.scopes.bot, kept equal by
-# tests/test_manifest.py.
+# The bot scopes an OAuth install asks for: manifest.oauth.yml's (and manifest.yml's)
+# oauth_config.scopes.bot, kept equal by tests/test_manifest.py.
 BOT_SCOPES = (
     "channels:join",
     "chat:write",
