@@ -8,6 +8,8 @@ saying what it shows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from html import escape
 
 from domain.numbers import format_number
@@ -15,9 +17,10 @@ from domain.rollup import MeasureLine
 
 ACTUAL = "#0072B2"  # Okabe-Ito blue
 EXPECTED = "#D55E00"  # Okabe-Ito vermillion
-TARGET = "#555555"
+TARGET = "#505050"
+INK = "#1b1b1b"  # every label: passes 4.5:1 on white
 WIDTH, HEIGHT = 420, 150
-_LEFT, _RIGHT, _TOP, _BOTTOM = 44, 64, 16, 28
+_LEFT, _RIGHT, _TOP, _BOTTOM = 44, 70, 16, 28
 
 
 def alt_text(line: MeasureLine) -> str:
@@ -27,8 +30,21 @@ def alt_text(line: MeasureLine) -> str:
     return f"{line.name}: {line.trend_words}. Status: {line.status.label}."
 
 
-def trend_svg(line: MeasureLine) -> str:
-    """The series and expected line as an accessible inline SVG ('' with fewer than two quarters)."""
+@dataclass(frozen=True)
+class Words:
+    """The chart's words and numbers, so a page can draw it in its own language."""
+
+    target: str = "target"
+    expected: str = "expected"
+    number: Callable[[float], str] = format_number
+
+
+def draw(line: MeasureLine, *, head: str, words: Words = Words(), height: int = HEIGHT) -> str:
+    """The series, expected line and target as SVG after `head` (the opening tag and its labels).
+
+    '' with fewer than two quarters. All text is in INK, which passes 4.5:1 on white; lines keep
+    the palette and differ by style too, so nothing depends on colour alone.
+    """
     series = line.series
     if len(series) < 2 or not line.readings:
         return ""
@@ -40,7 +56,7 @@ def trend_svg(line: MeasureLine) -> str:
     low, high = min(values), max(values)
     if high == low:
         high = low + 1
-    inner_w, inner_h = WIDTH - _LEFT - _RIGHT, HEIGHT - _TOP - _BOTTOM
+    inner_w, inner_h = WIDTH - _LEFT - _RIGHT, height - _TOP - _BOTTOM
 
     def x(i: int) -> float:
         return _LEFT + inner_w * i / (len(series) - 1)
@@ -48,18 +64,14 @@ def trend_svg(line: MeasureLine) -> str:
     def y(v: float) -> float:
         return _TOP + inner_h * (1 - (v - low) / (high - low))
 
-    label = escape(alt_text(line))
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{WIDTH}" height="{HEIGHT}"'
-        f' viewBox="0 0 {WIDTH} {HEIGHT}" aria-label="{label}"><title>{label}</title>'
-    ]
+    parts = [head]
     if line.target is not None:
         ty = y(line.target)
         parts.append(
             f'<line x1="{_LEFT}" y1="{ty:.1f}" x2="{WIDTH - _RIGHT}" y2="{ty:.1f}" stroke="{TARGET}"'
-            ' stroke-width="1" stroke-dasharray="1 3"/>'
-            f'<text x="{WIDTH - _RIGHT + 4}" y="{ty + 4:.1f}" font-size="10" fill="{TARGET}">'
-            f"target {escape(format_number(line.target))}</text>"
+            ' stroke-width="1.5" stroke-dasharray="1 3"/>'
+            f'<text x="{WIDTH - _RIGHT + 4}" y="{ty + 4:.1f}" font-size="11" fill="{INK}">'
+            f"{escape(words.target)} {escape(words.number(line.target))}</text>"
         )
     expected = [(i, p.expected) for i, p in enumerate(series) if p.expected is not None]
     if len(expected) >= 2:
@@ -68,8 +80,8 @@ def trend_svg(line: MeasureLine) -> str:
         parts.append(
             f'<polyline points="{path}" fill="none" stroke="{EXPECTED}" stroke-width="2"'
             ' stroke-dasharray="6 4" stroke-linecap="square"/>'
-            f'<text x="{x(last_i) + 4:.1f}" y="{y(last_v) + 12:.1f}" font-size="10"'
-            f' fill="{EXPECTED}">expected</text>'
+            f'<text x="{x(last_i) + 4:.1f}" y="{y(last_v) + 14:.1f}" font-size="11" fill="{INK}">'
+            f"{escape(words.expected)}</text>"
         )
     actual = [(i, p.value) for i, p in enumerate(series) if p.value is not None]
     path = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in actual)
@@ -77,14 +89,24 @@ def trend_svg(line: MeasureLine) -> str:
     for i, v in actual:
         parts.append(
             f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="3.5" fill="{ACTUAL}"/>'
-            f'<text x="{x(i):.1f}" y="{y(v) - 7:.1f}" font-size="10" text-anchor="middle" fill="#1b1b1b">'
-            f"{escape(format_number(v))}</text>"
+            f'<text x="{x(i):.1f}" y="{y(v) - 7:.1f}" font-size="11" text-anchor="middle" fill="{INK}">'
+            f"{escape(words.number(v))}</text>"
         )
     for i, point in enumerate(series):
         if i in (0, len(series) - 1) or len(series) <= 6:
             parts.append(
-                f'<text x="{x(i):.1f}" y="{HEIGHT - 8}" font-size="9" text-anchor="middle" fill="#1b1b1b">'
+                f'<text x="{x(i):.1f}" y="{height - 8}" font-size="10" text-anchor="middle" fill="{INK}">'
                 f"{escape(point.quarter)}</text>"
             )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def trend_svg(line: MeasureLine) -> str:
+    """The trend as an accessible inline SVG for the HTML report, labelled by its alt text."""
+    label = escape(alt_text(line))
+    head = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{WIDTH}" height="{HEIGHT}"'
+        f' viewBox="0 0 {WIDTH} {HEIGHT}" aria-label="{label}"><title>{label}</title>'
+    )
+    return draw(line, head=head)
