@@ -7,11 +7,11 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import Callable, Coroutine, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from datetime import UTC, date, datetime, timedelta
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -21,9 +21,16 @@ from domain.errors import ReapError
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
+    from sqlmodel.ext.asyncio.session import AsyncSession
 
     from bot.app import ReapApp
+    from domain.agenda import Agenda
+    from domain.fiscal import FiscalQuarter
+    from domain.rollup import Rollup
+    from publishing.site import Published
     from storage.engine import Sessions
+
+_T = TypeVar("_T")
 
 Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 
@@ -196,120 +203,110 @@ async def _export(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _report(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.slack import workspace_id
-    from domain.errors import ReapError
+def _quarter_arg(text: str, settings: Settings) -> tuple[FiscalQuarter, date]:
+    """A quarter named on the command line, and the organisation's today it was read against."""
     from domain.fiscal import FiscalQuarter, QuarterError
-    from reports.rollup import render_html, render_json, render_markdown
-    from storage.snapshots import quarter_rollup
 
     today = utc_now().astimezone(settings.zone).date()
     try:
-        quarter = FiscalQuarter.parse(args.quarter, today=today, start_month=settings.fiscal_year_start_month)
+        return FiscalQuarter.parse(text, today=today, start_month=settings.fiscal_year_start_month), today
     except QuarterError as exc:
         raise BadInput(str(exc)) from None
+
+
+async def _read_quarter(settings: Settings, read: Callable[[AsyncSession, str], Awaitable[_T]]) -> _T:
+    """Run `read(session, team_id)` on the installation's workspace; a domain refusal is bad input."""
+    from bot.slack import workspace_id
+
     engine, sessions = await _open(settings)
     try:
         team_id = await workspace_id(sessions, None, now=utc_now())
         async with sessions() as session:
-            # A closed quarter is shown as it was frozen, so its report never changes after the fact.
             try:
-                rollup = await quarter_rollup(
-                    session,
-                    team_id=team_id,
-                    quarter=quarter,
-                    as_of=today,
-                    department_key=args.department,
-                    zone=settings.zone,
-                )
+                return await read(session, team_id)
             except ReapError as exc:
                 raise BadInput(str(exc)) from None
     finally:
         await engine.dispose()
-    render = {"md": render_markdown, "html": render_html, "json": render_json}[args.format]
-    output = render(rollup)
+
+
+async def _emit(args: argparse.Namespace, output: str) -> None:
+    """Write a document to --output, or to standard output."""
     if args.output:
         await _write_output(args.output, output)
     else:
         sys.stdout.write(output)
+
+
+async def _report(args: argparse.Namespace, settings: Settings) -> int:
+    from reports.rollup import render_html, render_json, render_markdown
+    from storage.snapshots import quarter_rollup
+
+    quarter, today = _quarter_arg(args.quarter, settings)
+
+    async def read(session: AsyncSession, team_id: str) -> Rollup:
+        # A closed quarter is shown as it was frozen, so its report never changes after the fact.
+        return await quarter_rollup(
+            session,
+            team_id=team_id,
+            quarter=quarter,
+            as_of=today,
+            department_key=args.department,
+            zone=settings.zone,
+        )
+
+    rollup = await _read_quarter(settings, read)
+    render = {"md": render_markdown, "html": render_html, "json": render_json}[args.format]
+    await _emit(args, render(rollup))
     return 0
 
 
 async def _agenda(args: argparse.Namespace, settings: Settings) -> int:
     from sqlmodel import select
 
-    from bot.slack import workspace_id
-    from domain.errors import ReapError
-    from domain.fiscal import FiscalQuarter, QuarterError
     from reports.agenda import render_agenda_html, render_agenda_markdown
     from storage.models import Person
     from storage.queries.agenda import build_agenda
 
-    today = utc_now().astimezone(settings.zone).date()
-    try:
-        quarter = FiscalQuarter.parse(args.quarter, today=today, start_month=settings.fiscal_year_start_month)
-    except QuarterError as exc:
-        raise BadInput(str(exc)) from None
-    engine, sessions = await _open(settings)
-    try:
-        team_id = await workspace_id(sessions, None, now=utc_now())
-        async with sessions() as session:
-            try:
-                agenda = await build_agenda(
-                    session, team_id=team_id, quarter=quarter, today=today, zone=settings.zone
-                )
-            except ReapError as exc:
-                raise BadInput(str(exc)) from None
-            names = {
-                p.user_id: p.name for p in await session.exec(select(Person).where(Person.team_id == team_id))
-            }
-    finally:
-        await engine.dispose()
+    quarter, today = _quarter_arg(args.quarter, settings)
+
+    async def read(session: AsyncSession, team_id: str) -> tuple[Agenda, dict[str, str]]:
+        agenda = await build_agenda(
+            session, team_id=team_id, quarter=quarter, today=today, zone=settings.zone
+        )
+        people = await session.exec(select(Person).where(Person.team_id == team_id))
+        return agenda, {p.user_id: p.name for p in people}
+
+    agenda, names = await _read_quarter(settings, read)
     render = {"md": render_agenda_markdown, "html": render_agenda_html}[args.format]
-    output = render(agenda, names=names)
-    if args.output:
-        await _write_output(args.output, output)
-    else:
-        sys.stdout.write(output)
+    await _emit(args, render(agenda, names=names))
     return 0
 
 
 async def _publish(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.slack import workspace_id
-    from domain.fiscal import FiscalQuarter, QuarterError
     from publishing.site import publish
 
-    today = utc_now().astimezone(settings.zone).date()
-    quarter = None
-    if args.quarter:
-        try:
-            quarter = FiscalQuarter.parse(
-                args.quarter, today=today, start_month=settings.fiscal_year_start_month
-            )
-        except QuarterError as exc:
-            raise BadInput(str(exc)) from None
+    quarter, today = _quarter_arg(args.quarter, settings) if args.quarter else (None, None)
+    if today is None:
+        today = utc_now().astimezone(settings.zone).date()
     folder = Path(args.out) if args.out else Path(settings.dashboard_dir)
-    engine, sessions = await _open(settings)
-    try:
-        team_id = await workspace_id(sessions, None, now=utc_now())
-        async with sessions() as session:
-            try:
-                published = await publish(
-                    session,
-                    team_id=team_id,
-                    folder=folder,
-                    today=today,
-                    zone=settings.zone,
-                    start_month=settings.fiscal_year_start_month,
-                    quarter=quarter,
-                    force=args.force,
-                )
-            except ReapError as exc:
-                raise BadInput(str(exc)) from None
-            except OSError as exc:
-                raise CliError(f"{folder}: cannot write the site ({exc.strerror or exc})") from None
-    finally:
-        await engine.dispose()
+
+    async def read(session: AsyncSession, team_id: str) -> Published:
+        try:
+            return await publish(
+                session,
+                team_id=team_id,
+                folder=folder,
+                today=today,
+                zone=settings.zone,
+                start_month=settings.fiscal_year_start_month,
+                quarter=quarter,
+                force=args.force,
+            )
+        except OSError as exc:
+            raise CliError(f"{folder}: cannot write the site ({exc.strerror or exc})") from None
+
+    published = await _read_quarter(settings, read)
     print(published.summary())
     return 0
 

@@ -154,6 +154,21 @@ def test_report_prints_the_quarter_as_markdown_html_and_json(tmp_path: Path, sla
     assert reap("report", "someday", env=slack_env, cwd=tmp_path).returncode == 2
 
 
+def test_agenda_writes_the_meeting_packet_and_refuses_a_quarter_without_a_meeting(
+    tmp_path: Path, slack_env: dict[str, str]
+):
+    reap("import", str(DEMO), env=slack_env, cwd=tmp_path)
+    out = tmp_path / "agenda.html"
+    written = reap("agenda", "FY2027-Q3", "--format", "html", "-o", str(out), env=slack_env, cwd=tmp_path)
+    assert written.returncode == 0, written.stderr
+    assert "<h1>DEI meeting agenda: FY2027-Q3</h1>" in out.read_text(encoding="utf-8")
+    markdown = reap("agenda", "FY2027-Q3", env=slack_env, cwd=tmp_path)
+    assert markdown.stdout.startswith("# DEI meeting agenda: FY2027-Q3\n\nMeeting on 2027-04-22")
+    missing = reap("agenda", "FY2028-Q1", env=slack_env, cwd=tmp_path)
+    assert (missing.returncode, missing.stdout) == (2, "")
+    assert missing.stderr.strip().endswith("set it with /reap checkin schedule FY2028-Q1 <date>.")
+
+
 def test_reap_socket_for_an_app_without_socket_mode_exits_1_with_slacks_reason(
     tmp_path: Path, slack_env: dict[str, str]
 ):
