@@ -50,6 +50,7 @@ USAGE: dict[str, str] = {
     "decision": '/reap decision "<text>" [item <ref>] [owner @user] [due <date>]',
     "agenda": "/reap agenda [quarter]",
     "public": '/reap public <ref> [es] "<text>"',
+    "amend": '/reap amend <quarter> <ref or measure key> "<correction>" "<reason>"',
     "snooze": "/reap snooze <ref> <date or duration>",
     "history": "/reap history <ref>",
     "pause": "/reap pause <date>",
@@ -112,6 +113,11 @@ _DETAILS: dict[str, tuple[str, tuple[str, ...]]] = {
         ('/reap decision "Extend device lending to Kensington" owner @maria due 3/31',),
     ),
     "agenda": ("Show the DEI meeting agenda for a quarter.", ("/reap agenda", "/reap agenda FY2027-Q2")),
+    "amend": (
+        "Correct a closed quarter's record (coordinators): the correction is shown beside the frozen"
+        " value with its reason, never over it.",
+        ('/reap amend FY2027-Q1 OIT-7 "done on Sep 28, reported late" "the owner was on leave"',),
+    ),
     "public": (
         "Write the update the public dashboard shows for an item, in English or Spanish (coordinators)."
         " Quotes with nothing inside clear it.",
@@ -439,6 +445,16 @@ class PublicUpdate:
 
 
 @dataclass(frozen=True)
+class Amend:
+    """`/reap amend <quarter> <ref or measure key> "<correction>" "<reason>"` (closed quarters)."""
+
+    quarter: FiscalQuarter
+    subject: str
+    correction: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class ShowAgenda:
     """`/reap agenda [quarter]`: the DEI meeting agenda for a quarter."""
 
@@ -476,6 +492,7 @@ Command: TypeAlias = (
     | Requests
     | RecordDecision
     | ShowAgenda
+    | Amend
     | PublicUpdate
     | CheckIn
     | RecordMeasure
@@ -848,6 +865,25 @@ def _public(a: _Args) -> Command:
         raise a.fail(f'What should the public read about {ref}? /reap public {ref} "Six sites are live"')
     text = a.field(a.free_text(rest), "public update", limit=NOTE_MAX, multiline=True)
     return PublicUpdate(ref, text, lang)
+
+
+def _amend(a: _Args) -> Command:
+    found = a.quarter(0)
+    if found is None:
+        raise a.fail('Which closed quarter? e.g. /reap amend FY2027-Q1 OIT-7 "done on Sep 28" "late report"')
+    quarter, used = found
+    rest = a.tokens[used:]
+    if not rest or rest[0].quoted:
+        raise a.fail("What does the correction concern? Give an item ref (OIT-7) or a measure key")
+    subject = rest[0].raw
+    if not (REF.fullmatch(subject) or MEASURE_KEY.fullmatch(subject)):
+        raise a.fail(f'"{snippet(rest[0].text)}" is not an item ref or a measure key')
+    quoted = [t for t in rest[1:] if t.quoted]
+    if len(quoted) != 2 or len(rest) != 3:
+        raise a.fail('Give the correction and the reason, each in quotes: "done on Sep 28" "late report"')
+    correction = a.field(quoted[0].text, "correction", limit=300)
+    reason = a.field(quoted[1].text, "reason", limit=NOTE_MAX, multiline=True)
+    return Amend(quarter, subject.upper() if REF.fullmatch(subject) else subject, correction, reason)
 
 
 def _agenda(a: _Args) -> Command:
@@ -1294,6 +1330,7 @@ _PARSERS = {
     "decision": _decision,
     "agenda": _agenda,
     "public": _public,
+    "amend": _amend,
     "role": _role,
     "who": _who,
     "checkin": _checkin,

@@ -21,6 +21,7 @@ from messages import primitives as ui
 from messages.agenda import build_agenda_blocks
 from messages.checkin import NO_CHANGE, chunks
 from storage import outbox
+from storage.amendments import amend_quarter
 from storage.checkins import (
     NO_CHANGE_NOTE,
     ItemAnswer,
@@ -404,3 +405,23 @@ async def run_agenda(reap: Reap, *, caller: Caller, command: g.ShowAgenda) -> Re
     blocks = build_agenda_blocks(agenda, caller.zone)
     # A reply holds 50 blocks; the agenda's sections are few, but its lists can be long.
     return _reply(f"DEI meeting agenda: {agenda.quarter}", blocks[: ui.MAX_MESSAGE_BLOCKS])
+
+
+async def run_amend(reap: Reap, *, caller: Caller, command: g.Amend) -> Reply:
+    """`/reap amend <quarter> <subject> "<correction>" "<reason>"`: beside the frozen record, not over it."""
+    kind = "item" if g.REF.fullmatch(command.subject) else "measure"
+    async with transaction(reap.sessions) as session:
+        await amend_quarter(
+            session,
+            actor=caller.actor,
+            quarter=command.quarter.label,
+            subject=f"{kind} {command.subject}",
+            old=None,
+            new=command.correction,
+            reason=command.reason,
+            now=caller.now,
+        )
+    return _reply(
+        f"Amended {command.quarter.label}: {ui.escape(kind)} {ui.escape(command.subject)}:"
+        f" {ui.escape(command.correction)}. Reports show it beside the frozen record, with your reason."
+    )

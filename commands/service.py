@@ -345,6 +345,8 @@ async def run_command(reap: Reap, *, caller: Caller, command: g.Command) -> Repl
             return await quarterly.run_decision(reap, caller=caller, command=command)
         case g.ShowAgenda():
             return await quarterly.run_agenda(reap, caller=caller, command=command)
+        case g.Amend():
+            return await quarterly.run_amend(reap, caller=caller, command=command)
         case g.PublicUpdate(ref=ref, text=text, lang=lang):
             said = "cleared" if not text.strip() else "set"
             language = "Spanish" if lang == "es" else "English"

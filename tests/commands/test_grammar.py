@@ -12,6 +12,7 @@ import pytest
 from commands.grammar import (
     USAGE,
     Add,
+    Amend,
     Assign,
     CheckIn,
     Command,
@@ -543,7 +544,7 @@ def test_usage_lists_every_subcommand_exactly_as_the_contract_writes_it() -> Non
     assert set(USAGE) == {
         "help", "add", "list", "show", "status", "done", "progress", "note", "due", "assign",
         "snooze", "history", "pause", "role", "who", "checkin", "measure", "measures", "score", "rollup",
-        "approve", "decline", "verify", "reopen", "requests", "decision", "agenda", "public",
+        "approve", "decline", "verify", "reopen", "requests", "decision", "agenda", "public", "amend",
     }  # fmt: skip
     assert USAGE["add"] == ('/reap add "<title>" [owner @user] [due <date>] [strategy <name or key>]')
     assert USAGE["progress"] == "/reap progress <ref> <0-100>%"
@@ -605,6 +606,7 @@ COMMAND_TYPES: dict[str, type] = {
     "decision": RecordDecision,
     "agenda": ShowAgenda,
     "public": PublicUpdate,
+    "amend": Amend,
     "score": ScoreItem,
     "rollup": Rollup,
 }

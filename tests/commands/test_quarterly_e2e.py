@@ -174,3 +174,23 @@ async def test_a_closed_quarters_rollup_posts_as_it_was_frozen(bot: Bot):
     again = bot.slack.messages("C0AGAIN")[0]
     assert "Frozen on 2026-11-30 by" in str(again.blocks)
     assert again.blocks == closing_post.blocks, "the same record, whatever happened since"
+
+
+async def test_a_closed_quarter_is_amended_beside_its_record_and_an_open_one_is_not(bot: Bot):
+    from storage.snapshots import frozen_quarter
+
+    await bot.command(COORDINATOR, "checkin schedule FY2027-Q2 2027-01-21")
+    await bot.command(COORDINATOR, "checkin start FY2027-Q2")
+    await bot.command(COORDINATOR, "checkin close FY2027-Q2")
+    refused = await bot.command(COORDINATOR, 'amend FY2027-Q3 OIT-1 "done" "late"')
+    assert "FY2027-Q3 is not closed" in refused.json()["text"]
+    member = await bot.command(OWNER, 'amend FY2027-Q2 OIT-1 "done on Dec 28" "reported late"')
+    assert "You can't amend FY2027-Q2" in member.json()["text"]
+    answer = await bot.command(COORDINATOR, 'amend FY2027-Q2 oit-1 "done on Dec 28" "the owner was on leave"')
+    assert "Amended FY2027-Q2: item OIT-1: done on Dec 28." in answer.json()["text"]
+    async with bot.sessions() as session:
+        frozen = await frozen_quarter(session, team_id=bot.team_id, quarter="FY2027-Q2")
+    assert frozen is not None
+    assert [(a.subject, a.new, a.reason) for a in frozen.amendments] == [
+        ("item OIT-1", "done on Dec 28", "the owner was on leave")
+    ]
