@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import dataclasses
 import logging
 import random
@@ -40,7 +41,7 @@ from commands.service import Reap
 from reminders.delivery import sending_for
 from reminders.scheduler import ReminderScheduler
 from reminders.tick import ReminderParts
-from storage.engine import Sessions, create_engine, session_factory
+from storage.engine import Sessions, create_engine, no_first_write, session_factory
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,10 @@ class BackgroundTasks:
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run `coro` in the background."""
-        task = asyncio.get_running_loop().create_task(coro)
+        # Work that outlives the request never writes the request's delivery record.
+        context = contextvars.copy_context()
+        context.run(no_first_write)
+        task = asyncio.get_running_loop().create_task(coro, context=context)
         self._tasks.add(task)
         task.add_done_callback(self._finished)
 

@@ -6,15 +6,19 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Coroutine
-from datetime import date
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from contextlib import nullcontext
+from datetime import date, datetime
+from typing import Any, TypeVar, cast
 
 from slack_bolt.async_app import AsyncAck, AsyncBoltContext, AsyncRespond
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from commands import grammar as g
 from commands import quarterly
@@ -27,10 +31,12 @@ from messages import blocks as bk
 from messages import checkin as ck
 from messages import primitives as ui
 from messages import requests as rq
-from storage.engine import transaction
+from storage.engine import commit_first_write, first_write, transaction
 from storage.models import ProcessedEvent
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def reap_of(context: AsyncBoltContext) -> sv.Reap:
@@ -92,33 +98,78 @@ def delivery_key(body: dict[str, Any]) -> str | None:
     return None
 
 
+class AlreadyHandled(Exception):
+    """This delivery (event id or trigger id) was handled before: a retry or a replay."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"delivery {key} was already handled")
+
+
+_EVENTS = cast(Table, ProcessedEvent.__table__)  # type: ignore[attr-defined]
+# Built once: a duplicate is a row not inserted, not an error (which PostgreSQL would log).
+_RECORD = {
+    "postgresql": postgresql.insert(_EVENTS).on_conflict_do_nothing(),
+    "sqlite": sqlite.insert(_EVENTS).on_conflict_do_nothing(),
+}
+# The context key under which a slash command's record waits for on_reap to fold it in.
+DELIVERY = "reap_delivery"
+
+Record = Callable[[AsyncSession], Awaitable[None]]
+
+
+def record_delivery(team_id: str, key: str, at: datetime) -> Record:
+    """The write that marks a delivery handled, raising AlreadyHandled if it already was."""
+
+    async def write(session: AsyncSession) -> None:
+        connection = await session.connection()
+        inserted = await connection.execute(
+            _RECORD[connection.dialect.name], {"team_id": team_id, "event_id": key, "received_at": at}
+        )
+        if inserted.rowcount == 0:
+            raise AlreadyHandled(key)
+
+    return write
+
+
+async def record_alone(reap: sv.Reap, record: Record) -> None:
+    """Write a delivery's record in a transaction of its own."""
+    async with transaction(reap.sessions) as session:
+        await record(session)
+
+
 async def skip_duplicate_events(
     body: dict[str, Any],
     context: AsyncBoltContext,
     next: Any,
 ) -> BoltResponse | None:
-    """Handle each delivery once: drop an event Slack retries and a command or interaction replayed."""
+    """Handle each delivery once: drop an event Slack retries and a command or interaction replayed.
+
+    A slash command's record is left to on_reap, which writes it in the command's own first
+    transaction (one statement, committed or rolled back with what the command did); every
+    other delivery is recorded here, before its handler acks and goes on after the ack.
+    """
     key = delivery_key(body)
     if key is None:
         await next()
         return None
     reap = reap_of(context)
-
-    async def record() -> None:
-        async with transaction(reap.sessions) as session:
-            session.add(ProcessedEvent(team_id=team_of(body), event_id=key, received_at=reap.clock()))
-
+    record = record_delivery(team_of(body), key, reap.clock())
+    if "command" in body:
+        context[DELIVERY] = record
+        await next()
+        return None
     try:
-        # The first database touch of every request: an outage shows here, bounded, before any action.
-        await _within_request_time(reap, record())
-    except IntegrityError:
+        # The first database touch of the request: an outage shows here, bounded, before any action.
+        await _within_request_time(reap, record_alone(reap, record))
+    except AlreadyHandled:
         log.info("duplicate delivery %s ignored", key)
         return BoltResponse(status=200, body="")
     await next()
     return None
 
 
-async def _within_request_time(reap: sv.Reap, work: Coroutine[Any, Any, None]) -> None:
+async def _within_request_time(reap: sv.Reap, work: Coroutine[Any, Any, T]) -> T:
     """Run `work`, raising TimeoutError if it takes longer than REQUEST_DATABASE_SECONDS.
 
     Past the bound the work is cancelled but its clean-up is not waited for: SQLAlchemy gives a
@@ -127,14 +178,13 @@ async def _within_request_time(reap: sv.Reap, work: Coroutine[Any, Any, None]) -
     task = asyncio.ensure_future(work)
     done, _ = await asyncio.wait({task}, timeout=REQUEST_DATABASE_SECONDS)
     if task in done:
-        task.result()
-        return
+        return task.result()
     task.cancel()
     reap.spawn(_settle(task))
     raise TimeoutError(f"the database did not answer within {REQUEST_DATABASE_SECONDS:g} s")
 
 
-async def _settle(task: asyncio.Future[None]) -> None:
+async def _settle(task: asyncio.Future[Any]) -> None:
     await asyncio.wait({task})
     if not task.cancelled() and task.exception() is not None:
         log.info("a timed-out database call ended with %r", task.exception())
@@ -170,25 +220,40 @@ async def on_error(
 async def on_reap(
     ack: AsyncAck, command: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
 ) -> None:
-    """The /reap slash command."""
+    """The /reap slash command: the caller's row in one read, then the command in its own
+    transaction, which also records the delivery (see skip_duplicate_events)."""
     reap = reap_of(context)
-    caller = await sv.caller_for(
+    record: Record | None = context.get(DELIVERY)
+    # The first database touch of the request: an outage shows here, bounded, before any action.
+    caller = await _within_request_time(
         reap,
-        team_id=team_of(command),
-        user_id=_user(command),
-        channel_id=command.get("channel_id"),
-        trigger_id=command.get("trigger_id"),
+        sv.caller_for(
+            reap,
+            team_id=team_of(command),
+            user_id=_user(command),
+            channel_id=command.get("channel_id"),
+            trigger_id=command.get("trigger_id"),
+        ),
     )
-    try:
-        parsed = g.parse_command(
-            command.get("text") or "",
-            today=caller.today,
-            fiscal_start_month=reap.org.fiscal_year_start_month,
-        )
-        reply = await sv.run_command(reap, caller=caller, command=parsed)
-    except (g.ReapInputError, ReapError) as exc:
-        _log_refusal(command, exc)
-        reply = sv.error_reply(exc)
+    with first_write(record) if record is not None else nullcontext() as pending:
+        try:
+            try:
+                parsed = g.parse_command(
+                    command.get("text") or "",
+                    today=caller.today,
+                    fiscal_start_month=reap.org.fiscal_year_start_month,
+                )
+                reply = await sv.run_command(reap, caller=caller, command=parsed)
+            except (g.ReapInputError, ReapError) as exc:
+                _log_refusal(command, exc)
+                reply = sv.error_reply(exc)
+            if pending is not None and not pending.committed:
+                # Nothing the command did wrote (help, a refusal): the record goes alone.
+                await _within_request_time(reap, commit_first_write(reap.sessions))
+        except AlreadyHandled as exc:
+            log.info("duplicate delivery %s ignored", exc.key)
+            await ack()
+            return
     if reply.followups and not reply.text:
         await ack()
     else:

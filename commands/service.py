@@ -38,7 +38,7 @@ from storage.changes import (
     propose_change,
 )
 from storage.checkins import get_cycle
-from storage.engine import Sessions, reading, transaction
+from storage.engine import Sessions, read_connection, reading, transaction
 from storage.items import (
     add_note,
     complete_item,
@@ -54,7 +54,16 @@ from storage.items import (
 from storage.measures import criteria_for, criterion_of, scores_of
 from storage.models import ActionItem, ActionItemCreate, ChangeRequest, Department, Person, Plan, Strategy
 from storage.outbox import find_by_message
-from storage.people import ensure_person, find_person, refresh_person, role_holders, set_pause, set_role
+from storage.people import (
+    Profile,
+    caller_profile,
+    ensure_person,
+    find_person,
+    refresh_person,
+    role_holders,
+    set_pause,
+    set_role,
+)
 from storage.permissions import Actor, ensure_can_edit
 from storage.public import set_public_update
 from storage.queries.items import ItemFilter, count_items, find_items, find_strategy, item_history
@@ -183,12 +192,12 @@ def _lookups(reap: Reap, caller: Caller, user_id: str, missing: bool) -> list[Fo
 async def caller_for(reap: Reap, *, team_id: str, user_id: str, **where: str | None) -> Caller:
     """The Caller, creating the Person on first contact; their local date decides 'today'."""
     now = reap.clock()
-    async with reading(reap.sessions) as session:
-        person = await find_person(session, team_id=team_id, user_id=user_id)
+    async with read_connection(reap.sessions) as connection:
+        person = await caller_profile(connection, team_id=team_id, user_id=user_id)
     if person is None:
         # First contact is the only write here; every later request just reads.
         async with transaction(reap.sessions) as session:
-            person = await ensure_person(session, team_id=team_id, user_id=user_id, now=now)
+            person = Profile.of(await ensure_person(session, team_id=team_id, user_id=user_id, now=now))
     zone = ZoneInfo(person.tz) if person.tz else reap.org.zone
     stale = person.refreshed_at is None or now - person.refreshed_at > PROFILE_MAX_AGE
     if stale and reap.client is not None:

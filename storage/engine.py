@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -12,7 +12,7 @@ from weakref import WeakKeyDictionary
 from sqlalchemy import String, any_, bindparam, event
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -102,9 +102,74 @@ def session_factory(engine: AsyncEngine) -> Sessions:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
 
+class FirstWrite:
+    """A write that must commit with a request's first unit of work, whichever that turns out to be.
+
+    A request's record of its delivery (commands.handlers) is one: folded into the command's
+    own transaction it costs one statement instead of a transaction of its own, and it commits
+    or rolls back with what the command did, so a replay can never find the one without the
+    other. `committed` says whether it has; if no unit of work took it, the caller writes it alone.
+    """
+
+    def __init__(self, write: Callable[[AsyncSession], Awaitable[None]]) -> None:
+        self.write = write
+        self.claimed = False
+        self.committed = False
+
+
+_first_write: ContextVar[FirstWrite | None] = ContextVar("reap_first_write", default=None)
+
+
+@contextmanager
+def first_write(write: Callable[[AsyncSession], Awaitable[None]]) -> Iterator[FirstWrite]:
+    """Within the block, the first `transaction()` or `reading()` to begin runs `write` first and
+    commits it with its own work (a `reading()` then becomes a transaction)."""
+    pending = FirstWrite(write)
+    token = _first_write.set(pending)
+    try:
+        yield pending
+    finally:
+        _first_write.reset(token)
+
+
+def no_first_write() -> None:
+    """Leave the current context's pending first write to others (for work spawned from it)."""
+    _first_write.set(None)
+
+
+def _claim() -> FirstWrite | None:
+    pending = _first_write.get()
+    if pending is None or pending.claimed:
+        return None
+    pending.claimed = True
+    return pending
+
+
 @asynccontextmanager
 async def transaction(sessions: Sessions) -> AsyncIterator[AsyncSession]:
     """One unit of work: commit if the block succeeds, roll back everything if it raises."""
+    pending = _claim()
+    try:
+        async with _begun(sessions) as session:
+            if pending is not None:
+                await pending.write(session)
+            yield session
+    except BaseException:
+        if pending is not None:
+            pending.claimed = False  # rolled back with the block: the next unit of work takes it
+        raise
+    if pending is not None:
+        pending.committed = True
+
+
+async def commit_first_write(sessions: Sessions) -> None:
+    """Commit the pending first write in a transaction of its own (when no unit of work took it)."""
+    async with transaction(sessions):
+        pass
+
+
+@asynccontextmanager
+async def _begun(sessions: Sessions) -> AsyncIterator[AsyncSession]:
     lock = _write_locks.get(_engine_of(sessions))
     if lock is None:
         async with sessions() as session, session.begin():
@@ -118,11 +183,29 @@ async def transaction(sessions: Sessions) -> AsyncIterator[AsyncSession]:
 
 @asynccontextmanager
 async def reading(sessions: Sessions) -> AsyncIterator[AsyncSession]:
-    """A read-only unit of work: on SQLite it begins deferred, so it never waits for writers."""
+    """A read-only unit of work: on SQLite it begins deferred, so it never waits for writers
+    (unless a first write is pending: then it is a transaction that writes that first)."""
+    pending = _first_write.get()
+    if pending is not None and not pending.claimed:
+        async with transaction(sessions) as session:
+            yield session
+        return
     token = _read_only.set(True)
     try:
         async with sessions() as session:
             yield session
+    finally:
+        _read_only.reset(token)
+
+
+@asynccontextmanager
+async def read_connection(sessions: Sessions) -> AsyncIterator[AsyncConnection]:
+    """A read-only connection for Core statements, without a Session's bookkeeping (the request
+    path's caller lookup); on SQLite it begins deferred, like `reading()`."""
+    token = _read_only.set(True)
+    try:
+        async with sessions.kw["bind"].connect() as connection:
+            yield connection
     finally:
         _read_only.reset(token)
 

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import Table, bindparam, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -48,6 +49,34 @@ def _audit(
         old=old,
         new=new,
     )
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What every request needs of its caller: their zone, role, active flag and when Slack last
+    gave their profile (read each time: a role is a permission, never served from a cache)."""
+
+    tz: str | None
+    role: str
+    active: bool
+    refreshed_at: datetime | None
+
+    @classmethod
+    def of(cls, person: Person) -> Profile:
+        """The profile of a loaded Person."""
+        return cls(tz=person.tz, role=person.role, active=person.active, refreshed_at=person.refreshed_at)
+
+
+# Built once, with bound parameters, so each request only executes it (Core: no ORM identity map).
+_PROFILE = sa_select(PEOPLE.c.tz, PEOPLE.c.role, PEOPLE.c.active, PEOPLE.c.refreshed_at).where(
+    PEOPLE.c.team_id == bindparam("team_id"), PEOPLE.c.user_id == bindparam("user_id")
+)
+
+
+async def caller_profile(connection: AsyncConnection, *, team_id: str, user_id: str) -> Profile | None:
+    """The profile of the person with this Slack id in this workspace, if known (one indexed read)."""
+    row = (await connection.execute(_PROFILE, {"team_id": team_id, "user_id": user_id})).first()
+    return None if row is None else Profile(tz=row[0], role=row[1], active=bool(row[2]), refreshed_at=row[3])
 
 
 async def find_person(session: AsyncSession, *, team_id: str, user_id: str) -> Person | None:

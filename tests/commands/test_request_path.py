@@ -1,0 +1,113 @@
+"""The request path: a slash command reads its caller once and does everything else, the record of
+its delivery included, in one transaction; a delivery acts once however it is repeated."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from sqlalchemy import func
+from sqlmodel import select
+
+from localslack import payloads
+from storage.models import ActionItem, AuditEvent, ProcessedEvent
+from tests.factories import COORDINATOR, OTHER, OWNER
+from tests.harness import Bot, sign
+from tests.security import FORM, NO_EVIDENCE, seeded_bot
+
+
+@pytest.fixture
+async def bot(database_url: str) -> AsyncIterator[Bot]:
+    """A running bot with the OIT plan (OIT-1 of OWNER; no evidence asked), everyone seen once."""
+    async with seeded_bot(database_url, policy=NO_EVIDENCE) as bot:
+        yield bot
+
+
+def command_body(bot: Bot, user: str, text: str) -> bytes:
+    """The exact bytes Slack would POST for `/reap <text>`, with a fresh trigger."""
+    fields = payloads.slash_command(
+        team_id=bot.team_id,
+        team_domain="phila",
+        channel_id="C0GENERAL",
+        user_id=user,
+        text=text,
+        response_url=bot.slack.response_url(),
+        trigger_id=bot.slack.new_trigger_id(),
+    )
+    return payloads.form_body(fields)
+
+
+async def post(bot: Bot, body: bytes, headers: dict[str, str]) -> httpx.Response:
+    response = await bot.post(body, content_type=FORM, headers=headers)
+    await bot.app.tasks.drain()
+    return response
+
+
+async def count(bot: Bot, model: type) -> int:
+    async with bot.sessions() as session:
+        return int((await session.exec(select(func.count()).select_from(model))).one())
+
+
+# --- once, whatever is repeated --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["list mine", "show OIT-1", "help", "status OIT-2 at-risk"])
+async def test_a_replayed_command_is_answered_once_whatever_it_did(bot: Bot, text: str):
+    # A read tells a replayer nothing either: the answer went to Slack, the replay gets an empty 200.
+    # (OIT-2 is not OWNER's: that status change is refused, and the refusal is not repeated.)
+    body = command_body(bot, OWNER, text)
+    headers = sign(body)
+
+    first = await post(bot, body, headers)
+    second = await post(bot, body, headers)
+
+    assert first.status_code == 200 and first.text != ""
+    assert (second.status_code, second.text) == (200, "")
+
+
+async def test_a_change_and_its_delivery_record_are_written_together_once(bot: Bot):
+    events, records = await count(bot, AuditEvent), await count(bot, ProcessedEvent)
+    body = command_body(bot, OWNER, "status OIT-1 at-risk")
+    headers = sign(body)
+
+    answers = await asyncio.gather(*(post(bot, body, headers) for _ in range(3)))
+
+    assert sorted(bool(a.text) for a in answers) == [False, False, True], "one of three acted"
+    assert await count(bot, AuditEvent) == events + 1
+    assert await count(bot, ProcessedEvent) == records + 1
+    async with bot.sessions() as session:
+        item = (await session.exec(select(ActionItem).where(ActionItem.ref == "OIT-1"))).one()
+    assert item.status == "at_risk"
+
+
+async def test_a_refused_command_is_recorded_so_its_replay_is_not_answered(bot: Bot):
+    records = await count(bot, ProcessedEvent)
+    body = command_body(bot, OTHER, "status OIT-1 at-risk")
+    headers = sign(body)
+
+    refused = await post(bot, body, headers)
+    replayed = await post(bot, body, headers)
+
+    assert "OIT-1 can be changed by" in refused.text
+    assert replayed.text == ""
+    assert await count(bot, ProcessedEvent) == records + 1
+
+
+async def test_a_follow_up_after_the_ack_never_takes_the_delivery_record(bot: Bot):
+    # `add ... owner @new` spawns a profile lookup of the new owner while the command runs; the
+    # lookup writes in its own transaction and must not carry (or swallow) the command's record.
+    bot.slack.add_user("U0NEWBIE", "newbie", tz="Europe/Madrid")
+    body = command_body(
+        bot, COORDINATOR, 'add "Map the Wi-Fi gaps" strategy workplace-equity owner <@U0NEWBIE>'
+    )
+    headers = sign(body)
+
+    first = await post(bot, body, headers)
+    again = await post(bot, body, headers)
+
+    assert "Added" in first.text and again.text == ""
+    async with bot.sessions() as session:
+        titles = list(await session.exec(select(ActionItem.title).where(ActionItem.owner_id == "U0NEWBIE")))
+    assert titles == ["Map the Wi-Fi gaps"]
