@@ -33,7 +33,6 @@ from storage.changes import (
     decide_request,
     describe,
     pending_by_item,
-    pending_for,
     pending_requests,
     propose_change,
 )
@@ -66,7 +65,17 @@ from storage.people import (
 )
 from storage.permissions import Actor, ensure_can_edit
 from storage.public import set_public_update
-from storage.queries.items import ItemFilter, count_items, find_items, find_strategy, item_history
+from storage.queries.items import (
+    CardRow,
+    ItemFilter,
+    card_extras,
+    count_items,
+    find_items,
+    find_strategy,
+    item_card,
+    item_cards,
+    item_history,
+)
 from storage.queries.rollup import measure_lines
 
 log = logging.getLogger(__name__)
@@ -220,35 +229,54 @@ def _card(
     pending: ChangeRequest | None = None,
     score: tuple[float, float] | None = None,
 ) -> bk.ItemCard:
+    return _named_card(item, names.get(item.strategy_id, ""), caller, pending, score)
+
+
+def _named_card(
+    item: ActionItem,
+    strategy: str,
+    caller: Caller,
+    pending: ChangeRequest | None = None,
+    score: tuple[float, float] | None = None,
+) -> bk.ItemCard:
     return bk.ItemCard(
-        item=item,
-        strategy=names.get(item.strategy_id, ""),
-        zone=caller.zone,
-        today=caller.today,
-        pending=pending,
-        score=score,
+        item=item, strategy=strategy, zone=caller.zone, today=caller.today, pending=pending, score=score
     )
+
+
+async def _strategy_name(session: AsyncSession, item: ActionItem) -> str:
+    name, _ = await card_extras(session, item=item)
+    return name
 
 
 async def _scores(session: AsyncSession, items: list[ActionItem]) -> dict[int, tuple[float, float]]:
     """Each scored item's weighted total and the most its plan's matrix allows."""
     found = await scores_of(session, item_ids=[i.id for i in items if i.id is not None])
     totals: dict[int, tuple[float, float]] = {}
+    highest: dict[int, float] = {}  # by strategy: items of one strategy share their plan's matrix
     for item in items:
         if item.id is not None and item.id in found:
-            criteria = [criterion_of(row) for row in await criteria_for(session, item=item)]
-            totals[item.id] = (weighted_total(found[item.id]), highest_total(criteria))
+            if item.strategy_id not in highest:
+                criteria = [criterion_of(row) for row in await criteria_for(session, item=item)]
+                highest[item.strategy_id] = highest_total(criteria)
+            totals[item.id] = (weighted_total(found[item.id]), highest[item.strategy_id])
     return totals
+
+
+async def _cards(session: AsyncSession, rows: list[CardRow], caller: Caller) -> list[bk.ItemCard]:
+    """Cards for items read with their card (`item_cards`); scores are read only for scored items."""
+    scores = await _scores(session, [row.item for row in rows if row.scored])
+    return [
+        _named_card(row.item, row.strategy, caller, row.pending, scores.get(row.item.id or 0)) for row in rows
+    ]
 
 
 async def card_for(reap: Reap, *, caller: Caller, ref: str) -> bk.ItemCard:
     """A fresh card for one item, as the caller sees it."""
     async with reading(reap.sessions) as session:
-        item = await get_item(session, team_id=caller.actor.team_id, ref=ref)
-        names = await _strategy_names(session, caller.actor.team_id)
-        pending = await pending_for(session, item_id=item.id or 0)
-        scores = await _scores(session, [item])
-    return _card(item, names, caller, pending, scores.get(item.id or 0))
+        row = await item_card(session, team_id=caller.actor.team_id, ref=ref)
+        (card,) = await _cards(session, [row], caller)
+    return card
 
 
 # --- commands ----------------------------------------------------------------------------------
@@ -413,8 +441,8 @@ async def _propose(
             today=caller.today,
             now=caller.now,
         )
-        names = await _strategy_names(session, caller.actor.team_id)
-    card = _card(outcome.item, names, caller, outcome.request)
+        name = await _strategy_name(session, outcome.item)
+    card = _named_card(outcome.item, name, caller, outcome.request)
     if outcome.request is not None:
         text = rq.request_filed_text(outcome.request, outcome.item)
         return Reply(text=text, blocks=bk.build_confirmation(text, card))
@@ -514,9 +542,8 @@ async def _change(
 ) -> Reply:
     async with transaction(reap.sessions) as session:
         item = await change(session)
-        names = await _strategy_names(session, caller.actor.team_id)
-        pending = await pending_for(session, item_id=item.id or 0)
-    card = _card(item, names, caller, pending)
+        name, pending = await card_extras(session, item=item)
+    card = _named_card(item, name, caller, pending)
     return Reply(text=message, blocks=bk.build_confirmation(message, card))
 
 
@@ -566,11 +593,11 @@ async def _add(reap: Reap, caller: Caller, command: g.Add) -> Reply:
             actor=caller.actor,
             now=caller.now,
         )
-        names = await _strategy_names(session, caller.actor.team_id)
+        name = await _strategy_name(session, item)
     message = f"Added *{item.ref}*."
     return Reply(
         text=f"Added {item.ref}.",
-        blocks=bk.build_confirmation(message, _card(item, names, caller)),
+        blocks=bk.build_confirmation(message, _named_card(item, name, caller)),
         followups=_lookups(reap, caller, owner, missing),
     )
 
@@ -630,18 +657,16 @@ async def _list(reap: Reap, caller: Caller, command: g.ListItems) -> Reply:
     async with reading(reap.sessions) as session:
         where, title = await _list_filter(session, caller, command)
         offset = (command.page - 1) * bk.PAGE_SIZE
-        items = await find_items(
+        # The items, their strategies' names, pending requests and whether they are scored: one read.
+        rows = await item_cards(
             session, team_id=team_id, where=where, today=caller.today, limit=bk.PAGE_SIZE, offset=offset
         )
         # Most lists fit on their first page, and then the page is the count: one query saved.
-        if offset == 0 and len(items) < bk.PAGE_SIZE:
-            total = len(items)
+        if offset == 0 and len(rows) < bk.PAGE_SIZE:
+            total = len(rows)
         else:
             total = await count_items(session, team_id=team_id, where=where)
-        names = await _strategy_names(session, team_id)
-        pending = await pending_by_item(session, item_ids=[i.id for i in items if i.id is not None])
-        scores = await _scores(session, list(items))
-    cards = [_card(i, names, caller, pending.get(i.id or 0), scores.get(i.id or 0)) for i in items]
+        cards = await _cards(session, rows, caller)
     blocks = bk.build_item_list(cards, title=title, page=command.page, total=total)
     return Reply(text=f"{ui.escape(title)}: {total}", blocks=blocks)
 
@@ -688,8 +713,8 @@ async def press_done(reap: Reap, *, caller: Caller, ref: str) -> bk.ItemCard:
     """The Done button: complete the item (pressing twice completes once)."""
     async with transaction(reap.sessions) as session:
         item = await complete_item(session, ref=item_ref(ref), actor=caller.actor, now=caller.now)
-        names = await _strategy_names(session, caller.actor.team_id)
-    return _card(item, names, caller)
+        name = await _strategy_name(session, item)
+    return _named_card(item, name, caller)
 
 
 def snooze_until(choice: str, today: date) -> date:
@@ -706,8 +731,8 @@ async def press_snooze(reap: Reap, *, caller: Caller, ref: str, until: date) -> 
         raise InvalidChange("Pick a date after today.")
     async with transaction(reap.sessions) as session:
         item = await snooze_item(session, ref=item_ref(ref), until=until, actor=caller.actor, now=caller.now)
-        names = await _strategy_names(session, caller.actor.team_id)
-    return _card(item, names, caller)
+        name = await _strategy_name(session, item)
+    return _named_card(item, name, caller)
 
 
 async def editable_item(reap: Reap, *, caller: Caller, ref: str, action: str) -> ActionItem:
@@ -815,8 +840,8 @@ async def submit_update(reap: Reap, *, caller: Caller, form: UpdateForm) -> bk.I
             )
         if form.note and item.last_note != form.note:
             await add_note(session, ref=form.ref, text=form.note, actor=actor, now=now)
-        names = await _strategy_names(session, team_id)
-    return _card(item, names, caller, pending)
+        name = await _strategy_name(session, item)
+    return _named_card(item, name, caller, pending)
 
 
 # Row ids are PostgreSQL INTEGER columns; a larger number would fail the query instead of finding nothing.

@@ -127,7 +127,14 @@ class ApprovalRequired(ReasonRequired):
 
 
 async def policy_for(session: AsyncSession, *, item: ActionItem) -> ChangePolicy:
-    """The change policy of the plan an item belongs to."""
+    """The change policy of the plan an item belongs to (read once per unit of work and strategy:
+    completing an item asks twice, before and after the change; a plan changed in this unit of
+    work, as an import does, is read afresh)."""
+    known: dict[int, ChangePolicy] = session.info.setdefault("reap_policies", {})
+    if any(isinstance(row, Plan) for row in (*session.new, *session.dirty)):
+        known.clear()
+    if item.strategy_id in known:
+        return known[item.strategy_id]
     stored = (
         await session.exec(
             select(Plan.policy)
@@ -135,7 +142,8 @@ async def policy_for(session: AsyncSession, *, item: ActionItem) -> ChangePolicy
             .where(Strategy.id == item.strategy_id)
         )
     ).first()
-    return ChangePolicy.from_mapping(stored)
+    known[item.strategy_id] = policy = ChangePolicy.from_mapping(stored)
+    return policy
 
 
 async def may_decide(session: AsyncSession, *, actor: Actor, department_id: int) -> bool:

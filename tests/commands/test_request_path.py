@@ -1,17 +1,24 @@
 """The request path: a slash command reads its caller once and does everything else, the record of
-its delivery included, in one transaction; a delivery acts once however it is repeated."""
+its delivery included, in one transaction; a delivery acts once however it is repeated; and each
+command keeps within its budget of SQL statements, so a later change cannot quietly add round trips."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import json
+import urllib.parse
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func
+from sqlalchemy import event, func
 from sqlmodel import select
 
 from localslack import payloads
+from messages.blocks import DONE
 from storage.models import ActionItem, AuditEvent, ProcessedEvent
 from tests.factories import COORDINATOR, OTHER, OWNER
 from tests.harness import Bot, sign
@@ -111,3 +118,88 @@ async def test_a_follow_up_after_the_ack_never_takes_the_delivery_record(bot: Bo
     async with bot.sessions() as session:
         titles = list(await session.exec(select(ActionItem.title).where(ActionItem.owner_id == "U0NEWBIE")))
     assert titles == ["Map the Wi-Fi gaps"]
+
+
+# --- statement budgets -----------------------------------------------------------------------------
+
+
+@dataclass
+class Traffic:
+    """What one request sent to the database: statements (BEGIN itself not counted, so SQLite and
+    PostgreSQL count alike) and transactions begun."""
+
+    statements: list[str] = field(default_factory=list)
+    transactions: int = 0
+
+
+@contextmanager
+def watched(bot: Bot) -> Iterator[Traffic]:
+    """Count what the app's engine sends while the block runs."""
+    engine = bot.sessions.kw["bind"].sync_engine
+    traffic = Traffic()
+
+    def statement(_conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
+        if not sql.lstrip().upper().startswith("BEGIN"):
+            traffic.statements.append(" ".join(sql.split())[:120])
+
+    def begun(_conn: Any) -> None:
+        traffic.transactions += 1
+
+    event.listen(engine, "before_cursor_execute", statement)
+    event.listen(engine, "begin", begun)
+    try:
+        yield traffic
+    finally:
+        event.remove(engine, "before_cursor_execute", statement)
+        event.remove(engine, "begin", begun)
+
+
+# (statements, transactions) each command may send at most. The caller's row is one read in a
+# transaction of its own (it decides the date the command is parsed with); everything else is one
+# transaction whose first statement records the delivery.
+BUDGETS = {
+    "help": (2, 2),
+    "list mine": (3, 2),
+    "show OIT-1": (3, 2),
+    "status OIT-1 at-risk": (6, 2),
+    "note OIT-1 Two of three sessions held.": (6, 2),
+    "progress OIT-1 40%": (6, 2),
+}
+
+
+@pytest.mark.parametrize("text", list(BUDGETS))
+async def test_each_command_keeps_within_its_budget_of_round_trips(bot: Bot, text: str):
+    statements, transactions = BUDGETS[text]
+    body = command_body(bot, OWNER, text)
+
+    with watched(bot) as traffic:
+        answer = await post(bot, body, sign(body))
+
+    assert answer.status_code == 200 and answer.text
+    assert len(traffic.statements) <= statements, "\n".join(traffic.statements)
+    assert traffic.transactions <= transactions
+
+
+async def test_a_list_reads_its_cards_in_one_statement_however_long_it_is(bot: Bot):
+    for n in range(12):
+        await bot.command(OWNER, f'add "Task {n}" strategy workplace-equity')
+    body = command_body(bot, OWNER, "list mine")
+
+    with watched(bot) as traffic:
+        answer = await post(bot, body, sign(body))
+
+    assert json.loads(answer.text)["text"].startswith("Your open items: 1")  # 12 added, and more
+    assert answer.text.count("item_done") >= 12
+    assert len(traffic.statements) <= BUDGETS["list mine"][0], "\n".join(traffic.statements)
+
+
+async def test_a_button_press_keeps_within_its_budget(bot: Bot):
+    payload = bot.block_action(OWNER, DONE, value="OIT-1")
+    body = ("payload=" + urllib.parse.quote(json.dumps(payload))).encode()
+
+    with watched(bot) as traffic:
+        await post(bot, body, sign(body))
+
+    # The record before the ack; after it the caller, then the completion with its card.
+    assert len(traffic.statements) <= 10, "\n".join(traffic.statements)
+    assert traffic.transactions <= 3
