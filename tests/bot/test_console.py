@@ -166,12 +166,13 @@ async def test_typed_text_is_escaped_like_slack_and_mentions_become_users(settin
 
 
 async def test_home_publishes_the_callers_app_home(settings: Settings):
-    code, output = await shell(settings, ":as @pmodir\n:home\n:click 2 1 week\n")
+    # Home's first control is "Add an item"; 3 is the snooze menu of the first item.
+    code, output = await shell(settings, ":as @pmodir\n:home\n:click 3 1 week\n")
     assert code == 0
     home = section(output, ":home")
     assert "── App Home of @pmodir" in home
     assert "REAP Tracker\n   ============" in home and "*Your open items* · 4" in home
-    pressed = section(output, ":click 2 1 week")
+    pressed = section(output, ":click 3 1 week")
     assert "── App Home of @pmodir" in pressed, "a control on Home republishes it"
     assert "💤 until 2026-12-07" in pressed
 
