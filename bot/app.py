@@ -41,7 +41,7 @@ from commands.service import Reap
 from reminders.delivery import sending_for
 from reminders.scheduler import ReminderScheduler
 from reminders.tick import ReminderParts
-from storage.engine import Sessions, create_engine, no_first_write, session_factory
+from storage.engine import Sessions, create_engine, outside_units, session_factory
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +63,9 @@ class BackgroundTasks:
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run `coro` in the background."""
-        # Work that outlives the request never writes the request's delivery record.
+        # Work that outlives the request is never part of its unit of work or delivery record.
         context = contextvars.copy_context()
-        context.run(no_first_write)
+        context.run(outside_units)
         task = asyncio.get_running_loop().create_task(coro, context=context)
         self._tasks.add(task)
         task.add_done_callback(self._finished)

@@ -31,7 +31,7 @@ from messages import blocks as bk
 from messages import checkin as ck
 from messages import primitives as ui
 from messages import requests as rq
-from storage.engine import commit_first_write, first_write, transaction
+from storage.engine import commit_first_write, first_write, request_unit, transaction
 from storage.models import ProcessedEvent
 
 log = logging.getLogger(__name__)
@@ -220,35 +220,36 @@ async def on_error(
 async def on_reap(
     ack: AsyncAck, command: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
 ) -> None:
-    """The /reap slash command: the caller's row in one read, then the command in its own
-    transaction, which also records the delivery (see skip_duplicate_events)."""
+    """The /reap slash command, as one unit of work: the delivery's record, the caller's row and
+    everything the command reads and writes in one transaction (see skip_duplicate_events)."""
     reap = reap_of(context)
     record: Record | None = context.get(DELIVERY)
-    # The first database touch of the request: an outage shows here, bounded, before any action.
-    caller = await _within_request_time(
-        reap,
-        sv.caller_for(
-            reap,
-            team_id=team_of(command),
-            user_id=_user(command),
-            channel_id=command.get("channel_id"),
-            trigger_id=command.get("trigger_id"),
-        ),
-    )
     with first_write(record) if record is not None else nullcontext() as pending:
         try:
             try:
-                parsed = g.parse_command(
-                    command.get("text") or "",
-                    today=caller.today,
-                    fiscal_start_month=reap.org.fiscal_year_start_month,
-                )
-                reply = await sv.run_command(reap, caller=caller, command=parsed)
+                async with request_unit(reap.sessions, spawn=reap.spawn):
+                    # The first database touch: an outage shows here, bounded, before any action.
+                    caller = await _within_request_time(
+                        reap,
+                        sv.caller_for(
+                            reap,
+                            team_id=team_of(command),
+                            user_id=_user(command),
+                            channel_id=command.get("channel_id"),
+                            trigger_id=command.get("trigger_id"),
+                        ),
+                    )
+                    parsed = g.parse_command(
+                        command.get("text") or "",
+                        today=caller.today,
+                        fiscal_start_month=reap.org.fiscal_year_start_month,
+                    )
+                    reply = await sv.run_command(reap, caller=caller, command=parsed)
             except (g.ReapInputError, ReapError) as exc:
                 _log_refusal(command, exc)
                 reply = sv.error_reply(exc)
             if pending is not None and not pending.committed:
-                # Nothing the command did wrote (help, a refusal): the record goes alone.
+                # A refusal rolled the unit back: the record goes alone, so a replay is not answered.
                 await _within_request_time(reap, commit_first_write(reap.sessions))
         except AlreadyHandled as exc:
             log.info("duplicate delivery %s ignored", exc.key)

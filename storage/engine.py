@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -132,11 +132,6 @@ def first_write(write: Callable[[AsyncSession], Awaitable[None]]) -> Iterator[Fi
         _first_write.reset(token)
 
 
-def no_first_write() -> None:
-    """Leave the current context's pending first write to others (for work spawned from it)."""
-    _first_write.set(None)
-
-
 def _claim() -> FirstWrite | None:
     pending = _first_write.get()
     if pending is None or pending.claimed:
@@ -145,9 +140,145 @@ def _claim() -> FirstWrite | None:
     return pending
 
 
+class UnitFailed(RuntimeError):
+    """A request went on with the database after a part of its unit of work had failed."""
+
+    def __init__(self) -> None:
+        super().__init__("a request used its unit of work after a part of it failed")
+
+
+class RequestUnit:
+    """One request's unit of work: every `transaction()`, `reading()` and `read_connection()` inside
+    `request_unit()` shares one session and one transaction, begun on first use (the pending first
+    write first) and committed when the request is done, so a command costs one transaction
+    however its code is divided. A block that raises fails the whole unit: it is rolled back, and
+    any later use of it raises UnitFailed rather than commit half of what the block did."""
+
+    def __init__(self, sessions: Sessions, spawn: Callable[[Coroutine[Any, Any, Any]], None]) -> None:
+        self.sessions = sessions
+        self.spawn = spawn
+        self.session: AsyncSession | None = None
+        self.failed = False
+        self._pending: FirstWrite | None = None
+        self._lock: asyncio.Lock | None = None
+
+    async def begin(self) -> AsyncSession:
+        """The unit's session, opened (and its first write written) on first use."""
+        if self.failed:
+            raise UnitFailed()
+        if self.session is not None:
+            return self.session
+        lock = _write_locks.get(_engine_of(self.sessions))
+        if lock is not None:
+            # SQLite: the unit writes (its record, at least), so it queues as a writer from the start.
+            await lock.acquire()
+            self._lock = lock
+        self.session = self.sessions()
+        try:
+            self._pending = _claim()
+            if self._pending is not None:
+                await self._pending.write(self.session)
+        except BaseException:
+            self.failed = True
+            raise
+        return self.session
+
+    async def commit(self) -> None:
+        """Commit what the unit did (nothing if it never began)."""
+        if self.failed:
+            self.discard()
+            raise UnitFailed()
+        session, self.session = self.session, None
+        if session is None:
+            return
+        try:
+            await session.commit()
+        except BaseException:
+            self._close_later(session)
+            raise
+        await session.close()
+        self._release()
+        if self._pending is not None:
+            self._pending.committed = True
+
+    def discard(self) -> None:
+        """Roll back, after the request has answered: a database that does not answer must not keep
+        Slack waiting (SQLAlchemy waits seconds to close a silent connection politely)."""
+        if self._pending is not None:
+            self._pending.claimed = False  # rolled back: whoever writes next writes it
+        session, self.session = self.session, None
+        if session is None:
+            self._release()
+            return
+        self._close_later(session)
+
+    def _close_later(self, session: AsyncSession) -> None:
+        async def close() -> None:
+            try:
+                await session.close()
+            finally:
+                self._release()
+
+        self.spawn(close())
+
+    def _release(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
+
+
+_unit: ContextVar[RequestUnit | None] = ContextVar("reap_unit", default=None)
+
+
+@asynccontextmanager
+async def request_unit(
+    sessions: Sessions, *, spawn: Callable[[Coroutine[Any, Any, Any]], None]
+) -> AsyncIterator[RequestUnit]:
+    """Run a request's database work as one unit (see RequestUnit): committed if the block ends
+    normally, rolled back (after the answer) if it raises. `spawn` runs work after the request."""
+    unit = RequestUnit(sessions, spawn)
+    token = _unit.set(unit)
+    try:
+        yield unit
+    except BaseException:
+        unit.failed = True
+        unit.discard()
+        raise
+    finally:
+        _unit.reset(token)
+    await unit.commit()
+
+
+def outside_units() -> None:
+    """Leave the current context's unit of work and pending first write to the request that owns
+    them (for work spawned from it, which runs after the request has answered)."""
+    _unit.set(None)
+    _first_write.set(None)
+
+
+def _joined(sessions: Sessions) -> RequestUnit | None:
+    unit = _unit.get()
+    return unit if unit is not None and unit.sessions is sessions else None
+
+
+@asynccontextmanager
+async def _in_unit(unit: RequestUnit) -> AsyncIterator[AsyncSession]:
+    session = await unit.begin()
+    try:
+        yield session
+    except BaseException:
+        unit.failed = True
+        raise
+
+
 @asynccontextmanager
 async def transaction(sessions: Sessions) -> AsyncIterator[AsyncSession]:
-    """One unit of work: commit if the block succeeds, roll back everything if it raises."""
+    """One unit of work: commit if the block succeeds, roll back everything if it raises (inside a
+    request's unit, the block is part of it and commits with it)."""
+    if (unit := _joined(sessions)) is not None:
+        async with _in_unit(unit) as session:
+            yield session
+        return
     pending = _claim()
     try:
         async with _begun(sessions) as session:
@@ -184,7 +315,12 @@ async def _begun(sessions: Sessions) -> AsyncIterator[AsyncSession]:
 @asynccontextmanager
 async def reading(sessions: Sessions) -> AsyncIterator[AsyncSession]:
     """A read-only unit of work: on SQLite it begins deferred, so it never waits for writers
-    (unless a first write is pending: then it is a transaction that writes that first)."""
+    (unless a first write is pending: then it is a transaction that writes that first). Inside a
+    request's unit, the block is part of it."""
+    if (unit := _joined(sessions)) is not None:
+        async with _in_unit(unit) as session:
+            yield session
+        return
     pending = _first_write.get()
     if pending is not None and not pending.claimed:
         async with transaction(sessions) as session:
@@ -201,7 +337,12 @@ async def reading(sessions: Sessions) -> AsyncIterator[AsyncSession]:
 @asynccontextmanager
 async def read_connection(sessions: Sessions) -> AsyncIterator[AsyncConnection]:
     """A read-only connection for Core statements, without a Session's bookkeeping (the request
-    path's caller lookup); on SQLite it begins deferred, like `reading()`."""
+    path's caller lookup); on SQLite it begins deferred, like `reading()`. Inside a request's
+    unit, it is the unit's connection."""
+    if (unit := _joined(sessions)) is not None:
+        async with _in_unit(unit) as session:
+            yield await session.connection()
+        return
     token = _read_only.set(True)
     try:
         async with sessions.kw["bind"].connect() as connection:
