@@ -60,12 +60,13 @@ PROFILE_TOP = 25
 
 @dataclass(frozen=True)
 class Options:
-    """Sizes of a run (BENCH_ITEMS, BENCH_REQUESTS, BENCH_ROUNDS; BENCH_PROFILE=1 adds profiles)."""
+    """Sizes of a run (BENCH_ITEMS, BENCH_REQUESTS, BENCH_ROUNDS), and what to profile: BENCH_PROFILE=1
+    profiles the first two commands, BENCH_PROFILE=help,show those whose label holds a word given."""
 
     items: int = ITEMS
     requests: int = REQUESTS
     rounds: int = ROUNDS
-    profile: bool = False
+    profile: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls) -> Options:
@@ -74,8 +75,21 @@ class Options:
             items=int(os.environ.get("BENCH_ITEMS", ITEMS)),
             requests=max(1, int(os.environ.get("BENCH_REQUESTS", REQUESTS))),
             rounds=max(1, int(os.environ.get("BENCH_ROUNDS", ROUNDS))),
-            profile=os.environ.get("BENCH_PROFILE", "") not in ("", "0"),
+            profile=_profiled(os.environ.get("BENCH_PROFILE", "")),
         )
+
+
+def _profiled(value: str) -> tuple[str, ...]:
+    if value in ("", "0"):
+        return ()
+    if value == "1":
+        return ("list mine", "status")
+    return tuple(word.strip() for word in value.split(",") if word.strip())
+
+
+def _chosen(loads: list[Workload], words: tuple[str, ...]) -> list[Workload]:
+    """The workloads whose label holds one of `words`."""
+    return [w for w in loads if any(word in w.label for word in words)]
 
 
 # --- Calling the ASGI app directly ----------------------------------------------------------------
@@ -317,9 +331,8 @@ async def _backend(name: str, url: str, options: Options, slack_url: str) -> dic
         for _ in range(options.rounds):
             for w in loads:
                 await measure(asgi, app, w, options.requests, counter, results.setdefault(w.label, Figures()))
-        if options.profile:
-            for w in loads[:2]:
-                await profile(asgi, app, w, options.requests, counter)
+        for w in _chosen(loads, options.profile):
+            await profile(asgi, app, w, options.requests, counter)
     return results
 
 
@@ -376,7 +389,7 @@ async def _run(options: Options, command: str) -> int:
             "PostgreSQL": f"{pg[0]}={hide_password(pg[1])}"
             if pg
             else "not measured (set BENCH_DATABASE_URL or TEST_DATABASE_URL)",
-            "profile": "yes (BENCH_PROFILE=1)" if options.profile else "no (BENCH_PROFILE=1 prints one)",
+            "profile": ", ".join(options.profile) if options.profile else "no (BENCH_PROFILE=1 prints one)",
         },
     )
     results: dict[str, dict[str, Figures]] = {}
