@@ -318,6 +318,12 @@ async def _remind(args: argparse.Namespace, settings: Settings) -> int:
     return await remind_once(settings, at=at, dry_run=args.dry_run, out=sys.stdout)
 
 
+def _workers(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 64:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of processes from 1 to 64")
+    return int(text)
+
+
 def running_clock(start: datetime) -> Callable[[], datetime]:
     """A clock that reads `start` now and then moves on at real speed."""
     origin = time.monotonic()
@@ -331,6 +337,19 @@ def _build_app(settings: Settings, clock: Callable[[], datetime] | None = None) 
     return create_app(settings) if clock is None else create_app(settings, clock=clock)
 
 
+def _uvicorn_options(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    return {
+        "host": args.host,
+        "port": args.port,
+        "log_level": settings.log_level.lower(),
+        # Leave uvicorn's loggers to configure_logging: one format, secrets masked, JSON if asked.
+        "log_config": None,
+        "proxy_headers": True,
+        "ws": "none",
+        "timeout_graceful_shutdown": 10,
+    }
+
+
 async def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
@@ -338,18 +357,38 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     clock = running_clock(parse_instant(args.clock_start, settings)) if args.clock_start else None
     app = _build_app(settings, clock)
-    config = uvicorn.Config(
-        create_asgi(app),
-        host=args.host,
-        port=args.port,
-        log_level=settings.log_level.lower(),
-        # Leave uvicorn's loggers to configure_logging: one format, secrets masked, JSON if asked.
-        log_config=None,
-        proxy_headers=True,
-        ws="none",
-        timeout_graceful_shutdown=10,
-    )
+    config = uvicorn.Config(create_asgi(app), **_uvicorn_options(args, settings))
     await uvicorn.Server(config).serve()
+    return 0
+
+
+def serve_worker() -> Any:
+    """The ASGI app of one `reap serve --workers N` process: uvicorn calls this in each worker it
+    spawns, which reads the same environment as its parent and runs its own ticker."""
+    from bot.server import create_asgi
+
+    settings = load_settings()
+    configure_logging(settings)
+    return create_asgi(_build_app(settings))
+
+
+def _serve_workers(args: argparse.Namespace, settings: Settings) -> int:
+    """`reap serve --workers N`: N processes answering on one port, under uvicorn's supervisor
+    (it restarts a worker that dies, and stops them all on SIGTERM or SIGINT)."""
+    import uvicorn
+
+    from storage.engine import is_sqlite
+
+    if args.clock_start:
+        raise BadInput("--clock-start runs one process; leave out --workers")
+    if is_sqlite(settings.database_url):
+        raise BadInput(
+            "--workers needs PostgreSQL: SQLite serves one process on local disk (see docs/operations.md)"
+        )
+    # Missing settings are refused here, once, rather than by every worker as it starts.
+    settings.require("slack_signing_secret", "slack_bot_token")
+    options = _uvicorn_options(args, settings)
+    uvicorn.run("bot.cli:serve_worker", factory=True, workers=args.workers, **options)
     return 0
 
 
@@ -487,6 +526,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=3000)
     serve.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        metavar="N",
+        help="answer with N processes on the one port, each with its own ticker (PostgreSQL only)",
+    )
+    serve.add_argument(
         "--clock-start",
         metavar="ISO",
         help="testing and demos: the app's clock starts at this instant and runs at real speed",
@@ -524,6 +570,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
         configure_logging(settings)
+        if args.command == "serve" and args.workers > 1:
+            # uvicorn's supervisor owns the main thread and its signals; there is no loop to run.
+            return _serve_workers(args, settings)
         run: Handler = args.run
         return asyncio.run(run(args, settings))
     except SettingsError as exc:
