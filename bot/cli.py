@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -385,11 +386,44 @@ def _serve_workers(args: argparse.Namespace, settings: Settings) -> int:
         raise BadInput(
             "--workers needs PostgreSQL: SQLite serves one process on local disk (see docs/operations.md)"
         )
+    from uvicorn.supervisors import Multiprocess
+
     # Missing settings are refused here, once, rather than by every worker as it starts.
     settings.require("slack_signing_secret", "slack_bot_token")
-    options = _uvicorn_options(args, settings)
-    uvicorn.run("bot.cli:serve_worker", factory=True, workers=args.workers, **options)
+    config = uvicorn.Config(
+        "bot.cli:serve_worker", factory=True, workers=args.workers, **_uvicorn_options(args, settings)
+    )
+    sock = listening_socket(args.host, args.port)
+    logging.getLogger("uvicorn.error").info(
+        "reap serve: %d workers on %s:%d", args.workers, args.host, args.port
+    )
+    try:
+        Multiprocess(config, sockets=[sock]).run()
+    finally:
+        sock.close()
     return 0
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound for several workers to listen on.
+
+    uvicorn's own (Config.bind_socket) leaves the protocol number 0; the sockets accepted from it
+    inherit that, and asyncio then never sets TCP_NODELAY on them, so every answer after a
+    connection's first waited some 40 ms on the client's delayed ACK (uvicorn issue 3149).
+    getaddrinfo names the protocol, as asyncio does for a single process.
+    """
+    family, kind, protocol, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, protocol)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.set_inheritable(True)
+    return sock
 
 
 async def _socket(args: argparse.Namespace, settings: Settings) -> int:

@@ -149,3 +149,43 @@ def test_two_workers_answer_on_one_port_and_stop_together(
     while time.monotonic() < deadline and any(os.path.exists(f"/proc/{pid}") for pid in workers):
         time.sleep(0.1)
     assert not any(os.path.exists(f"/proc/{pid}") for pid in workers), "no worker outlives the supervisor"
+
+
+async def test_connections_to_the_workers_socket_send_without_waiting_for_acks():
+    # uvicorn's own socket for workers left the protocol 0, so asyncio never set TCP_NODELAY on the
+    # connections it accepted, and each answer after a connection's first waited on a delayed ACK.
+    import asyncio
+    import socket
+
+    from bot.cli import listening_socket
+
+    sock = listening_socket("127.0.0.1", free_port())
+    accepted: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    class Report(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            conn = transport.get_extra_info("socket")
+            accepted.set_result(conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            transport.close()
+
+    server = await asyncio.get_running_loop().create_server(Report, sock=sock)
+    try:
+        _, writer = await asyncio.open_connection(*sock.getsockname()[:2])
+        assert sock.proto == socket.IPPROTO_TCP
+        assert await asyncio.wait_for(accepted, 10) == 1
+        writer.close()
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+def test_a_port_in_use_is_refused_in_one_line():
+    from bot.cli import CliError, listening_socket
+
+    taken = listening_socket("127.0.0.1", free_port())
+    taken.listen()
+    try:
+        with pytest.raises(CliError, match=r"cannot listen on 127\.0\.0\.1"):
+            listening_socket("127.0.0.1", taken.getsockname()[1])
+    finally:
+        taken.close()
