@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
@@ -20,6 +21,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_dbapi,
 )
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -59,10 +61,9 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
     if search_path := parsed.query.get("search_path"):
         server_settings["search_path"] = str(search_path)
         parsed = parsed.difference_update_query(["search_path"])
-    return create_async_engine(
+    engine = create_async_engine(
         parsed,
         echo=echo,
-        pool_pre_ping=True,  # survive a PostgreSQL restart (sqlalchemy#5776)
         pool_recycle=1800,
         pool_size=pool_size,
         max_overflow=pool_size,
@@ -73,6 +74,38 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
             "timeout": CONNECT_TIMEOUT_SECONDS,
         },
     )
+    _ping_when_idle(engine)
+    return engine
+
+
+# A pooled PostgreSQL connection idle longer than this is pinged before use (survive a restart,
+# sqlalchemy#5776); one used more recently is not (SQLAlchemy's pool_pre_ping pings every checkout:
+# a round trip per request). Should the server die within the window, the first query on each
+# such connection fails and SQLAlchemy refreshes the whole pool. HikariCP's bypass window is 0.5 s.
+PING_AFTER_IDLE_SECONDS = 1.0
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _returned(_dbapi_connection: Any, record: Any) -> None:
+        record.info["reap_returned_at"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        returned = record.info.get("reap_returned_at")
+        if returned is None or time.monotonic() - returned <= PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            alive = False
+            reason: BaseException | None = exc
+        else:
+            reason = None
+        if not alive:
+            # As pool_pre_ping does: the server went away, so every connection pooled before now
+            # goes, and this checkout opens a fresh one.
+            raise InvalidatePoolError("a pooled connection stopped answering") from reason
 
 
 def _run_whole(

@@ -15,9 +15,11 @@ from sqlalchemy import event, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+import storage.engine as engine_module
 from storage.engine import (
     UnitFailed,
     commit_first_write,
+    create_engine,
     first_write,
     is_sqlite,
     outside_units,
@@ -246,3 +248,69 @@ async def test_outside_a_unit_each_block_is_its_own_transaction(engine: AsyncEng
         await conn.execute(text("SELECT 1"))
 
     assert begun[0] == 3
+
+
+# --- PostgreSQL connections, pinged only after being idle -------------------------------------------
+
+
+async def backend_pid(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+
+
+async def terminate(engine: AsyncEngine, pid: int) -> None:
+    # From a connection of its own, so the pool's one is the only casualty.
+    admin = create_engine(str(engine.url.render_as_string(hide_password=False)))
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    finally:
+        await admin.dispose()
+
+
+@pytest.fixture
+def pg_engine(engine: AsyncEngine) -> AsyncEngine:
+    if is_sqlite(str(engine.url)):
+        pytest.skip("PostgreSQL's pool")
+    return engine
+
+
+def counted_pings(engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every ping the pool sends (each still goes to the server)."""
+    pings: list[int] = []
+    ping = engine.dialect.do_ping
+
+    def counted(dbapi_connection: Any) -> bool:
+        pings.append(1)
+        return ping(dbapi_connection)
+
+    monkeypatch.setattr(engine.dialect, "do_ping", counted)
+    return pings
+
+
+async def test_an_idle_connection_whose_server_went_away_is_replaced_unseen(
+    pg_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(engine_module, "PING_AFTER_IDLE_SECONDS", 0.05)
+    pings = counted_pings(pg_engine, monkeypatch)
+    first = await backend_pid(pg_engine)
+    await terminate(pg_engine, first)
+    await asyncio.sleep(0.1)  # past the idle window: the next checkout pings first
+
+    second = await backend_pid(pg_engine)
+
+    assert second != first
+    assert len(pings) == 1
+
+
+async def test_a_connection_used_a_moment_ago_is_not_pinged_again(
+    pg_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(engine_module, "PING_AFTER_IDLE_SECONDS", 3600.0)
+    pings = counted_pings(pg_engine, monkeypatch)
+    first = await backend_pid(pg_engine)
+
+    for _ in range(3):
+        assert await backend_pid(pg_engine) == first
+
+    assert pings == [], "a connection in steady use costs no extra round trip"
