@@ -353,14 +353,14 @@ async def on_done(
 
 
 async def _done(reap: sv.Reap, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond) -> None:
-    caller = await sv.caller_for(
-        reap, team_id=team_of(body), user_id=_user(body), trigger_id=body.get("trigger_id")
-    )
     ref = str(body["actions"][0].get("value") or "")
     try:
-        card = await sv.press_done(reap, caller=caller, ref=ref)
+        # The caller's row and the completion in one transaction.
+        async with request_unit(reap.sessions, spawn=reap.spawn):
+            card = await sv.press_done(reap, caller=await _presser(reap, body), ref=ref)
     except EvidenceRequired as exc:
         # The plan wants a link to what was delivered: ask for it in the Update form, set to done.
+        caller = await _presser(reap, body)
         try:
             item = await sv.editable_item(reap, caller=caller, ref=ref, action="complete")
         except ReapError as refused:
@@ -373,6 +373,13 @@ async def _done(reap: sv.Reap, body: dict[str, Any], client: AsyncWebClient, res
         await _tell(respond, client, body, exc)
         return
     await _refresh_message(reap, body, card, client, respond)
+
+
+async def _presser(reap: sv.Reap, body: dict[str, Any]) -> sv.Caller:
+    """Whoever pressed a button, with the press's trigger (a modal may follow)."""
+    return await sv.caller_for(
+        reap, team_id=team_of(body), user_id=_user(body), trigger_id=body.get("trigger_id")
+    )
 
 
 async def on_approve(
@@ -391,9 +398,10 @@ async def on_approve(
 async def _approve(
     reap: sv.Reap, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
 ) -> None:
-    caller = await sv.caller_for(reap, team_id=team_of(body), user_id=_user(body))
     try:
-        reply = await sv.decide(reap, caller=caller, request_id=_number(body), approve=True, note=None)
+        async with request_unit(reap.sessions, spawn=reap.spawn):
+            caller = await sv.caller_for(reap, team_id=team_of(body), user_id=_user(body))
+            reply = await sv.decide(reap, caller=caller, request_id=_number(body), approve=True, note=None)
     except ReapError as exc:
         await _tell(respond, client, body, exc)
         return
@@ -436,9 +444,10 @@ async def on_decline_submit(
         await ack(response_action="errors", errors={"reason": problem})
         return
     reason = raw.strip()
-    caller = await sv.caller_for(reap, team_id=team_of(body), user_id=_user(body))
     try:
-        reply = await sv.decide(reap, caller=caller, request_id=number, approve=False, note=reason)
+        async with request_unit(reap.sessions, spawn=reap.spawn):
+            caller = await sv.caller_for(reap, team_id=team_of(body), user_id=_user(body))
+            reply = await sv.decide(reap, caller=caller, request_id=number, approve=False, note=reason)
     except ReapError as exc:
         await _refuse_inline(ack, body, exc, block_id="reason")
         return
@@ -466,10 +475,11 @@ async def on_verify(
 
 
 async def _verify(reap: sv.Reap, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond) -> None:
-    caller = await sv.caller_for(reap, team_id=team_of(body), user_id=_user(body))
     ref = str(body["actions"][0].get("value") or "")
     try:
-        reply = await sv.run_command(reap, caller=caller, command=g.Verify(ref.upper()))
+        async with request_unit(reap.sessions, spawn=reap.spawn):
+            caller = await sv.caller_for(reap, team_id=team_of(body), user_id=_user(body))
+            reply = await sv.run_command(reap, caller=caller, command=g.Verify(ref.upper()))
     except ReapError as exc:
         await _tell(respond, client, body, exc)
         return
@@ -621,9 +631,11 @@ async def on_update_submit(
     if isinstance(form, dict):
         await ack(response_action="errors", errors=form)
         return
-    caller = await sv.caller_for(reap, team_id=team_of(body), user_id=_user(body))
     try:
-        card = await sv.submit_update(reap, caller=caller, form=form)
+        # The caller's row and the change in one transaction (the record went before, in the middleware).
+        async with request_unit(reap.sessions, spawn=reap.spawn):
+            caller = await sv.caller_for(reap, team_id=team_of(body), user_id=_user(body))
+            card = await sv.submit_update(reap, caller=caller, form=form)
     except EvidenceRequired as exc:
         await _refuse_inline(ack, body, exc, block_id="evidence")
         return
@@ -648,10 +660,11 @@ async def on_snooze_submit(
     reap = reap_of(context)
     origin = _metadata(view)
     raw = view.get("state", {}).get("values", {}).get("until", {}).get("value", {}).get("selected_date")
-    caller = await sv.caller_for(reap, team_id=team_of(body), user_id=_user(body))
     try:
         until = date.fromisoformat(raw or "")
-        card = await sv.press_snooze(reap, caller=caller, ref=str(origin.get("ref") or ""), until=until)
+        async with request_unit(reap.sessions, spawn=reap.spawn):
+            caller = await sv.caller_for(reap, team_id=team_of(body), user_id=_user(body))
+            card = await sv.press_snooze(reap, caller=caller, ref=str(origin.get("ref") or ""), until=until)
     except ValueError:
         await ack(response_action="errors", errors={"until": "Pick a date from the calendar."})
         return
@@ -675,9 +688,10 @@ async def on_add_submit(
     if isinstance(form, dict):
         await ack(response_action="errors", errors=form)
         return
-    caller = await sv.caller_for(reap, team_id=team_of(body), user_id=_user(body))
     try:
-        item = await sv.submit_add(reap, caller=caller, form=form)
+        async with request_unit(reap.sessions, spawn=reap.spawn):
+            caller = await sv.caller_for(reap, team_id=team_of(body), user_id=_user(body))
+            item = await sv.submit_add(reap, caller=caller, form=form)
     except PermissionDenied as exc:
         await _refuse_inline(ack, body, exc, block_id="owner")
         return
@@ -685,11 +699,14 @@ async def on_add_submit(
         await _refuse_inline(ack, body, exc, block_id="title")
         return
     await ack()
-    card = await sv.card_for(reap, caller=caller, ref=item.ref)
-    blocks = bk.build_confirmation(f"Added *{item.ref}*.", card)
-    reap.spawn(
-        client.chat_postMessage(channel=caller.actor.user_id, text=f"Added {item.ref}.", blocks=blocks)
-    )
+    reap.spawn(_confirm_added(reap, caller, item.ref, client))
+
+
+async def _confirm_added(reap: sv.Reap, caller: sv.Caller, ref: str, client: AsyncWebClient) -> None:
+    """The Add form's confirmation DM, with the new item's card (read after the form has closed)."""
+    card = await sv.card_for(reap, caller=caller, ref=ref)
+    blocks = bk.build_confirmation(f"Added *{ref}*.", card)
+    await client.chat_postMessage(channel=caller.actor.user_id, text=f"Added {ref}.", blocks=blocks)
 
 
 # --- quarterly check-in ------------------------------------------------------------------------
@@ -733,10 +750,11 @@ async def on_checkin_submit(
     if isinstance(form, dict):
         await ack(response_action="errors", errors=form)
         return
-    caller = await sv.caller_for(reap, team_id=team_of(body), user_id=_user(body))
     quarter = str(view.get("private_metadata") or "")
     try:
-        count = await quarterly.submit_checkin(reap, caller=caller, quarter=quarter, form=form)
+        async with request_unit(reap.sessions, spawn=reap.spawn):
+            caller = await sv.caller_for(reap, team_id=team_of(body), user_id=_user(body))
+            count = await quarterly.submit_checkin(reap, caller=caller, quarter=quarter, form=form)
     except quarterly.NothingChanged as exc:
         await _refuse_inline(ack, body, exc, block_id="confirm")
         return

@@ -18,7 +18,7 @@ from sqlalchemy import event, func
 from sqlmodel import select
 
 from localslack import payloads
-from messages.blocks import DONE
+from messages.blocks import DONE, UPDATE_MODAL
 from storage.models import ActionItem, AuditEvent, ProcessedEvent
 from tests.factories import COORDINATOR, OTHER, OWNER
 from tests.harness import Bot, sign
@@ -199,6 +199,27 @@ async def test_a_button_press_keeps_within_its_budget(bot: Bot):
     with watched(bot) as traffic:
         await post(bot, body, sign(body))
 
-    # The record before the ack; after it the caller, then the completion with its card.
+    # The record before the ack; after it the caller and the completion with its card, together.
     assert len(traffic.statements) <= 10, "\n".join(traffic.statements)
-    assert traffic.transactions <= 3
+    assert traffic.transactions <= 2
+
+
+async def test_a_form_is_its_record_then_one_transaction_before_its_answer(bot: Bot):
+    view = {"type": "modal", "callback_id": UPDATE_MODAL, "private_metadata": json.dumps({"ref": "OIT-1"})}
+    values = {
+        "status": {"value": {"type": "static_select", "selected_option": {"value": "at_risk"}}},
+        "progress": {"value": {"type": "plain_text_input", "value": "40"}},
+        "due": {"value": {"type": "datepicker", "selected_date": "2026-12-15"}},
+        "note": {"value": {"type": "plain_text_input", "value": "Vendor late."}},
+    }
+    body = ("payload=" + urllib.parse.quote(json.dumps(bot.view_submission(OWNER, view, values)))).encode()
+
+    with watched(bot) as traffic:
+        answer = await post(bot, body, sign(body))
+
+    assert answer.status_code == 200 and answer.text == ""
+    # The record, then the caller and the whole change together; after the ack, the confirmation's read.
+    assert traffic.transactions <= 3, "\n".join(traffic.statements)
+    async with bot.sessions() as session:
+        item = (await session.exec(select(ActionItem).where(ActionItem.ref == "OIT-1"))).one()
+    assert (item.status, item.progress, item.last_note) == ("at_risk", 40, "Vendor late.")
