@@ -10,6 +10,7 @@ import urllib.parse
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -19,10 +20,10 @@ from sqlmodel import select
 
 from localslack import payloads
 from messages.blocks import DONE, UPDATE_MODAL
-from storage.models import ActionItem, AuditEvent, ProcessedEvent
+from storage.models import ActionItem, AuditEvent, Person, ProcessedEvent
 from tests.factories import COORDINATOR, OTHER, OWNER
 from tests.harness import Bot, sign
-from tests.security import FORM, NO_EVIDENCE, seeded_bot
+from tests.security import ADMIN, FORM, NO_EVIDENCE, seeded_bot
 
 
 @pytest.fixture
@@ -223,3 +224,57 @@ async def test_a_form_is_its_record_then_one_transaction_before_its_answer(bot: 
     async with bot.sessions() as session:
         item = (await session.exec(select(ActionItem).where(ActionItem.ref == "OIT-1"))).one()
     assert (item.status, item.progress, item.last_note) == ("at_risk", 40, "Vendor late.")
+
+
+# --- nothing served stale ----------------------------------------------------------------------------
+# What changes rarely (a strategy's name, the caller's role and zone) is read with each request in
+# the statements it needs anyway, never kept between requests, so any change is seen at once.
+
+
+async def test_a_strategy_renamed_by_a_plan_import_is_on_the_next_card(bot: Bot):
+    from plans.planfile import export_plan, import_plan, parse_plan_file
+    from storage.engine import transaction
+
+    async with bot.sessions() as session:
+        exported = await export_plan(session, team_id=bot.team_id, fmt="yaml")
+    renamed = exported.replace("name: Equity projects", "name: Equity projects and pilots")
+    assert renamed != exported
+    async with transaction(bot.sessions) as session:
+        document = parse_plan_file(renamed, filename="plan.yaml")
+        await import_plan(session, document=document, team_id=bot.team_id, now=bot.clock())
+
+    shown = await bot.command(OWNER, "show OIT-1")
+
+    assert "Equity projects and pilots" in shown.text
+
+
+async def test_a_role_given_on_one_instance_is_honoured_by_the_next_request_on_another(
+    bot: Bot, database_url: str
+):
+    from tests.harness import running_bot
+
+    await bot.command(ADMIN, f"role <@{OTHER}> admin")
+    async with running_bot(database_url) as other_instance:
+        other_instance.slack.add_user(OTHER, "other", tz="America/New_York")
+        # An admin may change any item; before the role OTHER was refused OIT-1 (see above).
+        changed = await other_instance.command(OTHER, "status OIT-1 at-risk")
+        assert "is now at risk" in changed.text
+
+        await bot.command(ADMIN, f"role <@{OTHER}> member")
+        refused = await other_instance.command(OTHER, "status OIT-1 on-track")
+        assert "OIT-1 can be changed by" in refused.text
+
+
+async def test_a_new_time_zone_from_slack_moves_the_callers_today_on_the_next_request(bot: Bot):
+    from sqlalchemy import update
+
+    from storage.engine import transaction
+
+    bot.clock.now = datetime(2026, 11, 30, 23, 30, tzinfo=UTC)  # already Dec 1 in Tokyo
+    before = await bot.command(OWNER, "pause tomorrow")
+    async with transaction(bot.sessions) as session:
+        await session.exec(update(Person).where(Person.user_id == OWNER).values(tz="Asia/Tokyo"))  # type: ignore[call-overload]
+    after = await bot.command(OWNER, "pause tomorrow")
+
+    assert "|2026-12-01>" in before.text
+    assert "|2026-12-02>" in after.text
