@@ -61,12 +61,14 @@ PROFILE_TOP = 25
 @dataclass(frozen=True)
 class Options:
     """Sizes of a run (BENCH_ITEMS, BENCH_REQUESTS, BENCH_ROUNDS), and what to profile: BENCH_PROFILE=1
-    profiles the first two commands, BENCH_PROFILE=help,show those whose label holds a word given."""
+    profiles the first two commands, BENCH_PROFILE=help,show those whose label holds a word given;
+    BENCH_EXPLAIN=1 prints the query plan of every statement the commands send."""
 
     items: int = ITEMS
     requests: int = REQUESTS
     rounds: int = ROUNDS
     profile: tuple[str, ...] = ()
+    explain: bool = False
 
     @classmethod
     def from_env(cls) -> Options:
@@ -76,6 +78,7 @@ class Options:
             requests=max(1, int(os.environ.get("BENCH_REQUESTS", REQUESTS))),
             rounds=max(1, int(os.environ.get("BENCH_ROUNDS", ROUNDS))),
             profile=_profiled(os.environ.get("BENCH_PROFILE", "")),
+            explain=os.environ.get("BENCH_EXPLAIN", "") not in ("", "0"),
         )
 
 
@@ -341,7 +344,44 @@ async def _backend(name: str, url: str, options: Options, slack_url: str) -> dic
                 await measure(asgi, app, w, options.requests, counter, results.setdefault(w.label, Figures()))
         for w in _chosen(loads, options.profile):
             await profile(asgi, app, w, options.requests, counter)
+        if options.explain:
+            await explain(asgi, app, loads, name)
     return results
+
+
+# --- Query plans ----------------------------------------------------------------------------------
+
+
+async def explain(asgi: Any, app: Any, loads: list[Workload], backend: str) -> None:
+    """Send one request of each workload, then print the query plan of every statement it read
+    or changed rows with, as the database chose it for the very parameters sent."""
+    sent: list[tuple[str, Any]] = []
+
+    def seen(_conn: Any, _cursor: Any, sql: str, parameters: Any, *_: Any) -> None:
+        sent.append((sql, parameters))
+
+    engine = app.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        for w in loads:
+            await _one(asgi, app, w, None, StatementCounter(app.engine))
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    planned: dict[str, Any] = {}
+    for sql, parameters in sent:
+        verb = sql.lstrip().split(None, 1)[0].upper()
+        if verb in ("SELECT", "UPDATE", "DELETE") and sql not in planned:
+            planned[sql] = parameters
+    prefix = "EXPLAIN QUERY PLAN " if backend == "SQLite" else "EXPLAIN "
+    print(f"  query plans on {backend} ({len(planned)} distinct statements):")
+    async with app.engine.connect() as conn:
+        for sql, parameters in planned.items():
+            rows = (await conn.exec_driver_sql(prefix + sql, parameters)).all()
+            lines = [str(row[-1]) for row in rows]
+            print(f"    {' '.join(sql.split())[:150]}")
+            for line in lines:
+                print(f"      {line}")
+    print(flush=True)
 
 
 def _report(results: dict[str, dict[str, Figures]]) -> None:
