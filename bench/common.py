@@ -684,6 +684,13 @@ def process_tree(pid: int) -> list[int]:
     return found
 
 
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, summed over cores (/proc/stat)."""
+    fields = [int(v) for v in _read("/proc/stat").splitlines()[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields) - idle) / _CLOCK_TICKS, sum(fields) / _CLOCK_TICKS
+
+
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time used so far by `pid` and its live descendants."""
     total = 0

@@ -58,6 +58,7 @@ from bench.common import (
     free_port,
     hide_password,
     localslack_process,
+    machine_cpu,
     median,
     percentile,
     postgres_schema,
@@ -231,6 +232,9 @@ class RoundResult:
     # Server CPU seconds per answered request in the c=8 and c=32 phases (NaN: not measured).
     cpu_c8: float = math.nan
     cpu_c32: float = math.nan
+    # Cores busy during the c=32 phase: this server's (its process tree), and the whole machine's.
+    server_cores: float = math.nan
+    machine_cores: float = math.nan
 
 
 @dataclass
@@ -262,6 +266,11 @@ class Workload:
         if not all(samples):
             return math.nan
         return median([percentile(s, q) for s in samples])
+
+    def cores(self, whose: str) -> float:
+        """The median over rounds of the cores busy at c=32 ('server' or 'machine')."""
+        values = [getattr(r, f"{whose}_cores") for r in self.rounds]
+        return median(values) if values and not any(math.isnan(v) for v in values) else math.nan
 
     def cpu(self, phase: str) -> float:
         """The median over rounds of the server's CPU seconds per answered request ('c8' or 'c32')."""
@@ -489,8 +498,11 @@ async def _measure(workload: Workload, options: Options, workdir: Path) -> Round
     before = cpu_seconds(workload.pid)
     c8 = await phase(options.c8_requests, 8, "raw")
     after_c8 = cpu_seconds(workload.pid)
+    busy, total = machine_cpu()
     throughput = await asyncio.to_thread(_throughput, workload, options, workdir, int(time.time()))
     after_c32 = cpu_seconds(workload.pid)
+    busy_after, total_after = machine_cpu()
+    share = (busy_after - busy) / (total_after - total) if total_after > total else math.nan
     return RoundResult(
         c1=c1,
         c8=c8,
@@ -498,11 +510,17 @@ async def _measure(workload: Workload, options: Options, workdir: Path) -> Round
         throughput=throughput,
         cpu_c8=(after_c8 - before) / max(1, len(c8.latencies)),
         cpu_c32=(after_c32 - after_c8) / max(1, throughput.answered),
+        server_cores=(after_c32 - after_c8) / throughput.seconds if throughput.seconds else math.nan,
+        machine_cores=share * (os.cpu_count() or 1),
     )
 
 
 def _cpu_ms(seconds: float) -> str:
     return "—" if math.isnan(seconds) else f"{seconds * 1000:.2f}"
+
+
+def _cores(value: float) -> str:
+    return "—" if math.isnan(value) else f"{value:.2f}"
 
 
 def _targets(workloads: Sequence[Workload]) -> list[list[str]]:
@@ -542,6 +560,8 @@ def _report(workloads: Sequence[Workload], tool: str) -> None:
             f"{w.per_second:,.0f}",
             _cpu_ms(w.cpu("c8")),
             _cpu_ms(w.cpu("c32")),
+            _cores(w.cores("server")),
+            _cores(w.cores("machine")),
             fmt_ratio(w.p("c1", 50) / floor_p50),
             fmt_ratio(w.per_second / floor_rps),
             str(w.failures),
@@ -562,6 +582,8 @@ def _report(workloads: Sequence[Workload], tool: str) -> None:
             "req/s c=32",
             "CPU ms/req c=8",
             "CPU ms/req c=32",
+            "server cores c=32",
+            "machine cores c=32",
             "p50 c=1 / floor",
             "req/s / floor",
             "failed",
@@ -579,7 +601,9 @@ def _report(workloads: Sequence[Workload], tool: str) -> None:
         "adds 1-2 ms of its own on this machine); 'raw' is a minimal asyncio HTTP/1.1 client adding\n"
         "tens of microseconds, so c=8 shows queueing in the server, not in the client. 'floor' is the\n"
         "Starlette floor. CPU ms/req is the server's user+system CPU (its whole process tree) over the\n"
-        "phase divided by the requests it answered; PostgreSQL's own CPU is not in it. RSS is each\n"
+        "phase divided by the requests it answered; PostgreSQL's own CPU is not in it. Cores c=32 are\n"
+        "the CPU busy during that phase, the server's and the whole machine's (wrk, PostgreSQL and\n"
+        f"anything else running included, out of {os.cpu_count()}). RSS is each\n"
         "server's resident memory after the run (all its processes). req/s c=32 is measured against\n"
         "the Bolt floor for one process, and against one process for several workers.\n"
         f"Throughput: {tool}."
