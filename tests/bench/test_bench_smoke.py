@@ -521,3 +521,10 @@ def test_profile_time_is_summed_by_package_with_waiting_apart():
 
     totals = dict(by_package(Fake()))
     assert totals == pytest.approx({"SQLAlchemy": 0.5, "idle (waiting in epoll)": 0.4, "reap: commands": 0.1})
+
+
+def test_the_machines_busy_cpu_is_read_from_proc_stat():
+    from bench.common import machine_cpu
+
+    busy, total = machine_cpu()
+    assert 0 < busy <= total
