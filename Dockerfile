@@ -21,8 +21,9 @@ WORKDIR /src
 # .dockerignore keeps .git, .venv, tests, databases and secrets out of this context.
 COPY . .
 # The project's wheel and one for every dependency (all of them ship binary wheels for CPython
-# 3.11, so no compiler is needed here either).
-RUN pip wheel --wheel-dir /wheels .
+# 3.11, so no compiler is needed here either), at the versions CI tested: constraints.txt, the
+# lock `make lock` writes, so an image built next month runs what passed today.
+RUN pip wheel --wheel-dir /wheels -c constraints.txt .
 
 # --- final: the wheels installed into a clean interpreter, run as an unprivileged user --------
 FROM python:3.11-slim
