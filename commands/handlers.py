@@ -31,8 +31,9 @@ from messages import blocks as bk
 from messages import checkin as ck
 from messages import primitives as ui
 from messages import requests as rq
-from storage.engine import commit_first_write, first_write, request_unit, transaction
-from storage.models import ProcessedEvent
+from storage.engine import RequestUnit, commit_first_write, first_write, request_unit, transaction
+from storage.models import ActionItem, ProcessedEvent
+from storage.queries.checkins import CheckInSubject
 
 log = logging.getLogger(__name__)
 
@@ -70,15 +71,34 @@ async def _run(followup: sv.FollowUp, client: AsyncWebClient) -> None:
 DATABASE_DOWN = (
     "REAP Tracker cannot reach its database right now; nothing was changed \u2014 try again in a minute."
 )
-# The database's answer on the request path must leave time to answer Slack within its 3 seconds.
-REQUEST_DATABASE_SECONDS = 1.5
+DATABASE_UNCONFIRMED = (
+    "REAP Tracker lost its database while saving your change and cannot confirm it was saved "
+    "\u2014 check with /reap show before trying again."
+)
+# All the database time an interactive request gets, counted from its arrival: what is left of
+# Slack's 3 seconds answers it (a command's reply, a form's errors, a press's message).
+REQUEST_DATABASE_SECONDS = 2.5
+# The context key under which a request keeps when its database time runs out (event loop time).
+DEADLINE = "reap_deadline"
+
+
+class CommitUnconfirmed(Exception):
+    """The database went silent or away while a request's COMMIT was in flight: whether the change
+    was saved only the server knows, so the person must not be told that nothing was."""
+
+    def __init__(self) -> None:
+        super().__init__("the database did not confirm a request's commit")
+
+
 # What an unreachable, refusing or silent database raises: SQLAlchemy's wrapped driver errors, a
-# full pool, a connection refused before the driver wraps it, and our own time bound.
+# full pool, a connection refused before the driver wraps it, our own time bound, and a commit
+# lost on its way.
 DATABASE_UNREACHABLE: tuple[type[BaseException], ...] = (
     DBAPIError,
     PoolTimeout,
     ConnectionError,
     TimeoutError,
+    CommitUnconfirmed,
 )
 
 
@@ -149,6 +169,7 @@ async def skip_duplicate_events(
     transaction (one statement, committed or rolled back with what the command did); every
     other delivery is recorded here, before its handler acks and goes on after the ack.
     """
+    deadline = request_deadline(context)  # the request's database time starts as commands first sees it
     key = delivery_key(body)
     if key is None:
         await next()
@@ -161,7 +182,7 @@ async def skip_duplicate_events(
         return None
     try:
         # The first database touch of the request: an outage shows here, bounded, before any action.
-        await _within_request_time(reap, record_alone(reap, record))
+        await _in_time(reap, deadline, record_alone(reap, record))
     except AlreadyHandled:
         log.info("duplicate delivery %s ignored", key)
         return BoltResponse(status=200, body="")
@@ -169,19 +190,49 @@ async def skip_duplicate_events(
     return None
 
 
-async def _within_request_time(reap: sv.Reap, work: Coroutine[Any, Any, T]) -> T:
-    """Run `work`, raising TimeoutError if it takes longer than REQUEST_DATABASE_SECONDS.
+def request_deadline(context: AsyncBoltContext) -> float:
+    """When this request's database time runs out, on the event loop's clock (set on first ask)."""
+    deadline = context.get(DEADLINE)
+    if deadline is None:
+        deadline = context[DEADLINE] = asyncio.get_running_loop().time() + REQUEST_DATABASE_SECONDS
+    return float(deadline)
 
-    Past the bound the work is cancelled but its clean-up is not waited for: SQLAlchemy gives a
-    silent PostgreSQL connection two more seconds to close politely, which Slack cannot spare.
+
+async def _in_time(reap: sv.Reap, deadline: float, work: Coroutine[Any, Any, T]) -> T:
+    """Run `work`, raising TimeoutError if it is not done by `deadline` (see request_deadline).
+
+    Past it the work is cancelled but its clean-up is not waited for: SQLAlchemy gives a silent
+    PostgreSQL connection two more seconds to close politely, which Slack cannot spare.
     """
     task = asyncio.ensure_future(work)
-    done, _ = await asyncio.wait({task}, timeout=REQUEST_DATABASE_SECONDS)
+    done, _ = await asyncio.wait({task}, timeout=max(deadline - asyncio.get_running_loop().time(), 0.0))
     if task in done:
         return task.result()
     task.cancel()
     reap.spawn(_settle(task))
-    raise TimeoutError(f"the database did not answer within {REQUEST_DATABASE_SECONDS:g} s")
+    raise TimeoutError(f"the database did not answer within {REQUEST_DATABASE_SECONDS:g} s of the request")
+
+
+async def _unit_in_time(reap: sv.Reap, deadline: float, work: Callable[[], Awaitable[T]]) -> T:
+    """Run `work` as the request's unit of work (see request_unit), committed by `deadline`.
+
+    If the database fails it or the deadline passes, nothing it did is kept (TimeoutError or the
+    database's error) unless its COMMIT had gone out: then whether it took is unknown, and
+    CommitUnconfirmed says so.
+    """
+    units: list[RequestUnit] = []
+
+    async def unit_of_work() -> T:
+        async with request_unit(reap.sessions, spawn=reap.spawn) as unit:
+            units.append(unit)
+            return await work()
+
+    try:
+        return await _in_time(reap, deadline, unit_of_work())
+    except DATABASE_UNREACHABLE as exc:
+        if isinstance(exc, IntegrityError) or not (units and units[0].commit_sent):
+            raise
+        raise CommitUnconfirmed() from exc
 
 
 async def _settle(task: asyncio.Future[Any]) -> None:
@@ -198,20 +249,33 @@ async def on_error(
     if isinstance(error, IntegrityError) or not isinstance(error, DATABASE_UNREACHABLE):
         log.error("request failed", exc_info=error)
         return None
-    log.warning("the database is unreachable (%s); told %s", type(error).__name__, _user(body))
+    text = _database_failed(error, body)
     if "command" in body:
-        return BoltResponse(status=200, body={"response_type": "ephemeral", "text": DATABASE_DOWN})
+        return BoltResponse(status=200, body={"response_type": "ephemeral", "text": text})
     if body.get("type") == "view_submission":
         values = ((body.get("view") or {}).get("state") or {}).get("values") or {}
         return BoltResponse(
             status=200,
-            body={"response_action": "errors", "errors": {next(iter(values), "title"): DATABASE_DOWN}},
+            body={"response_action": "errors", "errors": {next(iter(values), "title"): text}},
         )
     if body.get("type") == "block_actions" and respond is not None and body.get("response_url"):
-        await respond(response_type="ephemeral", replace_original=False, text=DATABASE_DOWN)
+        await respond(response_type="ephemeral", replace_original=False, text=text)
         return BoltResponse(status=200, body="")
     # An event is left to Slack's retries; anything else has no one to tell.
     return None
+
+
+def _database_failed(error: BaseException, body: dict[str, Any]) -> str:
+    """What to tell the person whose request the database failed, logged."""
+    if isinstance(error, CommitUnconfirmed):
+        log.warning(
+            "the database went silent or away during a commit (%s); told %s to check whether it took",
+            type(error.__cause__).__name__,
+            _user(body),
+        )
+        return DATABASE_UNCONFIRMED
+    log.warning("the database is unreachable (%s); told %s", type(error).__name__, _user(body))
+    return DATABASE_DOWN
 
 
 # --- /reap -------------------------------------------------------------------------------------
@@ -221,36 +285,21 @@ async def on_reap(
     ack: AsyncAck, command: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
 ) -> None:
     """The /reap slash command, as one unit of work: the delivery's record, the caller's row and
-    everything the command reads and writes in one transaction (see skip_duplicate_events)."""
+    everything the command reads and writes in one transaction (see skip_duplicate_events), done
+    within the request's database time."""
     reap = reap_of(context)
+    deadline = request_deadline(context)
     record: Record | None = context.get(DELIVERY)
     with first_write(record) if record is not None else nullcontext() as pending:
         try:
             try:
-                async with request_unit(reap.sessions, spawn=reap.spawn):
-                    # The first database touch: an outage shows here, bounded, before any action.
-                    caller = await _within_request_time(
-                        reap,
-                        sv.caller_for(
-                            reap,
-                            team_id=team_of(command),
-                            user_id=_user(command),
-                            channel_id=command.get("channel_id"),
-                            trigger_id=command.get("trigger_id"),
-                        ),
-                    )
-                    parsed = g.parse_command(
-                        command.get("text") or "",
-                        today=caller.today,
-                        fiscal_start_month=reap.org.fiscal_year_start_month,
-                    )
-                    reply = await sv.run_command(reap, caller=caller, command=parsed)
+                reply = await _unit_in_time(reap, deadline, lambda: _command(reap, command))
             except (g.ReapInputError, ReapError) as exc:
                 _log_refusal(command, exc)
                 reply = sv.error_reply(exc)
             if pending is not None and not pending.committed:
                 # A refusal rolled the unit back: the record goes alone, so a replay is not answered.
-                await _within_request_time(reap, commit_first_write(reap.sessions))
+                await _in_time(reap, deadline, commit_first_write(reap.sessions))
         except AlreadyHandled as exc:
             log.info("duplicate delivery %s ignored", exc.key)
             await ack()
@@ -260,6 +309,20 @@ async def on_reap(
     else:
         await ack(**reply.ack_kwargs())
     _spawn_followups(reap, reply, client)
+
+
+async def _command(reap: sv.Reap, command: dict[str, Any]) -> sv.Reply:
+    caller = await sv.caller_for(
+        reap,
+        team_id=team_of(command),
+        user_id=_user(command),
+        channel_id=command.get("channel_id"),
+        trigger_id=command.get("trigger_id"),
+    )
+    parsed = g.parse_command(
+        command.get("text") or "", today=caller.today, fiscal_start_month=reap.org.fiscal_year_start_month
+    )
+    return await sv.run_command(reap, caller=caller, command=parsed)
 
 
 def _log_refusal(body: dict[str, Any], exc: Exception) -> None:
@@ -328,14 +391,13 @@ async def _answered(
     respond: AsyncRespond | None,
 ) -> None:
     """A press's work, after its ack: if the database fails it midway, the person is told it did not
-    take (the ack has gone, so no error answer would reach them)."""
+    take, or that it may have (the ack has gone, so no error answer would reach them)."""
     try:
         await work
     except DATABASE_UNREACHABLE as exc:
         if isinstance(exc, IntegrityError):
             raise
-        log.warning("the database is unreachable (%s); told %s", type(exc).__name__, _user(body))
-        await _say(respond, client, body, DATABASE_DOWN)
+        await _say(respond, client, body, _database_failed(exc, body))
 
 
 async def on_done(
@@ -349,20 +411,26 @@ async def on_done(
     await ack()
     reap = reap_of(context)
     # The press is answered at once; the change and the Slack calls follow it.
-    reap.spawn(_answered(_done(reap, body, client, respond), body, client, respond))
+    reap.spawn(
+        _answered(_done(reap, body, client, respond, request_deadline(context)), body, client, respond)
+    )
 
 
-async def _done(reap: sv.Reap, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond) -> None:
+async def _done(
+    reap: sv.Reap, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond, deadline: float
+) -> None:
     ref = str(body["actions"][0].get("value") or "")
+
+    async def complete() -> bk.ItemCard:
+        return await sv.press_done(reap, caller=await _presser(reap, body), ref=ref)
+
     try:
         # The caller's row and the completion in one transaction.
-        async with request_unit(reap.sessions, spawn=reap.spawn):
-            card = await sv.press_done(reap, caller=await _presser(reap, body), ref=ref)
+        card = await _unit_in_time(reap, deadline, complete)
     except EvidenceRequired as exc:
         # The plan wants a link to what was delivered: ask for it in the Update form, set to done.
-        caller = await _presser(reap, body)
         try:
-            item = await sv.editable_item(reap, caller=caller, ref=ref, action="complete")
+            caller, item = await _in_time(reap, deadline, _editable(reap, body, ref, "complete"))
         except ReapError as refused:
             await _tell(respond, client, body, refused)
             return
@@ -382,6 +450,14 @@ async def _presser(reap: sv.Reap, body: dict[str, Any]) -> sv.Caller:
     )
 
 
+async def _editable(
+    reap: sv.Reap, body: dict[str, Any], ref: str, action: str
+) -> tuple[sv.Caller, ActionItem]:
+    """Whoever pressed, and the item if they may change it (before a modal opens for it)."""
+    caller = await _presser(reap, body)
+    return caller, await sv.editable_item(reap, caller=caller, ref=ref, action=action)
+
+
 async def on_approve(
     ack: AsyncAck,
     body: dict[str, Any],
@@ -392,16 +468,20 @@ async def on_approve(
     """Approve on a pending request: the change applies and the requester is told."""
     await ack()
     reap = reap_of(context)
-    reap.spawn(_answered(_approve(reap, body, client, respond), body, client, respond))
+    reap.spawn(
+        _answered(_approve(reap, body, client, respond, request_deadline(context)), body, client, respond)
+    )
 
 
 async def _approve(
-    reap: sv.Reap, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+    reap: sv.Reap, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond, deadline: float
 ) -> None:
+    async def approve() -> sv.Reply:
+        caller = await sv.caller_for(reap, team_id=team_of(body), user_id=_user(body))
+        return await sv.decide(reap, caller=caller, request_id=_number(body), approve=True, note=None)
+
     try:
-        async with request_unit(reap.sessions, spawn=reap.spawn):
-            caller = await sv.caller_for(reap, team_id=team_of(body), user_id=_user(body))
-            reply = await sv.decide(reap, caller=caller, request_id=_number(body), approve=True, note=None)
+        reply = await _unit_in_time(reap, deadline, approve)
     except ReapError as exc:
         await _tell(respond, client, body, exc)
         return
@@ -444,10 +524,13 @@ async def on_decline_submit(
         await ack(response_action="errors", errors={"reason": problem})
         return
     reason = raw.strip()
+
+    async def decline() -> tuple[sv.Caller, sv.Reply]:
+        caller = await sv.caller_for(reap, team_id=team_of(body), user_id=_user(body))
+        return caller, await sv.decide(reap, caller=caller, request_id=number, approve=False, note=reason)
+
     try:
-        async with request_unit(reap.sessions, spawn=reap.spawn):
-            caller = await sv.caller_for(reap, team_id=team_of(body), user_id=_user(body))
-            reply = await sv.decide(reap, caller=caller, request_id=number, approve=False, note=reason)
+        caller, reply = await _unit_in_time(reap, request_deadline(context), decline)
     except ReapError as exc:
         await _refuse_inline(ack, body, exc, block_id="reason")
         return
@@ -471,15 +554,22 @@ async def on_verify(
     """Verify on a done item awaiting verification."""
     await ack()
     reap = reap_of(context)
-    reap.spawn(_answered(_verify(reap, body, client, respond), body, client, respond))
+    reap.spawn(
+        _answered(_verify(reap, body, client, respond, request_deadline(context)), body, client, respond)
+    )
 
 
-async def _verify(reap: sv.Reap, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond) -> None:
+async def _verify(
+    reap: sv.Reap, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond, deadline: float
+) -> None:
     ref = str(body["actions"][0].get("value") or "")
+
+    async def verify() -> sv.Reply:
+        caller = await sv.caller_for(reap, team_id=team_of(body), user_id=_user(body))
+        return await sv.run_command(reap, caller=caller, command=g.Verify(ref.upper()))
+
     try:
-        async with request_unit(reap.sessions, spawn=reap.spawn):
-            caller = await sv.caller_for(reap, team_id=team_of(body), user_id=_user(body))
-            reply = await sv.run_command(reap, caller=caller, command=g.Verify(ref.upper()))
+        reply = await _unit_in_time(reap, deadline, verify)
     except ReapError as exc:
         await _tell(respond, client, body, exc)
         return
@@ -514,23 +604,30 @@ async def on_snooze(
     """The Snooze menu: 1 day, 1 week, or pick a date (opens a modal)."""
     await ack()
     reap = reap_of(context)
-    reap.spawn(_answered(_snooze(reap, body, client, respond), body, client, respond))
-
-
-async def _snooze(reap: sv.Reap, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond) -> None:
-    caller = await sv.caller_for(
-        reap, team_id=team_of(body), user_id=_user(body), trigger_id=body.get("trigger_id")
+    reap.spawn(
+        _answered(_snooze(reap, body, client, respond, request_deadline(context)), body, client, respond)
     )
+
+
+async def _snooze(
+    reap: sv.Reap, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond, deadline: float
+) -> None:
     ref, _, choice = str((body["actions"][0].get("selected_option") or {}).get("value") or "").partition("|")
+
+    async def snooze() -> bk.ItemCard:
+        caller = await _presser(reap, body)
+        return await sv.press_snooze(
+            reap, caller=caller, ref=ref, until=sv.snooze_until(choice, caller.today)
+        )
+
     try:
         if choice == "pick":
-            item = await sv.editable_item(reap, caller=caller, ref=ref, action="snooze")
+            caller, item = await _in_time(reap, deadline, _editable(reap, body, ref, "snooze"))
             view = bk.build_snooze_modal(item, metadata=_origin(body))
             await client.views_open(trigger_id=caller.trigger_id, view=view)
             return
-        card = await sv.press_snooze(
-            reap, caller=caller, ref=ref, until=sv.snooze_until(choice, caller.today)
-        )
+        # The caller's row and the snooze in one transaction, as for Done.
+        card = await _unit_in_time(reap, deadline, snooze)
     except ReapError as exc:
         await _tell(respond, client, body, exc)
         return
@@ -558,17 +655,17 @@ async def on_update(
     """The Update button: open the Update modal for someone allowed to change the item."""
     await ack()
     reap = reap_of(context)
-    reap.spawn(_answered(_update(reap, body, client, respond), body, client, respond))
-
-
-async def _update(reap: sv.Reap, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond) -> None:
-    caller = await sv.caller_for(
-        reap, team_id=team_of(body), user_id=_user(body), trigger_id=body.get("trigger_id")
+    reap.spawn(
+        _answered(_update(reap, body, client, respond, request_deadline(context)), body, client, respond)
     )
+
+
+async def _update(
+    reap: sv.Reap, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond, deadline: float
+) -> None:
+    ref = str(body["actions"][0].get("value") or "")
     try:
-        item = await sv.editable_item(
-            reap, caller=caller, ref=str(body["actions"][0].get("value") or ""), action="update"
-        )
+        caller, item = await _in_time(reap, deadline, _editable(reap, body, ref, "update"))
     except ReapError as exc:
         await _tell(respond, client, body, exc)
         return
@@ -631,11 +728,14 @@ async def on_update_submit(
     if isinstance(form, dict):
         await ack(response_action="errors", errors=form)
         return
+
+    async def update() -> bk.ItemCard:
+        caller = await sv.caller_for(reap, team_id=team_of(body), user_id=_user(body))
+        return await sv.submit_update(reap, caller=caller, form=form)
+
     try:
         # The caller's row and the change in one transaction (the record went before, in the middleware).
-        async with request_unit(reap.sessions, spawn=reap.spawn):
-            caller = await sv.caller_for(reap, team_id=team_of(body), user_id=_user(body))
-            card = await sv.submit_update(reap, caller=caller, form=form)
+        card = await _unit_in_time(reap, request_deadline(context), update)
     except EvidenceRequired as exc:
         await _refuse_inline(ack, body, exc, block_id="evidence")
         return
@@ -662,12 +762,16 @@ async def on_snooze_submit(
     raw = view.get("state", {}).get("values", {}).get("until", {}).get("value", {}).get("selected_date")
     try:
         until = date.fromisoformat(raw or "")
-        async with request_unit(reap.sessions, spawn=reap.spawn):
-            caller = await sv.caller_for(reap, team_id=team_of(body), user_id=_user(body))
-            card = await sv.press_snooze(reap, caller=caller, ref=str(origin.get("ref") or ""), until=until)
     except ValueError:
         await ack(response_action="errors", errors={"until": "Pick a date from the calendar."})
         return
+
+    async def snooze() -> bk.ItemCard:
+        caller = await sv.caller_for(reap, team_id=team_of(body), user_id=_user(body))
+        return await sv.press_snooze(reap, caller=caller, ref=str(origin.get("ref") or ""), until=until)
+
+    try:
+        card = await _unit_in_time(reap, request_deadline(context), snooze)
     except ReapError as exc:
         await _refuse_inline(ack, body, exc, block_id="until")
         return
@@ -688,10 +792,13 @@ async def on_add_submit(
     if isinstance(form, dict):
         await ack(response_action="errors", errors=form)
         return
+
+    async def add() -> tuple[sv.Caller, ActionItem]:
+        caller = await sv.caller_for(reap, team_id=team_of(body), user_id=_user(body))
+        return caller, await sv.submit_add(reap, caller=caller, form=form)
+
     try:
-        async with request_unit(reap.sessions, spawn=reap.spawn):
-            caller = await sv.caller_for(reap, team_id=team_of(body), user_id=_user(body))
-            item = await sv.submit_add(reap, caller=caller, form=form)
+        caller, item = await _unit_in_time(reap, request_deadline(context), add)
     except PermissionDenied as exc:
         await _refuse_inline(ack, body, exc, block_id="owner")
         return
@@ -722,17 +829,20 @@ async def on_checkin_open(
     """The Check in button on a prompt: one modal for every open item and owned measure."""
     await ack()
     reap = reap_of(context)
-    reap.spawn(_answered(_checkin_open(reap, body, client), body, client, respond))
+    reap.spawn(_answered(_checkin_open(reap, body, client, request_deadline(context)), body, client, respond))
 
 
-async def _checkin_open(reap: sv.Reap, body: dict[str, Any], client: AsyncWebClient) -> None:
-    caller = await sv.caller_for(
-        reap, team_id=team_of(body), user_id=_user(body), trigger_id=body.get("trigger_id")
-    )
+async def _checkin_open(reap: sv.Reap, body: dict[str, Any], client: AsyncWebClient, deadline: float) -> None:
     quarter = str(body["actions"][0].get("value") or "")
-    subject = await quarterly.checkin_subject(
-        reap, team_id=caller.actor.team_id, user_id=caller.actor.user_id, quarter=quarter
-    )
+
+    async def read() -> tuple[sv.Caller, CheckInSubject]:
+        caller = await _presser(reap, body)
+        subject = await quarterly.checkin_subject(
+            reap, team_id=caller.actor.team_id, user_id=caller.actor.user_id, quarter=quarter
+        )
+        return caller, subject
+
+    caller, subject = await _in_time(reap, deadline, read())
     view = ck.build_checkin_modal(quarter, subject, zone=caller.zone)
     await client.views_open(trigger_id=caller.trigger_id, view=view)
 
@@ -751,10 +861,13 @@ async def on_checkin_submit(
         await ack(response_action="errors", errors=form)
         return
     quarter = str(view.get("private_metadata") or "")
+
+    async def check_in() -> tuple[sv.Caller, int]:
+        caller = await sv.caller_for(reap, team_id=team_of(body), user_id=_user(body))
+        return caller, await quarterly.submit_checkin(reap, caller=caller, quarter=quarter, form=form)
+
     try:
-        async with request_unit(reap.sessions, spawn=reap.spawn):
-            caller = await sv.caller_for(reap, team_id=team_of(body), user_id=_user(body))
-            count = await quarterly.submit_checkin(reap, caller=caller, quarter=quarter, form=form)
+        caller, count = await _unit_in_time(reap, request_deadline(context), check_in)
     except quarterly.NothingChanged as exc:
         await _refuse_inline(ack, body, exc, block_id="confirm")
         return
@@ -788,23 +901,28 @@ async def on_create_from_message(
     """The 'Create action item' message shortcut: the Add modal, prefilled, linking back to the message."""
     await ack()
     reap = reap_of(context)
-    caller = await sv.caller_for(
-        reap, team_id=team_of(shortcut), user_id=_user(shortcut), trigger_id=shortcut.get("trigger_id")
-    )
     message = shortcut.get("message") or {}
     channel = (shortcut.get("channel") or {}).get("id", "")
     ts = str(message.get("ts") or shortcut.get("message_ts") or "")
     link = f"https://slack.com/archives/{channel}/p{ts.replace('.', '')}" if channel and ts else ""
     text = str(message.get("text") or "")
-    try:
-        reply = await sv.open_add_modal(
+
+    async def add_modal() -> sv.Reply:
+        caller = await sv.caller_for(
+            reap, team_id=team_of(shortcut), user_id=_user(shortcut), trigger_id=shortcut.get("trigger_id")
+        )
+        return await sv.open_add_modal(
             reap,
             caller=caller,
             title=text.splitlines()[0][:300] if text else "",
             description=f"{text}\n\nFrom: {link}".strip(),
             metadata={"source": link},
         )
+
+    try:
+        # Its answer (the HTTP one) waits for this: the database gets the request's time, no more.
+        reply = await _in_time(reap, request_deadline(context), add_modal())
     except ReapError as exc:
-        log.info("shortcut refused for %s: %s", caller.actor.user_id, exc)
+        log.info("shortcut refused for %s: %s", _user(shortcut), exc)
         return
     _spawn_followups(reap, reply, client)

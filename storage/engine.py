@@ -302,13 +302,16 @@ class RequestUnit:
     `request_unit()` shares one session and one transaction, begun on first use (the pending first
     write first) and committed when the request is done, so a command costs one transaction
     however its code is divided. A block that raises fails the whole unit: it is rolled back, and
-    any later use of it raises UnitFailed rather than commit half of what the block did."""
+    any later use of it raises UnitFailed rather than commit half of what the block did.
+    `commit_sent` says whether its COMMIT has gone to the server: from then on, until `commit()`
+    returns, only the server knows whether the unit took."""
 
     def __init__(self, sessions: Sessions, spawn: Callable[[Coroutine[Any, Any, Any]], None]) -> None:
         self.sessions = sessions
         self.spawn = spawn
         self.session: AsyncSession | None = None
         self.failed = False
+        self.commit_sent = False
         self._pending: FirstWrite | None = None
         self._lock: asyncio.Lock | None = None
 
@@ -342,6 +345,9 @@ class RequestUnit:
         if session is None:
             return
         try:
+            # What the unit still holds is written first, so a failure here is a plain rollback.
+            await session.flush()
+            self.commit_sent = True
             await session.commit()
         except BaseException:
             self._close_later(session)
