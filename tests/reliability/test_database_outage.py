@@ -168,14 +168,18 @@ async def test_database_lost_mid_tick_reports_unhealthy_then_recovers_and_delive
         proxy.restore()
         clock.offset += AFTER_LEASES
 
+        seen: list[dict[str, Any]] = []
+
         async def healthy_and_done() -> bool:
-            status, _ = await health(http)
+            status, report = await health(http)
+            seen.append(report)
             return status == 200 and await settled(sessions, len(PEOPLE))
 
+        # The report that said healthy is the one judged: asked again at once, a one-second ticker
+        # still delivering what the outage held back can read as late on a loaded machine.
         await wait_for("recovery with every row settled", healthy_and_done, within=60, every=0.25)
-        status, report = await health(http)
+        report = seen[-1]
 
-    assert status == 200
     assert report == {"database": "ok", "schema": "ok", "slack": "ok", "scheduler": "ok", "ok": True}
     rows = await outbox(sessions)
     Ledger.of(rows, slack).check()
