@@ -318,6 +318,7 @@ async def _command(reap: sv.Reap, command: dict[str, Any]) -> sv.Reply:
         user_id=_user(command),
         channel_id=command.get("channel_id"),
         trigger_id=command.get("trigger_id"),
+        response_url=command.get("response_url"),
     )
     parsed = g.parse_command(
         command.get("text") or "", today=caller.today, fiscal_start_month=reap.org.fiscal_year_start_month

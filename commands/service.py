@@ -122,6 +122,8 @@ class Caller:
     now: datetime
     channel_id: str | None = None
     trigger_id: str | None = None
+    # Where a slash command's later answers go (ephemeral, in any channel, for 30 minutes).
+    response_url: str | None = None
 
 
 @dataclass

@@ -28,10 +28,8 @@ def _outcome(item: ActionItem | None, today: date) -> str:
     return "overdue" if item.due is not None and item.due < today else "open"
 
 
-async def build_agenda(
-    session: AsyncSession, *, team_id: str, quarter: FiscalQuarter, today: date, zone: ZoneInfo | None = None
-) -> Agenda:
-    """What the quarter's DEI meeting needs: headline, decisions needed, measures, follow-ups."""
+async def agenda_cycle(session: AsyncSession, *, team_id: str, quarter: FiscalQuarter) -> CheckInCycle:
+    """The quarter's check-in cycle, which holds its meeting date; refused if there is none."""
     cycle = (
         await session.exec(
             select(CheckInCycle)
@@ -44,6 +42,14 @@ async def build_agenda(
             f"{quarter.label} has no DEI meeting date, so there is no agenda yet; "
             f"set it with /reap checkin schedule {quarter.label} <date>."
         )
+    return cycle
+
+
+async def build_agenda(
+    session: AsyncSession, *, team_id: str, quarter: FiscalQuarter, today: date, zone: ZoneInfo | None = None
+) -> Agenda:
+    """What the quarter's DEI meeting needs: headline, decisions needed, measures, follow-ups."""
+    cycle = await agenda_cycle(session, team_id=team_id, quarter=quarter)
     rollup = await quarter_rollup(session, team_id=team_id, quarter=quarter, as_of=today, zone=zone)
     headline = Headline(
         items=rollup.total,

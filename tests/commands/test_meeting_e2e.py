@@ -47,6 +47,15 @@ def text(response) -> str:  # type: ignore[no-untyped-def]
     return f"{body.get('text')} {body.get('blocks')}"
 
 
+async def agenda_shown(bot: Bot, user: str, quarter: str) -> str:
+    """`/reap agenda <quarter>`: answered at once, the agenda follows where it was asked."""
+    answer = await bot.command(user, f"agenda {quarter}")
+    assert f"Gathering the {quarter} DEI meeting agenda" in text(answer)
+    shown = bot.slack.responses()[-1]
+    assert shown["response_type"] == "ephemeral" and shown["replace_original"] is False
+    return f"{shown.get('text')} {shown.get('blocks')}"
+
+
 async def test_a_decision_with_an_owner_and_a_date_becomes_a_followup_item(bot: Bot):
     answer = await bot.command(
         COORDINATOR,
@@ -96,7 +105,7 @@ async def test_the_next_agenda_lists_what_needs_a_decision_and_how_the_followup_
     )
     await bot.command(COORDINATOR, 'decision "Keep the hiring freeze exemption request open"')
     await bot.command(OWNER, 'due OIT-3 2027-04-01 "training vendor moved"')
-    agenda = text(await bot.command(OTHER, "agenda FY2027-Q2"))
+    agenda = await agenda_shown(bot, OTHER, "FY2027-Q2")
     assert "DEI meeting agenda: FY2027-Q2" in agenda
     assert "*OIT-1* Fiber permits for six Wi-Fi sites (OIT, <@U0OWNER>): blocked" in agenda
     assert "*OIT-2* Hire an equity data analyst (OIT, <@U0OWNER>): 20 days overdue" in agenda
@@ -105,11 +114,12 @@ async def test_the_next_agenda_lists_what_needs_a_decision_and_how_the_followup_
     assert ":large_yellow_circle: open" in agenda
     assert "Keep the hiring freeze exemption request open (FY2027-Q1) · :memo: recorded" in agenda
     await bot.command(OWNER, "done OIT-4 https://example.org/streets/fast-lane-memo")
-    after = text(await bot.command(OTHER, "agenda FY2027-Q2"))
+    after = await agenda_shown(bot, OTHER, "FY2027-Q2")
     assert ":white_check_mark: done" in after
 
 
 async def test_an_agenda_for_a_quarter_without_a_meeting_date_says_how_to_set_one(bot: Bot):
     answer = await bot.command(OTHER, "agenda FY2027-Q3")
+    assert bot.slack.responses() == [], "refused at once, nothing follows"
     assert "FY2027-Q3 has no DEI meeting date" in text(answer)
     assert "/reap checkin schedule FY2027-Q3 &lt;date&gt;" in text(answer)  # shown as typed, escaped

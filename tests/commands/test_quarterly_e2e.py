@@ -4,14 +4,24 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import date
+from typing import Any
 
 import pytest
+from sqlalchemy import event
 from sqlmodel import select
 
+from commands.quarterly import CLOSE_FAILED
 from storage.checkins import close_and_owe
 from storage.engine import transaction
 from storage.items import get_item
-from storage.models import CheckInCycle, CheckInResponse, Measure, MeasureReading, Notification
+from storage.models import (
+    CheckInCycle,
+    CheckInResponse,
+    Measure,
+    MeasureReading,
+    Notification,
+    QuarterSnapshot,
+)
 from storage.outbox import enqueue
 from storage.permissions import Actor
 from tests.factories import COORDINATOR, OTHER, OWNER, make_item, make_plan
@@ -194,3 +204,55 @@ async def test_a_closed_quarter_is_amended_beside_its_record_and_an_open_one_is_
     assert [(a.subject, a.new, a.reason) for a in frozen.amendments] == [
         ("item OIT-1", "done on Dec 28", "the owner was on leave")
     ]
+
+
+async def test_a_close_answers_at_once_and_tells_the_closer_once_the_quarter_is_frozen(bot: Bot):
+    """Freezing a large plan's quarter takes longer than Slack waits, so it follows the answer."""
+    await bot.command(COORDINATOR, "checkin start FY2027-Q2")
+    closing = await bot.command(COORDINATOR, "checkin close FY2027-Q2")
+    assert closing.json()["text"].startswith("Closing the FY2027-Q2 check-in")
+    (told,) = [r for r in bot.slack.responses() if "FY2027-Q2 check-in is closed" in r.get("text", "")]
+    assert told["response_type"] == "ephemeral" and told["replace_original"] is False
+    async with bot.sessions() as session:
+        cycle = (await session.exec(select(CheckInCycle))).one()
+        frozen = list(await session.exec(select(QuarterSnapshot)))
+    assert cycle.closed_at is not None
+    assert [snapshot.quarter for snapshot in frozen] == ["FY2027-Q2"]
+    assert bot.slack.messages(DEI), "the rollup is posted"
+
+
+async def test_a_close_refused_is_refused_at_once_and_changes_nothing(bot: Bot):
+    refused = await bot.command(COORDINATOR, "checkin close FY2027-Q2")
+    assert "has not been opened" in refused.json()["text"]
+    member = await bot.command(OWNER, "checkin close FY2027-Q2")
+    assert "Only department coordinators" in member.json()["text"]
+    async with bot.sessions() as session:
+        assert list(await session.exec(select(QuarterSnapshot))) == []
+    assert bot.slack.responses() == [] and not bot.slack.messages(DEI)
+
+
+async def test_a_close_that_fails_after_the_answer_tells_the_closer_nothing_was_closed(bot: Bot):
+    """The closer was told it is closing: if freezing fails, they hear it did not, and it did not."""
+    await bot.command(COORDINATOR, "checkin start FY2027-Q2")
+    engine = bot.sessions.kw["bind"].sync_engine
+
+    def fail_the_freeze(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "INSERT INTO quarter_snapshot" in statement:
+            raise RuntimeError("the disk is full")
+
+    event.listen(engine, "before_cursor_execute", fail_the_freeze)
+    try:
+        closing = await bot.command(COORDINATOR, "checkin close FY2027-Q2")
+    finally:
+        event.remove(engine, "before_cursor_execute", fail_the_freeze)
+
+    assert closing.json()["text"].startswith("Closing the FY2027-Q2 check-in")
+    assert [r["text"] for r in bot.slack.responses()] == [CLOSE_FAILED.format(quarter="FY2027-Q2")]
+    async with bot.sessions() as session:
+        cycle = (await session.exec(select(CheckInCycle))).one()
+        frozen = list(await session.exec(select(QuarterSnapshot)))
+    assert cycle.closed_at is None and frozen == [], "closed and frozen together, or not at all"
+    assert not bot.slack.messages(DEI)
+    again = await bot.command(COORDINATOR, "checkin close FY2027-Q2")
+    assert again.status_code == 200
+    assert any("FY2027-Q2 check-in is closed" in r.get("text", "") for r in bot.slack.responses())
