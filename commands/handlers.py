@@ -258,7 +258,12 @@ async def on_error(
             status=200,
             body={"response_action": "errors", "errors": {next(iter(values), "title"): text}},
         )
-    if body.get("type") == "block_actions" and respond is not None and body.get("response_url"):
+    # A press, or a message shortcut: both come with a response_url to answer through.
+    if (
+        body.get("type") in ("block_actions", "message_action")
+        and respond is not None
+        and body.get("response_url")
+    ):
         await respond(response_type="ephemeral", replace_original=False, text=text)
         return BoltResponse(status=200, body="")
     # An event is left to Slack's retries; anything else has no one to tell.

@@ -194,9 +194,24 @@ SLACK_DEADLINE = 3.0
 COMMANDS = ("list mine", 'add "Map the Wi-Fi gaps" strategy workplace-equity', "done OIT-1", "help")
 
 
+def message_shortcut(bot: Bot) -> dict[str, Any]:
+    """The 'Create action item' shortcut on a message, as Slack sends it."""
+    return {
+        "type": "message_action",
+        "callback_id": "create_action_item",
+        "team": {"id": bot.team_id},
+        "user": {"id": OWNER, "team_id": bot.team_id},
+        "channel": {"id": "C0GENERAL"},
+        "trigger_id": bot.slack.new_trigger_id(),
+        "response_url": bot.slack.response_url(),
+        "message_ts": "1767225950.000300",
+        "message": {"type": "message", "text": "Can we map Wi-Fi gaps by tract?", "ts": "1767225950.000300"},
+    }
+
+
 async def told_within_slack_deadline(bot: Bot) -> None:
-    """Every slash command, a button and a form, each answered that nothing was changed, in time
-    (the HTTP answer's time: the bot's own clean-up may go on after it)."""
+    """Every slash command, a button, a message shortcut and a form, each answered that nothing was
+    changed, in time (the HTTP answer's time: the bot's own clean-up may go on after it)."""
     for text in COMMANDS:
         response = await bot.command(OWNER, text)
         elapsed = response.elapsed.total_seconds()
@@ -209,6 +224,11 @@ async def told_within_slack_deadline(bot: Bot) -> None:
     pressed = await bot.interact(bot.block_action(OWNER, DONE, value="OIT-1"))
     assert pressed.status_code == 200 and pressed.elapsed.total_seconds() < SLACK_DEADLINE
     assert [r["text"] for r in bot.slack.responses()] == [DATABASE_DOWN], "the press was told it did not take"
+
+    shortcut = await bot.interact(message_shortcut(bot))
+    assert shortcut.status_code == 200 and shortcut.elapsed.total_seconds() < SLACK_DEADLINE
+    assert [r["text"] for r in bot.slack.responses()][1:] == [DATABASE_DOWN], "the shortcut was told"
+    assert bot.slack.views() == {}, "no Add form opened"
 
     values = {"title": {"value": {"type": "plain_text_input", "value": "Map the Wi-Fi gaps"}}}
     add_view = {"type": "modal", "callback_id": ADD_MODAL, "private_metadata": "{}"}
