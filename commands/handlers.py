@@ -182,7 +182,7 @@ async def skip_duplicate_events(
         return None
     try:
         # The first database touch of the request: an outage shows here, bounded, before any action.
-        await _in_time(reap, deadline, record_alone(reap, record))
+        await in_time(reap, deadline, record_alone(reap, record))
     except AlreadyHandled:
         log.info("duplicate delivery %s ignored", key)
         return BoltResponse(status=200, body="")
@@ -198,7 +198,7 @@ def request_deadline(context: AsyncBoltContext) -> float:
     return float(deadline)
 
 
-async def _in_time(reap: sv.Reap, deadline: float, work: Coroutine[Any, Any, T]) -> T:
+async def in_time(reap: sv.Reap, deadline: float, work: Coroutine[Any, Any, T]) -> T:
     """Run `work`, raising TimeoutError if it is not done by `deadline` (see request_deadline).
 
     Past it the work is cancelled but its clean-up is not waited for: SQLAlchemy gives a silent
@@ -213,7 +213,7 @@ async def _in_time(reap: sv.Reap, deadline: float, work: Coroutine[Any, Any, T])
     raise TimeoutError(f"the database did not answer within {REQUEST_DATABASE_SECONDS:g} s of the request")
 
 
-async def _unit_in_time(reap: sv.Reap, deadline: float, work: Callable[[], Awaitable[T]]) -> T:
+async def unit_in_time(reap: sv.Reap, deadline: float, work: Callable[[], Awaitable[T]]) -> T:
     """Run `work` as the request's unit of work (see request_unit), committed by `deadline`.
 
     If the database fails it or the deadline passes, nothing it did is kept (TimeoutError or the
@@ -228,7 +228,7 @@ async def _unit_in_time(reap: sv.Reap, deadline: float, work: Callable[[], Await
             return await work()
 
     try:
-        return await _in_time(reap, deadline, unit_of_work())
+        return await in_time(reap, deadline, unit_of_work())
     except DATABASE_UNREACHABLE as exc:
         if isinstance(exc, IntegrityError) or not (units and units[0].commit_sent):
             raise
@@ -242,14 +242,14 @@ async def _settle(task: asyncio.Future[Any]) -> None:
 
 
 async def on_error(
-    error: Exception, body: dict[str, Any], respond: AsyncRespond | None
+    error: Exception, body: dict[str, Any], respond: AsyncRespond | None, client: AsyncWebClient
 ) -> BoltResponse | None:
     """Answer a request the database could not serve, in the way its kind of request is answered;
     anything else keeps Bolt's logged 500."""
     if isinstance(error, IntegrityError) or not isinstance(error, DATABASE_UNREACHABLE):
         log.error("request failed", exc_info=error)
         return None
-    text = _database_failed(error, body)
+    text = database_failed(error, body)
     if "command" in body:
         return BoltResponse(status=200, body={"response_type": "ephemeral", "text": text})
     if body.get("type") == "view_submission":
@@ -266,11 +266,15 @@ async def on_error(
     ):
         await respond(response_type="ephemeral", replace_original=False, text=text)
         return BoltResponse(status=200, body="")
+    if body.get("type") in ("block_actions", "shortcut") and body.get("user"):
+        # A press on the App Home, or the global shortcut: no channel to answer in, so their DM.
+        await client.chat_postMessage(channel=_user(body), text=text)
+        return BoltResponse(status=200, body="")
     # An event is left to Slack's retries; anything else has no one to tell.
     return None
 
 
-def _database_failed(error: BaseException, body: dict[str, Any]) -> str:
+def database_failed(error: BaseException, body: dict[str, Any]) -> str:
     """What to tell the person whose request the database failed, logged."""
     if isinstance(error, CommitUnconfirmed):
         log.warning(
@@ -298,13 +302,13 @@ async def on_reap(
     with first_write(record) if record is not None else nullcontext() as pending:
         try:
             try:
-                reply = await _unit_in_time(reap, deadline, lambda: _command(reap, command))
+                reply = await unit_in_time(reap, deadline, lambda: _command(reap, command))
             except (g.ReapInputError, ReapError) as exc:
                 _log_refusal(command, exc)
                 reply = sv.error_reply(exc)
             if pending is not None and not pending.committed:
                 # A refusal rolled the unit back: the record goes alone, so a replay is not answered.
-                await _in_time(reap, deadline, commit_first_write(reap.sessions))
+                await in_time(reap, deadline, commit_first_write(reap.sessions))
         except AlreadyHandled as exc:
             log.info("duplicate delivery %s ignored", exc.key)
             await ack()
@@ -403,7 +407,7 @@ async def _answered(
     except DATABASE_UNREACHABLE as exc:
         if isinstance(exc, IntegrityError):
             raise
-        await _say(respond, client, body, _database_failed(exc, body))
+        await _say(respond, client, body, database_failed(exc, body))
 
 
 async def on_done(
@@ -432,11 +436,11 @@ async def _done(
 
     try:
         # The caller's row and the completion in one transaction.
-        card = await _unit_in_time(reap, deadline, complete)
+        card = await unit_in_time(reap, deadline, complete)
     except EvidenceRequired as exc:
         # The plan wants a link to what was delivered: ask for it in the Update form, set to done.
         try:
-            caller, item = await _in_time(reap, deadline, _editable(reap, body, ref, "complete"))
+            caller, item = await in_time(reap, deadline, _editable(reap, body, ref, "complete"))
         except ReapError as refused:
             await _tell(respond, client, body, refused)
             return
@@ -487,7 +491,7 @@ async def _approve(
         return await sv.decide(reap, caller=caller, request_id=_number(body), approve=True, note=None)
 
     try:
-        reply = await _unit_in_time(reap, deadline, approve)
+        reply = await unit_in_time(reap, deadline, approve)
     except ReapError as exc:
         await _tell(respond, client, body, exc)
         return
@@ -536,7 +540,7 @@ async def on_decline_submit(
         return caller, await sv.decide(reap, caller=caller, request_id=number, approve=False, note=reason)
 
     try:
-        caller, reply = await _unit_in_time(reap, request_deadline(context), decline)
+        caller, reply = await unit_in_time(reap, request_deadline(context), decline)
     except ReapError as exc:
         await _refuse_inline(ack, body, exc, block_id="reason")
         return
@@ -575,7 +579,7 @@ async def _verify(
         return await sv.run_command(reap, caller=caller, command=g.Verify(ref.upper()))
 
     try:
-        reply = await _unit_in_time(reap, deadline, verify)
+        reply = await unit_in_time(reap, deadline, verify)
     except ReapError as exc:
         await _tell(respond, client, body, exc)
         return
@@ -628,12 +632,12 @@ async def _snooze(
 
     try:
         if choice == "pick":
-            caller, item = await _in_time(reap, deadline, _editable(reap, body, ref, "snooze"))
+            caller, item = await in_time(reap, deadline, _editable(reap, body, ref, "snooze"))
             view = bk.build_snooze_modal(item, metadata=_origin(body))
             await client.views_open(trigger_id=caller.trigger_id, view=view)
             return
         # The caller's row and the snooze in one transaction, as for Done.
-        card = await _unit_in_time(reap, deadline, snooze)
+        card = await unit_in_time(reap, deadline, snooze)
     except ReapError as exc:
         await _tell(respond, client, body, exc)
         return
@@ -671,7 +675,7 @@ async def _update(
 ) -> None:
     ref = str(body["actions"][0].get("value") or "")
     try:
-        caller, item = await _in_time(reap, deadline, _editable(reap, body, ref, "update"))
+        caller, item = await in_time(reap, deadline, _editable(reap, body, ref, "update"))
     except ReapError as exc:
         await _tell(respond, client, body, exc)
         return
@@ -741,7 +745,7 @@ async def on_update_submit(
 
     try:
         # The caller's row and the change in one transaction (the record went before, in the middleware).
-        card = await _unit_in_time(reap, request_deadline(context), update)
+        card = await unit_in_time(reap, request_deadline(context), update)
     except EvidenceRequired as exc:
         await _refuse_inline(ack, body, exc, block_id="evidence")
         return
@@ -777,7 +781,7 @@ async def on_snooze_submit(
         return await sv.press_snooze(reap, caller=caller, ref=str(origin.get("ref") or ""), until=until)
 
     try:
-        card = await _unit_in_time(reap, request_deadline(context), snooze)
+        card = await unit_in_time(reap, request_deadline(context), snooze)
     except ReapError as exc:
         await _refuse_inline(ack, body, exc, block_id="until")
         return
@@ -804,7 +808,7 @@ async def on_add_submit(
         return caller, await sv.submit_add(reap, caller=caller, form=form)
 
     try:
-        caller, item = await _unit_in_time(reap, request_deadline(context), add)
+        caller, item = await unit_in_time(reap, request_deadline(context), add)
     except PermissionDenied as exc:
         await _refuse_inline(ack, body, exc, block_id="owner")
         return
@@ -848,7 +852,7 @@ async def _checkin_open(reap: sv.Reap, body: dict[str, Any], client: AsyncWebCli
         )
         return caller, subject
 
-    caller, subject = await _in_time(reap, deadline, read())
+    caller, subject = await in_time(reap, deadline, read())
     view = ck.build_checkin_modal(quarter, subject, zone=caller.zone)
     await client.views_open(trigger_id=caller.trigger_id, view=view)
 
@@ -873,7 +877,7 @@ async def on_checkin_submit(
         return caller, await quarterly.submit_checkin(reap, caller=caller, quarter=quarter, form=form)
 
     try:
-        caller, count = await _unit_in_time(reap, request_deadline(context), check_in)
+        caller, count = await unit_in_time(reap, request_deadline(context), check_in)
     except quarterly.NothingChanged as exc:
         await _refuse_inline(ack, body, exc, block_id="confirm")
         return
@@ -927,7 +931,7 @@ async def on_create_from_message(
 
     try:
         # Its answer (the HTTP one) waits for this: the database gets the request's time, no more.
-        reply = await _in_time(reap, request_deadline(context), add_modal())
+        reply = await in_time(reap, request_deadline(context), add_modal())
     except ReapError as exc:
         log.info("shortcut refused for %s: %s", _user(shortcut), exc)
         return

@@ -1,17 +1,28 @@
 """The App Home's buttons and the global shortcut "Add REAP action item": thin listeners that ack,
-make one service call, and answer the person by DM (Home has no channel to answer in)."""
+make one service call, and answer the person by DM (Home has no channel to answer in), including
+when the database cannot serve them (within the request's database time, as every request)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Coroutine
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.exc import IntegrityError
 
 from commands import grammar as g
 from commands import service as sv
-from commands.handlers import reap_of, team_of
+from commands.handlers import (
+    DATABASE_UNREACHABLE,
+    database_failed,
+    in_time,
+    reap_of,
+    request_deadline,
+    team_of,
+    unit_in_time,
+)
 from domain.errors import ReapError
 from domain.fiscal import FiscalQuarter
 
@@ -26,17 +37,30 @@ async def _tell(client: AsyncWebClient, user: str, reply: sv.Reply) -> None:
     await client.chat_postMessage(channel=user, text=reply.text, blocks=reply.blocks or None)
 
 
-async def _open_add(reap: sv.Reap, body: dict[str, Any], client: AsyncWebClient) -> None:
-    caller = await sv.caller_for(
-        reap, team_id=team_of(body), user_id=_user(body), trigger_id=body.get("trigger_id")
-    )
+async def _open_add(reap: sv.Reap, body: dict[str, Any], client: AsyncWebClient, deadline: float) -> None:
+    async def read() -> sv.Reply:
+        caller = await sv.caller_for(
+            reap, team_id=team_of(body), user_id=_user(body), trigger_id=body.get("trigger_id")
+        )
+        return await sv.open_add_modal(reap, caller=caller)
+
     try:
-        reply = await sv.open_add_modal(reap, caller=caller)
+        reply = await in_time(reap, deadline, read())
     except ReapError as exc:
-        await _tell(client, caller.actor.user_id, sv.error_reply(exc))
+        await _tell(client, _user(body), sv.error_reply(exc))
         return
     for followup in reply.followups:
         await followup(client)
+
+
+async def _answered(work: Coroutine[Any, Any, None], body: dict[str, Any], client: AsyncWebClient) -> None:
+    """A Home press's work, after its ack: if the database cannot serve it, the person hears so by DM."""
+    try:
+        await work
+    except DATABASE_UNREACHABLE as exc:
+        if isinstance(exc, IntegrityError):
+            raise
+        await client.chat_postMessage(channel=_user(body), text=database_failed(exc, body))
 
 
 async def on_add_shortcut(
@@ -45,7 +69,7 @@ async def on_add_shortcut(
     """The global shortcut "Add REAP action item": the Add form."""
     await ack()
     reap = reap_of(context)
-    reap.spawn(_open_add(reap, shortcut, client))
+    reap.spawn(_answered(_open_add(reap, shortcut, client, request_deadline(context)), shortcut, client))
 
 
 async def on_add(
@@ -54,22 +78,35 @@ async def on_add(
     """Home's "Add an item": the Add form."""
     await ack()
     reap = reap_of(context)
-    reap.spawn(_open_add(reap, body, client))
+    reap.spawn(_answered(_open_add(reap, body, client, request_deadline(context)), body, client))
 
 
-async def _run(reap: sv.Reap, body: dict[str, Any], client: AsyncWebClient, make: Any) -> None:
-    caller = await sv.caller_for(reap, team_id=team_of(body), user_id=_user(body))
-    quarter = FiscalQuarter.containing(caller.today, reap.org.fiscal_year_start_month)
+async def _run(
+    reap: sv.Reap, body: dict[str, Any], client: AsyncWebClient, make: Any, deadline: float
+) -> None:
+    async def run() -> tuple[sv.Caller, sv.Reply]:
+        caller = await sv.caller_for(reap, team_id=team_of(body), user_id=_user(body))
+        quarter = FiscalQuarter.containing(caller.today, reap.org.fiscal_year_start_month)
+        return caller, await sv.run_command(reap, caller=caller, command=make(quarter))
+
     try:
-        reply = await sv.run_command(reap, caller=caller, command=make(quarter))
+        caller, reply = await unit_in_time(reap, deadline, run)
     except ReapError as exc:
-        await _tell(client, caller.actor.user_id, sv.error_reply(exc))
+        await _tell(client, _user(body), sv.error_reply(exc))
         return
     await _tell(client, caller.actor.user_id, reply)
     for followup in reply.followups:
         await followup(client)
     # The Home's buttons follow what changed (a check-in now open offers "Answer" instead of "Start").
-    await client.views_publish(user_id=caller.actor.user_id, view=await sv.home_view(reap, caller=caller))
+    try:
+        view = await sv.home_view(reap, caller=caller)
+    except DATABASE_UNREACHABLE as exc:
+        # The change is made and the person was told: a stale Home is no reason to say otherwise.
+        log.warning(
+            "could not refresh %s's Home after their change (%s)", caller.actor.user_id, type(exc).__name__
+        )
+        return
+    await client.views_publish(user_id=caller.actor.user_id, view=view)
 
 
 async def on_start_checkin(
@@ -78,7 +115,8 @@ async def on_start_checkin(
     """Home's "Start the check-in": `/reap checkin start` for this quarter (coordinators)."""
     await ack()
     reap = reap_of(context)
-    reap.spawn(_run(reap, body, client, lambda quarter: g.CheckIn("start", quarter)))
+    work = _run(reap, body, client, lambda quarter: g.CheckIn("start", quarter), request_deadline(context))
+    reap.spawn(_answered(work, body, client))
 
 
 async def on_rollup(
@@ -87,4 +125,5 @@ async def on_rollup(
     """Home's "Post the rollup": `/reap rollup` for this quarter into its usual channels (coordinators)."""
     await ack()
     reap = reap_of(context)
-    reap.spawn(_run(reap, body, client, lambda quarter: g.Rollup(quarter, None, None)))
+    work = _run(reap, body, client, lambda quarter: g.Rollup(quarter, None, None), request_deadline(context))
+    reap.spawn(_answered(work, body, client))

@@ -35,11 +35,12 @@ from commands.handlers import DATABASE_DOWN, DATABASE_UNCONFIRMED
 from localslack import payloads
 from localslack.server import LocalSlack
 from messages.blocks import ADD_MODAL, DONE, SNOOZE, UPDATE_MODAL
+from messages.home import ADD_SHORTCUT, START_CHECKIN
 from reminders.scheduler import JOB_ID, ReminderScheduler
 from storage.engine import Sessions, is_sqlite
 from storage.migrate import alembic_config
 from storage.models import NotificationState
-from tests.factories import OWNER, TEAM
+from tests.factories import COORDINATOR, OWNER, TEAM
 from tests.harness import Bot
 from tests.reliability.support import (
     MONDAY,
@@ -209,6 +210,35 @@ def message_shortcut(bot: Bot) -> dict[str, Any]:
     }
 
 
+async def told_by_dm_from_home(bot: Bot) -> None:
+    """A press on the App Home and the global shortcut have no channel: each is told by DM."""
+    for payload in (home_press(bot, START_CHECKIN), global_shortcut(bot)):
+        answered = await bot.interact(payload)
+        assert answered.status_code == 200 and answered.elapsed.total_seconds() < SLACK_DEADLINE
+    assert [m.text for m in bot.slack.dms_to(OWNER)] == [DATABASE_DOWN, DATABASE_DOWN]
+
+
+def home_press(bot: Bot, action_id: str, user: str = OWNER) -> dict[str, Any]:
+    """A button pressed on the App Home, as Slack sends it: a view container, no response_url."""
+    payload = bot.block_action(user, action_id)
+    del payload["response_url"]
+    return payload | {
+        "container": {"type": "view", "view_id": "V0HOME"},
+        "view": {"id": "V0HOME", "type": "home"},
+    }
+
+
+def global_shortcut(bot: Bot) -> dict[str, Any]:
+    """The global shortcut "Add REAP action item", as Slack sends it."""
+    return {
+        "type": "shortcut",
+        "callback_id": ADD_SHORTCUT,
+        "team": {"id": bot.team_id},
+        "user": {"id": OWNER, "team_id": bot.team_id},
+        "trigger_id": bot.slack.new_trigger_id(),
+    }
+
+
 async def told_within_slack_deadline(bot: Bot) -> None:
     """Every slash command, a button, a message shortcut and a form, each answered that nothing was
     changed, in time (the HTTP answer's time: the bot's own clean-up may go on after it)."""
@@ -250,6 +280,7 @@ async def test_with_postgresql_gone_every_request_is_told_nothing_changed_within
             proxy.black_hole()
 
         await told_within_slack_deadline(bot)
+        await told_by_dm_from_home(bot)
 
         proxy.restore()
         assert await snapshot(bot) == before, "nothing was changed"
@@ -267,6 +298,7 @@ async def test_with_the_sqlite_file_gone_every_request_is_told_nothing_changed(t
         path.mkdir()
 
         await told_within_slack_deadline(bot)
+        await told_by_dm_from_home(bot)
 
 
 # --- the database lost in the middle of a request ---------------------------------------------------
@@ -399,3 +431,34 @@ async def test_a_database_lost_as_the_commit_goes_out_is_not_called_nothing_chan
         assert visible_calls(bot, since=0, methods=MESSAGE_METHODS) == []
         shown = await bot.command(OWNER, "show OIT-1")
         assert "OIT-1" in shown.json()["text"], "the bot serves again once the database is back"
+
+
+@pytest.mark.parametrize("outage", ["dropped", "black hole"])
+async def test_a_home_press_the_database_fails_midway_is_told_by_dm_and_nothing_is_half_written(
+    pg_url: str, proxy: DatabaseProxy, outage: str
+):
+    async with seeded_bot(proxy.url_for(pg_url)) as bot:
+        before = await snapshot(bot)
+        engine = bot.sessions.kw["bind"].sync_engine
+        fault = proxy.cut if outage == "dropped" else proxy.black_hole
+        fired: list[str] = []
+
+        def opening_the_cycle(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            if not fired and re.match(r"\s*INSERT INTO checkin_cycle\b", statement, re.IGNORECASE):
+                fired.append(statement)
+                fault()
+
+        event.listen(engine, "before_cursor_execute", opening_the_cycle)
+        try:
+            async with asyncio.timeout(SLACK_DEADLINE * 2):
+                pressed = await bot.interact(home_press(bot, START_CHECKIN, user=COORDINATOR))
+        finally:
+            event.remove(engine, "before_cursor_execute", opening_the_cycle)
+            proxy.cut()
+            proxy.restore()
+            await bot.app.tasks.drain()
+
+        assert fired, "the fault struck as the check-in was being opened"
+        assert pressed.status_code == 200
+        assert [m.text for m in bot.slack.dms_to(COORDINATOR)] == [DATABASE_DOWN]
+        assert await snapshot(bot) == before, "nothing was changed"
