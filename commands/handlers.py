@@ -394,6 +394,23 @@ async def _say(
         log.info("could not tell %s: %s", _user(body), text)
 
 
+Press = Callable[[sv.Reap, dict[str, Any], AsyncWebClient, AsyncRespond, float], Coroutine[Any, Any, None]]
+
+
+async def _after_ack(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    context: AsyncBoltContext,
+    client: AsyncWebClient,
+    respond: AsyncRespond,
+    work: Press,
+) -> None:
+    """Answer a press at once, then do its `work` (within the request's database time) after it."""
+    await ack()
+    reap = reap_of(context)
+    reap.spawn(_answered(work(reap, body, client, respond, request_deadline(context)), body, client, respond))
+
+
 async def _answered(
     work: Coroutine[Any, Any, None],
     body: dict[str, Any],
@@ -418,12 +435,8 @@ async def on_done(
     respond: AsyncRespond,
 ) -> None:
     """The Done button on any item card."""
-    await ack()
-    reap = reap_of(context)
     # The press is answered at once; the change and the Slack calls follow it.
-    reap.spawn(
-        _answered(_done(reap, body, client, respond, request_deadline(context)), body, client, respond)
-    )
+    await _after_ack(ack, body, context, client, respond, _done)
 
 
 async def _done(
@@ -476,11 +489,7 @@ async def on_approve(
     respond: AsyncRespond,
 ) -> None:
     """Approve on a pending request: the change applies and the requester is told."""
-    await ack()
-    reap = reap_of(context)
-    reap.spawn(
-        _answered(_approve(reap, body, client, respond, request_deadline(context)), body, client, respond)
-    )
+    await _after_ack(ack, body, context, client, respond, _approve)
 
 
 async def _approve(
@@ -562,11 +571,7 @@ async def on_verify(
     respond: AsyncRespond,
 ) -> None:
     """Verify on a done item awaiting verification."""
-    await ack()
-    reap = reap_of(context)
-    reap.spawn(
-        _answered(_verify(reap, body, client, respond, request_deadline(context)), body, client, respond)
-    )
+    await _after_ack(ack, body, context, client, respond, _verify)
 
 
 async def _verify(
@@ -612,11 +617,7 @@ async def on_snooze(
     respond: AsyncRespond,
 ) -> None:
     """The Snooze menu: 1 day, 1 week, or pick a date (opens a modal)."""
-    await ack()
-    reap = reap_of(context)
-    reap.spawn(
-        _answered(_snooze(reap, body, client, respond, request_deadline(context)), body, client, respond)
-    )
+    await _after_ack(ack, body, context, client, respond, _snooze)
 
 
 async def _snooze(
@@ -663,11 +664,7 @@ async def on_update(
     respond: AsyncRespond,
 ) -> None:
     """The Update button: open the Update modal for someone allowed to change the item."""
-    await ack()
-    reap = reap_of(context)
-    reap.spawn(
-        _answered(_update(reap, body, client, respond, request_deadline(context)), body, client, respond)
-    )
+    await _after_ack(ack, body, context, client, respond, _update)
 
 
 async def _update(
