@@ -145,7 +145,7 @@ async def close_checkin(reap: Reap, *, caller: Caller, quarter: str, client: Asy
         await tell_later(client, caller, f"The {quarter} check-in was not closed: {exc}")
         return
     except Exception:
-        # The person was told it is closing: they must hear that it did not, whatever failed.
+        # The person was told it is closing: they must hear that it may not have, whatever failed.
         await tell_later(client, caller, CLOSE_FAILED.format(quarter=quarter))
         raise
     await tell_later(
@@ -157,9 +157,10 @@ async def close_checkin(reap: Reap, *, caller: Caller, quarter: str, client: Asy
     await reap.deliver_soon()
 
 
+# Any failure, the database's or ours: a close is idempotent, so checking and closing again is safe.
 CLOSE_FAILED = (
-    "The {quarter} check-in could not be closed: REAP Tracker lost its database. Nothing was closed "
-    "\u2014 try `/reap checkin close {quarter}` again in a minute."
+    "Closing the {quarter} check-in failed on REAP Tracker's side, so it may not be closed. See "
+    "`/reap checkin status {quarter}`, and close it again if it is still open (closing twice is safe)."
 )
 
 
@@ -481,8 +482,8 @@ async def show_agenda(reap: Reap, *, caller: Caller, quarter: FiscalQuarter, cli
 
 
 AGENDA_FAILED = (
-    "The {quarter} agenda could not be gathered: REAP Tracker lost its database. Try "
-    "`/reap agenda {quarter}` again in a minute."
+    "Gathering the {quarter} agenda failed on REAP Tracker's side. Try `/reap agenda {quarter}` again "
+    "in a minute."
 )
 
 

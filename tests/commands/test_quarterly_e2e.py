@@ -231,8 +231,8 @@ async def test_a_close_refused_is_refused_at_once_and_changes_nothing(bot: Bot):
     assert bot.slack.responses() == [] and not bot.slack.messages(DEI)
 
 
-async def test_a_close_that_fails_after_the_answer_tells_the_closer_nothing_was_closed(bot: Bot):
-    """The closer was told it is closing: if freezing fails, they hear it did not, and it did not."""
+async def test_a_close_that_fails_after_the_answer_tells_the_closer_and_closes_nothing(bot: Bot):
+    """The closer was told it is closing: if freezing fails, they hear it may not have, and it did not."""
     await bot.command(COORDINATOR, "checkin start FY2027-Q2")
     engine = bot.sessions.kw["bind"].sync_engine
 
