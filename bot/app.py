@@ -268,7 +268,14 @@ def create_app(
         process_before_response=True,
         raise_error_for_unhandled_request=False,
     )
-    reap = Reap(org=settings.organisation(), sessions=sessions, clock=clock, spawn=tasks.spawn, client=client)
+    reap = Reap(
+        org=settings.organisation(),
+        sessions=sessions,
+        clock=clock,
+        spawn=tasks.spawn,
+        client=client,
+        database_seconds=settings.request_database_seconds,
+    )
 
     @bolt.middleware
     async def provide_services(context: AsyncBoltContext, body: dict[str, Any], next: Any) -> Any:
@@ -336,7 +343,14 @@ def _create_oauth_app(
         raise_error_for_unhandled_request=False,
         user_facing_authorize_error_message=NOT_INSTALLED,
     )
-    reap = Reap(org=settings.organisation(), sessions=sessions, clock=clock, spawn=tasks.spawn, client=client)
+    reap = Reap(
+        org=settings.organisation(),
+        sessions=sessions,
+        clock=clock,
+        spawn=tasks.spawn,
+        client=client,
+        database_seconds=settings.request_database_seconds,
+    )
 
     @bolt.middleware
     async def provide_services(context: AsyncBoltContext, body: dict[str, Any], next: Any) -> Any:

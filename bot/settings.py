@@ -70,6 +70,12 @@ class Settings(BaseSettings):
     # Slack's authorize page; tests and the console point it at localslack.
     slack_authorize_url: str = Field(default=DEFAULT_AUTHORIZE_URL, validation_alias="SLACK_AUTHORIZE_URL")
     slack_timeout_seconds: float = Field(default=10.0, gt=0, le=120, validation_alias="SLACK_TIMEOUT_SECONDS")
+    # The database time a command, press or form gets from its arrival; what is left of Slack's
+    # 3 seconds tells the person when the database could not serve them. Above about 2.8 s Slack
+    # gives up first and shows its own timeout instead of our message.
+    request_database_seconds: float = Field(
+        default=2.5, gt=0, le=60, validation_alias="REAP_REQUEST_DATABASE_SECONDS"
+    )
     timezone: str = Field(default="America/New_York", validation_alias="REAP_TIMEZONE")
     fiscal_year_start_month: int = Field(
         default=7, ge=1, le=12, validation_alias="REAP_FISCAL_YEAR_START_MONTH"

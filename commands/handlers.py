@@ -75,9 +75,6 @@ DATABASE_UNCONFIRMED = (
     "REAP Tracker lost its database while saving your change and cannot confirm it was saved "
     "\u2014 check with /reap show before trying again."
 )
-# All the database time an interactive request gets, counted from its arrival: what is left of
-# Slack's 3 seconds answers it (a command's reply, a form's errors, a press's message).
-REQUEST_DATABASE_SECONDS = 2.5
 # The context key under which a request keeps when its database time runs out (event loop time).
 DEADLINE = "reap_deadline"
 
@@ -191,10 +188,16 @@ async def skip_duplicate_events(
 
 
 def request_deadline(context: AsyncBoltContext) -> float:
-    """When this request's database time runs out, on the event loop's clock (set on first ask)."""
+    """When this request's database time runs out, on the event loop's clock (set on first ask).
+
+    All the database time an interactive request gets (Reap.database_seconds, 2.5 s by default)
+    counts from here: what is left of Slack's 3 seconds answers it (a command's reply, a form's
+    errors, a press's message).
+    """
     deadline = context.get(DEADLINE)
     if deadline is None:
-        deadline = context[DEADLINE] = asyncio.get_running_loop().time() + REQUEST_DATABASE_SECONDS
+        seconds = reap_of(context).database_seconds
+        deadline = context[DEADLINE] = asyncio.get_running_loop().time() + seconds
     return float(deadline)
 
 
@@ -210,7 +213,7 @@ async def in_time(reap: sv.Reap, deadline: float, work: Coroutine[Any, Any, T]) 
         return task.result()
     task.cancel()
     reap.spawn(_settle(task))
-    raise TimeoutError(f"the database did not answer within {REQUEST_DATABASE_SECONDS:g} s of the request")
+    raise TimeoutError(f"the database did not answer within {reap.database_seconds:g} s of the request")
 
 
 async def unit_in_time(reap: sv.Reap, deadline: float, work: Callable[[], Awaitable[T]]) -> T:

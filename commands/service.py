@@ -96,6 +96,9 @@ class Reap:
     clock: Callable[[], datetime]
     spawn: Callable[[Coroutine[Any, Any, Any]], None]
     client: AsyncWebClient | None = None
+    # All the database time an interactive request gets, counted from its arrival (see
+    # commands.handlers.request_deadline).
+    database_seconds: float = 2.5
     # Handed in by bot/ so that commands need not import reminders (which owns digests and delivery).
     rebuild_message: MessageRebuilder | None = None
     deliver_now: Callable[[], Awaitable[Any]] | None = None

@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import re
+import sqlite3
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -31,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.app import ReapApp, create_app
 from bot.server import create_asgi
+from bot.settings import Settings
 from commands.handlers import DATABASE_DOWN, DATABASE_UNCONFIRMED
 from localslack import payloads
 from localslack.server import LocalSlack
@@ -192,6 +194,8 @@ async def test_database_lost_mid_tick_reports_unhealthy_then_recovers_and_delive
 # --- requests during an outage -------------------------------------------------------------------
 
 SLACK_DEADLINE = 3.0
+# Production's database time per request (tests elsewhere give more; see tests.harness.bot_settings).
+OUTAGE_DEADLINE = {"request_database_seconds": Settings.model_fields["request_database_seconds"].default}
 COMMANDS = ("list mine", 'add "Map the Wi-Fi gaps" strategy workplace-equity', "done OIT-1", "help")
 
 
@@ -272,7 +276,7 @@ async def told_within_slack_deadline(bot: Bot) -> None:
 async def test_with_postgresql_gone_every_request_is_told_nothing_changed_within_three_seconds(
     pg_url: str, proxy: DatabaseProxy, outage: str
 ):
-    async with seeded_bot(proxy.url_for(pg_url)) as bot:
+    async with seeded_bot(proxy.url_for(pg_url), **OUTAGE_DEADLINE) as bot:
         before = await snapshot(bot)
         if outage == "refused":
             proxy.cut()
@@ -290,7 +294,7 @@ async def test_with_postgresql_gone_every_request_is_told_nothing_changed_within
 
 async def test_with_the_sqlite_file_gone_every_request_is_told_nothing_changed(tmp_path: Path):
     path = tmp_path / "reap.db"
-    async with seeded_bot(f"sqlite+aiosqlite:///{path}") as bot:
+    async with seeded_bot(f"sqlite+aiosqlite:///{path}", **OUTAGE_DEADLINE) as bot:
         engine = bot.sessions.kw["bind"]
         await engine.dispose()
         # Where the file was, something SQLite cannot open (chmod would not stop root).
@@ -299,6 +303,42 @@ async def test_with_the_sqlite_file_gone_every_request_is_told_nothing_changed(t
 
         await told_within_slack_deadline(bot)
         await told_by_dm_from_home(bot)
+
+
+@contextmanager
+def write_lock_held(path: Path) -> Iterator[sqlite3.Connection]:
+    """Another process's write transaction on the SQLite file (a backup or a migration, say),
+    until the block ends or the yielded connection is closed."""
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        yield holder
+    finally:
+        holder.close()
+
+
+@pytest.mark.parametrize(
+    ("seconds", "told"), [(0.5, "that nothing changed"), (20, "the item it added, once the lock is freed")]
+)
+async def test_a_request_waits_for_a_locked_database_as_long_as_its_settings_allow(
+    tmp_path: Path, seconds: float, told: str
+):
+    """REAP_REQUEST_DATABASE_SECONDS bounds how long a command waits for SQLite's write lock."""
+    path = tmp_path / "reap.db"
+    async with seeded_bot(f"sqlite+aiosqlite:///{path}", request_database_seconds=seconds) as bot:
+        before = await snapshot(bot)
+        with write_lock_held(path) as holder:
+            asyncio.get_running_loop().call_later(1.0, holder.close)
+            response = await bot.command(OWNER, 'add "Map the Wi-Fi gaps" strategy workplace-equity')
+        await bot.app.tasks.drain()
+
+        text = response.json()["text"]
+        if seconds < 1:
+            assert text == DATABASE_DOWN
+            assert await snapshot(bot) == before, "nothing was changed"
+        else:
+            assert text == "Added OIT-3.", text
+            assert await snapshot(bot) != before
 
 
 # --- the database lost in the middle of a request ---------------------------------------------------
@@ -390,7 +430,7 @@ async def told_in_time(bot: Bot, request: str, said: str = DATABASE_DOWN) -> Non
 async def test_a_database_lost_mid_request_is_told_and_nothing_is_half_written(
     pg_url: str, proxy: DatabaseProxy, outage: str, request_kind: str
 ):
-    async with seeded_bot(proxy.url_for(pg_url)) as bot:
+    async with seeded_bot(proxy.url_for(pg_url), **OUTAGE_DEADLINE) as bot:
         before = await snapshot(bot)
         fault = proxy.cut if outage == "dropped" else proxy.black_hole
         try:
@@ -413,7 +453,7 @@ async def test_a_database_lost_mid_request_is_told_and_nothing_is_half_written(
 async def test_a_database_lost_as_the_commit_goes_out_is_not_called_nothing_changed(
     pg_url: str, proxy: DatabaseProxy, outage: str, request_kind: str, caplog: pytest.LogCaptureFixture
 ):
-    async with seeded_bot(proxy.url_for(pg_url)) as bot:
+    async with seeded_bot(proxy.url_for(pg_url), **OUTAGE_DEADLINE) as bot:
         fault = proxy.cut if outage == "dropped" else proxy.black_hole
         try:
             with (
@@ -437,7 +477,7 @@ async def test_a_database_lost_as_the_commit_goes_out_is_not_called_nothing_chan
 async def test_a_home_press_the_database_fails_midway_is_told_by_dm_and_nothing_is_half_written(
     pg_url: str, proxy: DatabaseProxy, outage: str
 ):
-    async with seeded_bot(proxy.url_for(pg_url)) as bot:
+    async with seeded_bot(proxy.url_for(pg_url), **OUTAGE_DEADLINE) as bot:
         before = await snapshot(bot)
         engine = bot.sessions.kw["bind"].sync_engine
         fault = proxy.cut if outage == "dropped" else proxy.black_hole

@@ -80,12 +80,15 @@ NO_EVIDENCE: dict[str, Any] = {"evidence_required": False, "verification": False
 
 
 @asynccontextmanager
-async def seeded_bot(database_url: str, *, policy: dict[str, Any] | None = None) -> AsyncIterator[Bot]:
+async def seeded_bot(
+    database_url: str, *, policy: dict[str, Any] | None = None, **settings: Any
+) -> AsyncIterator[Bot]:
     """A running bot with the OIT plan (OIT-1 of OWNER due 2026-12-15, OIT-2 overdue), all people known.
 
-    `policy` is the plan's change policy (the defaults ask for evidence of completion and approval).
+    `policy` is the plan's change policy (the defaults ask for evidence of completion and approval);
+    `settings` override the harness's (see tests.harness.bot_settings).
     """
-    async with running_bot(database_url) as bot:
+    async with running_bot(database_url, **settings) as bot:
         bot.slack.add_channel("C0GENERAL", "general")
         for user in PEOPLE:
             bot.slack.add_user(user, user.lower(), tz="America/New_York")
