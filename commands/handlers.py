@@ -23,6 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from commands import grammar as g
 from commands import quarterly
 from commands import service as sv
+from commands.telling import tell_privately
 from domain.commitments import EvidenceRequired, ReasonRequired
 from domain.errors import PermissionDenied, ReapError
 from domain.status import ItemStatus
@@ -244,9 +245,7 @@ async def _settle(task: asyncio.Future[Any]) -> None:
         log.info("a timed-out database call ended with %r", task.exception())
 
 
-async def on_error(
-    error: Exception, body: dict[str, Any], respond: AsyncRespond | None, client: AsyncWebClient
-) -> BoltResponse | None:
+async def on_error(error: Exception, body: dict[str, Any], client: AsyncWebClient) -> BoltResponse | None:
     """Answer a request the database could not serve, in the way its kind of request is answered;
     anything else keeps Bolt's logged 500."""
     if isinstance(error, IntegrityError) or not isinstance(error, DATABASE_UNREACHABLE):
@@ -261,17 +260,9 @@ async def on_error(
             status=200,
             body={"response_action": "errors", "errors": {next(iter(values), "title"): text}},
         )
-    # A press, or a message shortcut: both come with a response_url to answer through.
-    if (
-        body.get("type") in ("block_actions", "message_action")
-        and respond is not None
-        and body.get("response_url")
-    ):
-        await respond(response_type="ephemeral", replace_original=False, text=text)
-        return BoltResponse(status=200, body="")
-    if body.get("type") in ("block_actions", "shortcut") and body.get("user"):
-        # A press on the App Home, or the global shortcut: no channel to answer in, so their DM.
-        await client.chat_postMessage(channel=_user(body), text=text)
+    # A press or a shortcut: through its response_url, or by DM where it has none (the App Home).
+    if body.get("type") in ("block_actions", "message_action", "shortcut") and body.get("user"):
+        await _say(client, body, text)
         return BoltResponse(status=200, body="")
     # An event is left to Slack's retries; anything else has no one to tell.
     return None
@@ -371,30 +362,25 @@ async def _refresh_message(
         await respond(replace_original=True, text=ui.escape(card.item.title), blocks=bk.build_item_card(card))
 
 
-async def _tell(
-    respond: AsyncRespond | None, client: AsyncWebClient, body: dict[str, Any], exc: Exception
-) -> None:
+async def _tell(client: AsyncWebClient, body: dict[str, Any], exc: Exception) -> None:
     _log_refusal(body, exc)
     reply = sv.error_reply(exc)
-    await _say(respond, client, body, reply.text, reply.blocks)
+    await _say(client, body, reply.text, reply.blocks)
 
 
 async def _say(
-    respond: AsyncRespond | None,
-    client: AsyncWebClient,
-    body: dict[str, Any],
-    text: str,
-    blocks: list[dict[str, Any]] | None = None,
+    client: AsyncWebClient, body: dict[str, Any], text: str, blocks: list[dict[str, Any]] | None = None
 ) -> None:
-    """Tell the person who pressed, privately, where they pressed."""
-    if respond is not None and body.get("response_url"):
-        await respond(response_type="ephemeral", replace_original=False, text=text, blocks=blocks)
-        return
+    """Tell the person who pressed, privately, where they pressed (by DM if that was no channel)."""
     channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
-    if channel:
-        await client.chat_postEphemeral(channel=channel, user=_user(body), text=text, blocks=blocks)
-    else:
-        log.info("could not tell %s: %s", _user(body), text)
+    await tell_privately(
+        client,
+        user=_user(body),
+        text=text,
+        blocks=blocks,
+        response_url=body.get("response_url"),
+        channel=channel,
+    )
 
 
 Press = Callable[[sv.Reap, dict[str, Any], AsyncWebClient, AsyncRespond, float], Coroutine[Any, Any, None]]
@@ -411,15 +397,10 @@ async def _after_ack(
     """Answer a press at once, then do its `work` (within the request's database time) after it."""
     await ack()
     reap = reap_of(context)
-    reap.spawn(_answered(work(reap, body, client, respond, request_deadline(context)), body, client, respond))
+    reap.spawn(answered(work(reap, body, client, respond, request_deadline(context)), body, client))
 
 
-async def _answered(
-    work: Coroutine[Any, Any, None],
-    body: dict[str, Any],
-    client: AsyncWebClient,
-    respond: AsyncRespond | None,
-) -> None:
+async def answered(work: Coroutine[Any, Any, None], body: dict[str, Any], client: AsyncWebClient) -> None:
     """A press's work, after its ack: if the database fails it midway, the person is told it did not
     take, or that it may have (the ack has gone, so no error answer would reach them)."""
     try:
@@ -427,7 +408,7 @@ async def _answered(
     except DATABASE_UNREACHABLE as exc:
         if isinstance(exc, IntegrityError):
             raise
-        await _say(respond, client, body, database_failed(exc, body))
+        await _say(client, body, database_failed(exc, body))
 
 
 async def on_done(
@@ -458,13 +439,13 @@ async def _done(
         try:
             caller, item = await in_time(reap, deadline, _editable(reap, body, ref, "complete"))
         except ReapError as refused:
-            await _tell(respond, client, body, refused)
+            await _tell(client, body, refused)
             return
         view = bk.build_update_modal(item, metadata=_origin(body), status=ItemStatus.DONE, why=str(exc))
         await client.views_open(trigger_id=caller.trigger_id, view=view)
         return
     except ReapError as exc:
-        await _tell(respond, client, body, exc)
+        await _tell(client, body, exc)
         return
     await _refresh_message(reap, body, card, client, respond)
 
@@ -505,17 +486,13 @@ async def _approve(
     try:
         reply = await unit_in_time(reap, deadline, approve)
     except ReapError as exc:
-        await _tell(respond, client, body, exc)
+        await _tell(client, body, exc)
         return
-    await _answer_in_place(respond, client, body, reply)
+    await _answer_in_place(client, body, reply)
 
 
 async def on_decline(
-    ack: AsyncAck,
-    body: dict[str, Any],
-    context: AsyncBoltContext,
-    client: AsyncWebClient,
-    respond: AsyncRespond,
+    ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
 ) -> None:
     """Decline… on a pending request: ask why in a form (the requester reads the reason)."""
     await ack()
@@ -589,9 +566,9 @@ async def _verify(
     try:
         reply = await unit_in_time(reap, deadline, verify)
     except ReapError as exc:
-        await _tell(respond, client, body, exc)
+        await _tell(client, body, exc)
         return
-    await _answer_in_place(respond, client, body, reply)
+    await _answer_in_place(client, body, reply)
 
 
 def _number(body: dict[str, Any]) -> int:
@@ -600,16 +577,11 @@ def _number(body: dict[str, Any]) -> int:
     return int(value) if value.isdigit() and len(value) <= 10 else 0
 
 
-async def _answer_in_place(
-    respond: AsyncRespond, client: AsyncWebClient, body: dict[str, Any], reply: sv.Reply
-) -> None:
+async def _answer_in_place(client: AsyncWebClient, body: dict[str, Any], reply: sv.Reply) -> None:
     """Say what a decision did, to the person who pressed, and run its follow-ups."""
     for followup in reply.followups:
         await followup(client)
-    if body.get("response_url"):
-        await respond(response_type="ephemeral", replace_original=False, text=reply.text, blocks=reply.blocks)
-    else:
-        await client.chat_postMessage(channel=_user(body), text=reply.text, blocks=reply.blocks)
+    await _say(client, body, reply.text, reply.blocks)
 
 
 async def on_snooze(
@@ -643,7 +615,7 @@ async def _snooze(
         # The caller's row and the snooze in one transaction, as for Done.
         card = await unit_in_time(reap, deadline, snooze)
     except ReapError as exc:
-        await _tell(respond, client, body, exc)
+        await _tell(client, body, exc)
         return
     await _refresh_message(reap, body, card, client, respond)
 
@@ -677,7 +649,7 @@ async def _update(
     try:
         caller, item = await in_time(reap, deadline, _editable(reap, body, ref, "update"))
     except ReapError as exc:
-        await _tell(respond, client, body, exc)
+        await _tell(client, body, exc)
         return
     await client.views_open(
         trigger_id=caller.trigger_id, view=bk.build_update_modal(item, metadata=_origin(body))
@@ -830,16 +802,12 @@ async def _confirm_added(reap: sv.Reap, caller: sv.Caller, ref: str, client: Asy
 
 
 async def on_checkin_open(
-    ack: AsyncAck,
-    body: dict[str, Any],
-    context: AsyncBoltContext,
-    client: AsyncWebClient,
-    respond: AsyncRespond,
+    ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
 ) -> None:
     """The Check in button on a prompt: one modal for every open item and owned measure."""
     await ack()
     reap = reap_of(context)
-    reap.spawn(_answered(_checkin_open(reap, body, client, request_deadline(context)), body, client, respond))
+    reap.spawn(answered(_checkin_open(reap, body, client, request_deadline(context)), body, client))
 
 
 async def _checkin_open(reap: sv.Reap, body: dict[str, Any], client: AsyncWebClient, deadline: float) -> None:

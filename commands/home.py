@@ -5,18 +5,16 @@ when the database cannot serve them (within the request's database time, as ever
 from __future__ import annotations
 
 import logging
-from collections.abc import Coroutine
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy.exc import IntegrityError
 
 from commands import grammar as g
 from commands import service as sv
 from commands.handlers import (
     DATABASE_UNREACHABLE,
-    database_failed,
+    answered,
     in_time,
     reap_of,
     request_deadline,
@@ -53,23 +51,13 @@ async def _open_add(reap: sv.Reap, body: dict[str, Any], client: AsyncWebClient,
         await followup(client)
 
 
-async def _answered(work: Coroutine[Any, Any, None], body: dict[str, Any], client: AsyncWebClient) -> None:
-    """A Home press's work, after its ack: if the database cannot serve it, the person hears so by DM."""
-    try:
-        await work
-    except DATABASE_UNREACHABLE as exc:
-        if isinstance(exc, IntegrityError):
-            raise
-        await client.chat_postMessage(channel=_user(body), text=database_failed(exc, body))
-
-
 async def on_add_shortcut(
     ack: AsyncAck, shortcut: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
 ) -> None:
     """The global shortcut "Add REAP action item": the Add form."""
     await ack()
     reap = reap_of(context)
-    reap.spawn(_answered(_open_add(reap, shortcut, client, request_deadline(context)), shortcut, client))
+    reap.spawn(answered(_open_add(reap, shortcut, client, request_deadline(context)), shortcut, client))
 
 
 async def on_add(
@@ -78,7 +66,7 @@ async def on_add(
     """Home's "Add an item": the Add form."""
     await ack()
     reap = reap_of(context)
-    reap.spawn(_answered(_open_add(reap, body, client, request_deadline(context)), body, client))
+    reap.spawn(answered(_open_add(reap, body, client, request_deadline(context)), body, client))
 
 
 async def _run(
@@ -116,7 +104,7 @@ async def on_start_checkin(
     await ack()
     reap = reap_of(context)
     work = _run(reap, body, client, lambda quarter: g.CheckIn("start", quarter), request_deadline(context))
-    reap.spawn(_answered(work, body, client))
+    reap.spawn(answered(work, body, client))
 
 
 async def on_rollup(
@@ -126,4 +114,4 @@ async def on_rollup(
     await ack()
     reap = reap_of(context)
     work = _run(reap, body, client, lambda quarter: g.Rollup(quarter, None, None), request_deadline(context))
-    reap.spawn(_answered(work, body, client))
+    reap.spawn(answered(work, body, client))

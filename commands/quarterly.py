@@ -7,10 +7,10 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from slack_sdk.webhook.async_client import AsyncWebhookClient
 from sqlmodel import select
 
 from commands import grammar as g
+from commands.telling import tell_privately
 from domain.calendar import BusinessCalendar, calendar_for_year
 from domain.checkin import DUE_BEFORE_MEETING, OPEN_BEFORE_MEETING, checkin_window
 from domain.errors import InvalidChange, NotFound, ReapError
@@ -157,31 +157,20 @@ async def close_checkin(reap: Reap, *, caller: Caller, quarter: str, client: Asy
     await reap.deliver_soon()
 
 
+async def tell_later(
+    client: AsyncWebClient, caller: Caller, text: str, blocks: list[dict[str, Any]] | None = None
+) -> None:
+    """Answer a slash command after its ack, privately, where they typed it (see tell_privately)."""
+    await tell_privately(
+        client, user=caller.actor.user_id, text=text, blocks=blocks, response_url=caller.response_url
+    )
+
+
 # Any failure, the database's or ours: a close is idempotent, so checking and closing again is safe.
 CLOSE_FAILED = (
     "Closing the {quarter} check-in failed on REAP Tracker's side, so it may not be closed. See "
     "`/reap checkin status {quarter}`, and close it again if it is still open (closing twice is safe)."
 )
-
-
-async def tell_later(
-    client: AsyncWebClient, caller: Caller, text: str, blocks: list[dict[str, Any]] | None = None
-) -> None:
-    """Answer a slash command after its ack, privately, where they typed it (through the command's
-    response_url, which works in any channel for half an hour); in their DM with the bot where
-    that is not possible."""
-    if caller.response_url:
-        sent = await AsyncWebhookClient(caller.response_url).send(
-            text=text, blocks=blocks, response_type="ephemeral", replace_original=False
-        )
-        if sent.status_code == 200:
-            return
-        log.info(
-            "could not answer %s through the response_url (%s); sent it to their DM",
-            caller.actor.user_id,
-            sent.status_code,
-        )
-    await client.chat_postMessage(channel=caller.actor.user_id, text=text, blocks=blocks)
 
 
 async def _checkin_status(reap: Reap, caller: Caller, quarter: str) -> Reply:

@@ -223,9 +223,10 @@ async def told_by_dm_from_home(bot: Bot) -> None:
 
 
 def home_press(bot: Bot, action_id: str, user: str = OWNER) -> dict[str, Any]:
-    """A button pressed on the App Home, as Slack sends it: a view container, no response_url."""
+    """A button pressed on the App Home, as Slack sends it: a view container, no response_url and
+    no channel."""
     payload = bot.block_action(user, action_id)
-    del payload["response_url"]
+    del payload["response_url"], payload["channel"]
     return payload | {
         "container": {"type": "view", "view_id": "V0HOME"},
         "view": {"id": "V0HOME", "type": "home"},
