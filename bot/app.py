@@ -34,7 +34,7 @@ from bot.installs import (
     uninstall_listener,
 )
 from bot.metrics import Metrics, request_labels
-from bot.settings import Settings
+from bot.settings import Settings, SettingsError
 from bot.slack import make_client
 from commands.handlers import team_of
 from commands.service import Reap
@@ -268,14 +268,16 @@ def create_app(
         process_before_response=True,
         raise_error_for_unhandled_request=False,
     )
-    reap = Reap(
-        org=settings.organisation(),
-        sessions=sessions,
-        clock=clock,
-        spawn=tasks.spawn,
-        client=client,
-        database_seconds=settings.request_database_seconds,
-    )
+    if bolt.oauth_flow is not None:
+        # Bolt starts its own OAuth flow, with file-based stores in the home directory, whenever
+        # SLACK_CLIENT_ID and SLACK_CLIENT_SECRET are in the environment, whatever REAP_INSTALL says.
+        raise SettingsError(
+            "REAP_INSTALL",
+            "is single, yet SLACK_CLIENT_ID and SLACK_CLIENT_SECRET are set: set REAP_INSTALL=oauth "
+            "to install through Slack's OAuth flow, or unset them to serve the one workspace of "
+            "SLACK_BOT_TOKEN",
+        )
+    reap = _services(settings, sessions, clock, tasks, client)
 
     @bolt.middleware
     async def provide_services(context: AsyncBoltContext, body: dict[str, Any], next: Any) -> Any:
@@ -308,6 +310,24 @@ def create_app(
     )
     runtime.install(app)
     return app
+
+
+def _services(
+    settings: Settings,
+    sessions: Sessions,
+    clock: Callable[[], datetime],
+    tasks: BackgroundTasks,
+    client: AsyncWebClient,
+) -> Reap:
+    """What every handler is given, whichever way the app is installed."""
+    return Reap(
+        org=settings.organisation(),
+        sessions=sessions,
+        clock=clock,
+        spawn=tasks.spawn,
+        client=client,
+        database_seconds=settings.request_database_seconds,
+    )
 
 
 def _create_oauth_app(
@@ -343,14 +363,7 @@ def _create_oauth_app(
         raise_error_for_unhandled_request=False,
         user_facing_authorize_error_message=NOT_INSTALLED,
     )
-    reap = Reap(
-        org=settings.organisation(),
-        sessions=sessions,
-        clock=clock,
-        spawn=tasks.spawn,
-        client=client,
-        database_seconds=settings.request_database_seconds,
-    )
+    reap = _services(settings, sessions, clock, tasks, client)
 
     @bolt.middleware
     async def provide_services(context: AsyncBoltContext, body: dict[str, Any], next: Any) -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bot.app import create_app
@@ -84,3 +86,23 @@ def test_an_empty_variable_counts_as_unset_so_no_empty_signing_key_is_ever_used(
 def test_an_empty_secret_given_directly_is_not_set_either(clean_env: pytest.MonkeyPatch):
     with pytest.raises(SettingsError, match=r"^SLACK_SIGNING_SECRET: is not set$"):
         load_settings(slack_signing_secret="").require("slack_signing_secret")
+
+
+def test_oauth_credentials_left_in_a_single_workspace_environment_stop_the_start_with_a_reason(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path
+):
+    """Bolt would otherwise start an OAuth flow of its own, with file stores in the home directory."""
+    for variable, value in {
+        "SLACK_CLIENT_ID": "1.2",
+        "SLACK_CLIENT_SECRET": "client-secret",
+        "SLACK_BOT_TOKEN": "xoxb-1",
+        "SLACK_SIGNING_SECRET": "signing-secret",
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'reap.db'}",
+    }.items():
+        clean_env.setenv(variable, value)
+
+    with pytest.raises(SettingsError, match=r"^REAP_INSTALL: is single, yet SLACK_CLIENT_ID and"):
+        create_app(load_settings())
+
+    clean_env.delenv("SLACK_CLIENT_SECRET")
+    assert create_app(load_settings()).bolt.oauth_flow is None, "one of them alone starts no flow"
