@@ -950,21 +950,16 @@ class Shell:
         shown = self.shown[int(wanted) - 1]
         slack = self.world.slack
         self.say(f"   Create action item from message {wanted} ({shown.where})")
-        payload: dict[str, Any] = {
-            "type": "message_action",
-            "token": "legacy",
-            "callback_id": SHORTCUT_ID,
-            "api_app_id": slack.app_id,
-            "team": self._team_json(),
-            "user": self._user_json(self.user),
-            "channel": {"id": shown.channel, "name": self.world.workspace.channels.get(shown.channel, "")},
-            "enterprise": None,
-            "is_enterprise_install": False,
-            "trigger_id": slack.new_trigger_id(),
-            "response_url": slack.response_url(),
-            "message_ts": shown.message["ts"],
-            "message": shown.message,
-        }
+        payload = payloads.message_shortcut(
+            team=self._team_json(),
+            user=self._user_json(self.user),
+            channel={"id": shown.channel, "name": self.world.workspace.channels.get(shown.channel, "")},
+            message=shown.message,
+            trigger_id=slack.new_trigger_id(),
+            response_url=slack.response_url(),
+            callback_id=SHORTCUT_ID,
+            api_app_id=slack.app_id,
+        )
         return self.report(await self.interact(payload))
 
     def say_in_general(self, text: str) -> None:

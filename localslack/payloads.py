@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import urllib.parse
+from typing import Any
 
 
 def slash_command(
@@ -40,3 +41,32 @@ def slash_command(
 def form_body(fields: dict[str, str]) -> bytes:
     """Fields as the application/x-www-form-urlencoded body Slack sends."""
     return urllib.parse.urlencode(fields).encode()
+
+
+def message_shortcut(
+    *,
+    team: dict[str, Any],
+    user: dict[str, Any],
+    channel: dict[str, Any],
+    message: dict[str, Any],
+    trigger_id: str,
+    response_url: str,
+    callback_id: str = "create_action_item",
+    api_app_id: str = "A0REAPAPP",
+) -> dict[str, Any]:
+    """The payload Slack sends when `user` runs the message shortcut `callback_id` on `message`."""
+    return {
+        "type": "message_action",
+        "token": "legacy",
+        "callback_id": callback_id,
+        "api_app_id": api_app_id,
+        "team": team,
+        "user": user,
+        "channel": channel,
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "trigger_id": trigger_id,
+        "response_url": response_url,
+        "message_ts": message.get("ts"),
+        "message": message,
+    }

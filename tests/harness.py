@@ -11,8 +11,8 @@ import re
 import socket
 import time
 import urllib.parse
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+from sqlalchemy import event
 from sqlmodel import SQLModel
 
 from bot.app import ReapApp, create_app
@@ -56,6 +57,20 @@ def free_port() -> int:
 def sign(body: bytes, *, timestamp: int | None = None, secret: str = SECRET) -> dict[str, str]:
     """Slack's signature headers for exactly these bytes."""
     return signed_headers(body, secret=secret, timestamp=int(time.time()) if timestamp is None else timestamp)
+
+
+def signed_command(slack: LocalSlack, text: str, *, user: str = "U0OWNER") -> tuple[bytes, dict[str, str]]:
+    """The body and signed headers of `/reap <text>` from `user` in TEAM, for a bot served over HTTP."""
+    fields = payloads.slash_command(
+        team_id=TEAM,
+        user_id=user,
+        text=text,
+        channel_id="C1",
+        response_url=slack.response_url(),
+        trigger_id=slack.new_trigger_id(),
+    )
+    body = payloads.form_body(fields)
+    return body, {"Content-Type": "application/x-www-form-urlencoded", **sign(body)}
 
 
 @dataclass
@@ -224,6 +239,26 @@ class Bot:
             payload["channel"] = {"id": channel or "C0GENERAL"}
         return payload
 
+    def message_shortcut(
+        self,
+        user: str,
+        text: str,
+        *,
+        channel: str = "C0GENERAL",
+        ts: str = "1767225950.000300",
+        callback_id: str = "create_action_item",
+    ) -> dict[str, Any]:
+        """A message_action payload: `user` runs the message shortcut `callback_id` on `text`."""
+        return payloads.message_shortcut(
+            team={"id": self.team_id, "domain": "phila"},
+            user={"id": user, "username": user.lower(), "team_id": self.team_id},
+            channel={"id": channel},
+            message={"type": "message", "text": text, "ts": ts},
+            trigger_id=self.slack.new_trigger_id(),
+            response_url=self.slack.response_url(),
+            callback_id=callback_id,
+        )
+
     def view_submission(self, user: str, view: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
         """A view_submission payload for `view` (as opened) with the given state values."""
         return {
@@ -235,6 +270,28 @@ class Bot:
             "view": {**view, "id": "V0MODAL", "state": {"values": values}, "team_id": self.team_id},
             "response_urls": [],
         }
+
+
+@contextmanager
+def failing_statement(
+    bot: Bot, containing: str, *, nth: int = 1, problem: str = "the disk failed"
+) -> Iterator[list[str]]:
+    """Within the block, the `nth` statement the bot sends that contains `containing` raises
+    RuntimeError(`problem`), as a failing disk or a bug of ours would; yields the matches seen."""
+    engine = bot.sessions.kw["bind"].sync_engine
+    seen: list[str] = []
+
+    def fail(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if containing in statement:
+            seen.append(statement)
+            if len(seen) == nth:
+                raise RuntimeError(problem)
+
+    event.listen(engine, "before_cursor_execute", fail)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", fail)
 
 
 def bot_settings(slack: LocalSlack, database_url: str, **overrides: Any) -> Settings:

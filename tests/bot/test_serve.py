@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import httpx
 import pytest
 
 from localslack.server import LocalSlack
-from tests.harness import SECRET, TEAM, TOKEN, cli_env, free_port, sign
+from tests.harness import SECRET, TEAM, TOKEN, cli_env, free_port, sign, signed_command
 
 
 @pytest.fixture
@@ -69,18 +68,7 @@ def served(tmp_path: Path, slack: LocalSlack) -> Iterator[str]:
 def test_serve_reports_healthy_and_answers_a_signed_command(served: str, slack: LocalSlack):
     health = httpx.get(f"{served}/healthz").json()
     assert health["ok"] is True and health["database"] == "ok"
-    body = urllib.parse.urlencode(
-        {
-            "team_id": TEAM,
-            "user_id": "U0OWNER",
-            "command": "/reap",
-            "text": "help status",
-            "channel_id": "C1",
-            "trigger_id": slack.new_trigger_id(),
-            "response_url": slack.response_url(),
-        }
-    ).encode()
-    headers = {"Content-Type": "application/x-www-form-urlencoded", **sign(body)}
+    body, headers = signed_command(slack, "help status")
     response = httpx.post(f"{served}/slack/events", content=body, headers=headers)
     assert response.status_code == 200
     assert "/reap status <ref>" in response.json()["text"]

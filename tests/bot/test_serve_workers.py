@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pytest
 
 from localslack.server import LocalSlack
 from storage.engine import is_sqlite
-from tests.harness import SECRET, TEAM, TOKEN, cli_env, free_port, sign
+from tests.harness import SECRET, TEAM, TOKEN, cli_env, free_port, signed_command
 
 
 def serve(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -124,18 +123,7 @@ def test_two_workers_answer_on_one_port_and_stop_together(
     # uvicorn's supervisor keeps one process per worker (multiprocessing may add a tracker).
     assert len([pid for pid in workers if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]) == 2
     for _ in range(6):
-        body = urllib.parse.urlencode(
-            {
-                "team_id": TEAM,
-                "user_id": "U0OWNER",
-                "command": "/reap",
-                "text": "help status",
-                "channel_id": "C1",
-                "trigger_id": slack.new_trigger_id(),
-                "response_url": slack.response_url(),
-            }
-        ).encode()
-        headers = {"Content-Type": "application/x-www-form-urlencoded", **sign(body)}
+        body, headers = signed_command(slack, "help status")
         answer = httpx.post(f"{url}/slack/events", content=body, headers=headers, timeout=10)
         assert answer.status_code == 200 and "/reap status <ref>" in answer.json()["text"]
     assert httpx.get(f"{url}/readyz").json()["scheduler"] == "ok", "each worker ticks"

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import date
-from typing import Any
 
 import pytest
-from sqlalchemy import event
 from sqlmodel import select
 
 from commands.quarterly import AGENDA_FAILED
@@ -16,7 +14,7 @@ from domain.status import ItemStatus
 from storage.engine import transaction
 from storage.models import ActionItem, CheckInCycle, Decision
 from tests.factories import COORDINATOR, OTHER, OWNER, make_item, make_plan
-from tests.harness import Bot, running_bot
+from tests.harness import Bot, failing_statement, running_bot
 
 
 @pytest.fixture
@@ -130,20 +128,8 @@ async def test_an_agenda_for_a_quarter_without_a_meeting_date_says_how_to_set_on
 
 async def test_an_agenda_that_fails_after_the_answer_says_so_where_it_was_asked(bot: Bot):
     """The person was told the agenda is coming: if gathering it fails, they hear that instead."""
-    engine = bot.sessions.kw["bind"].sync_engine
-    cycle_reads: list[str] = []
-
-    def fail_the_second_read(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        # The first read refuses at once if there is no meeting; the second gathers the agenda.
-        if "FROM checkin_cycle" in statement:
-            cycle_reads.append(statement)
-            if len(cycle_reads) == 2:
-                raise RuntimeError("the disk is unreadable")
-
-    event.listen(engine, "before_cursor_execute", fail_the_second_read)
-    try:
+    # The first read of the cycle refuses at once if there is no meeting; the second gathers the agenda.
+    with failing_statement(bot, "FROM checkin_cycle", nth=2, problem="the disk is unreadable"):
         answer = await bot.command(OTHER, "agenda FY2027-Q2")
-    finally:
-        event.remove(engine, "before_cursor_execute", fail_the_second_read)
     assert "Gathering the FY2027-Q2 DEI meeting agenda" in text(answer)
     assert [r["text"] for r in bot.slack.responses()] == [AGENDA_FAILED.format(quarter="FY2027-Q2")]

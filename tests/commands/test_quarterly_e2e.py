@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import date
-from typing import Any
 
 import pytest
-from sqlalchemy import event
 from sqlmodel import select
 
 from commands.quarterly import CLOSE_FAILED
@@ -25,7 +23,7 @@ from storage.models import (
 from storage.outbox import enqueue
 from storage.permissions import Actor
 from tests.factories import COORDINATOR, OTHER, OWNER, make_item, make_plan
-from tests.harness import Bot, running_bot
+from tests.harness import Bot, failing_statement, running_bot
 
 DEI = "C0DEI"
 
@@ -234,17 +232,8 @@ async def test_a_close_refused_is_refused_at_once_and_changes_nothing(bot: Bot):
 async def test_a_close_that_fails_after_the_answer_tells_the_closer_and_closes_nothing(bot: Bot):
     """The closer was told it is closing: if freezing fails, they hear it may not have, and it did not."""
     await bot.command(COORDINATOR, "checkin start FY2027-Q2")
-    engine = bot.sessions.kw["bind"].sync_engine
-
-    def fail_the_freeze(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if "INSERT INTO quarter_snapshot" in statement:
-            raise RuntimeError("the disk is full")
-
-    event.listen(engine, "before_cursor_execute", fail_the_freeze)
-    try:
+    with failing_statement(bot, "INSERT INTO quarter_snapshot", problem="the disk is full"):
         closing = await bot.command(COORDINATOR, "checkin close FY2027-Q2")
-    finally:
-        event.remove(engine, "before_cursor_execute", fail_the_freeze)
 
     assert closing.json()["text"].startswith("Closing the FY2027-Q2 check-in")
     assert [r["text"] for r in bot.slack.responses()] == [CLOSE_FAILED.format(quarter="FY2027-Q2")]

@@ -346,18 +346,7 @@ async def test_a_retried_event_is_processed_once(bot: Bot):
 
 
 async def test_message_shortcut_opens_a_prefilled_add_modal(bot: Bot):
-    channel = "C0GENERAL"
-    payload = {
-        "type": "message_action",
-        "callback_id": "create_action_item",
-        "team": {"id": bot.team_id},
-        "user": {"id": OWNER, "team_id": bot.team_id},
-        "channel": {"id": channel},
-        "trigger_id": bot.slack.new_trigger_id(),
-        "response_url": bot.slack.response_url(),
-        "message_ts": "1767225950.000300",
-        "message": {"type": "message", "text": "Can we map Wi-Fi gaps by tract?", "ts": "1767225950.000300"},
-    }
+    payload = bot.message_shortcut(OWNER, "Can we map Wi-Fi gaps by tract?", ts="1767225950.000300")
     await bot.interact(payload)
     view = list(bot.slack.views().values())[-1]
     assert view["blocks"][0]["element"]["initial_value"] == "Can we map Wi-Fi gaps by tract?"

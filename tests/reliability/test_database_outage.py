@@ -199,21 +199,6 @@ OUTAGE_DEADLINE = {"request_database_seconds": Settings.model_fields["request_da
 COMMANDS = ("list mine", 'add "Map the Wi-Fi gaps" strategy workplace-equity', "done OIT-1", "help")
 
 
-def message_shortcut(bot: Bot) -> dict[str, Any]:
-    """The 'Create action item' shortcut on a message, as Slack sends it."""
-    return {
-        "type": "message_action",
-        "callback_id": "create_action_item",
-        "team": {"id": bot.team_id},
-        "user": {"id": OWNER, "team_id": bot.team_id},
-        "channel": {"id": "C0GENERAL"},
-        "trigger_id": bot.slack.new_trigger_id(),
-        "response_url": bot.slack.response_url(),
-        "message_ts": "1767225950.000300",
-        "message": {"type": "message", "text": "Can we map Wi-Fi gaps by tract?", "ts": "1767225950.000300"},
-    }
-
-
 async def told_by_dm_from_home(bot: Bot) -> None:
     """A press on the App Home and the global shortcut have no channel: each is told by DM."""
     for payload in (home_press(bot, START_CHECKIN), global_shortcut(bot)):
@@ -260,7 +245,7 @@ async def told_within_slack_deadline(bot: Bot) -> None:
     assert pressed.status_code == 200 and pressed.elapsed.total_seconds() < SLACK_DEADLINE
     assert [r["text"] for r in bot.slack.responses()] == [DATABASE_DOWN], "the press was told it did not take"
 
-    shortcut = await bot.interact(message_shortcut(bot))
+    shortcut = await bot.interact(bot.message_shortcut(OWNER, "Can we map Wi-Fi gaps by tract?"))
     assert shortcut.status_code == 200 and shortcut.elapsed.total_seconds() < SLACK_DEADLINE
     assert [r["text"] for r in bot.slack.responses()][1:] == [DATABASE_DOWN], "the shortcut was told"
     assert bot.slack.views() == {}, "no Add form opened"

@@ -319,16 +319,7 @@ BAD_REQUESTS = {
         interaction(lambda bot: modal(bot, UPDATE_MODAL, private_metadata="{not json")), 200
     ),
     "unknown shortcut callback id": BadRequest(
-        interaction(
-            lambda bot: {
-                "type": "message_action",
-                "callback_id": "drop_table_shortcut",
-                "team": {"id": bot.team_id},
-                "user": {"id": OTHER, "team_id": bot.team_id},
-                "message": {"ts": "1.0", "text": "x"},
-                "trigger_id": bot.slack.new_trigger_id(),
-            }
-        ),
+        interaction(lambda bot: bot.message_shortcut(OTHER, "x", callback_id="drop_table_shortcut")),
         404,
     ),
     "event callback whose event is a list": BadRequest(
@@ -639,16 +630,7 @@ def template(bot: Bot, name: str) -> dict[str, Any]:
             "event": {"type": "app_home_opened", "user": OTHER, "tab": "home", "channel": "D0OTHER"},
         }
     if name == "shortcut":
-        return {
-            "type": "message_action",
-            "callback_id": "create_action_item",
-            "team": {"id": bot.team_id},
-            "user": {"id": OTHER, "team_id": bot.team_id},
-            "channel": {"id": "C0GENERAL"},
-            "message": {"ts": "1.0", "text": "Publish the language access plan"},
-            "trigger_id": bot.slack.new_trigger_id(),
-            "response_url": bot.slack.response_url(),
-        }
+        return bot.message_shortcut(OTHER, "Publish the language access plan", ts="1.0")
     if name.startswith("view "):
         view = {
             "type": "modal",
