@@ -7,8 +7,6 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlmodel import select
-
 from commands import grammar as g
 from commands.telling import tell_privately
 from domain.calendar import BusinessCalendar, calendar_for_year
@@ -38,8 +36,9 @@ from storage.checkins import (
 )
 from storage.decisions import record_decision
 from storage.engine import reading, transaction
+from storage.items import department_by_key
 from storage.measures import GroupValue, record_reading
-from storage.models import Department, NotificationState
+from storage.models import NotificationState
 from storage.outbox import enqueue
 from storage.permissions import ensure_coordinator
 from storage.queries import checkins as queries
@@ -202,15 +201,9 @@ async def run_rollup(reap: Reap, *, caller: Caller, command: g.Rollup) -> Reply:
     async with reading(reap.sessions) as session:
         department_id = None
         if command.department:
-            department = (
-                await session.exec(
-                    select(Department)
-                    .where(Department.team_id == caller.actor.team_id)
-                    .where(Department.key == command.department.upper())
-                )
-            ).first()
-            if department is None:
-                raise NotFound("department", command.department.upper())
+            department = await department_by_key(
+                session, team_id=caller.actor.team_id, key=command.department
+            )
             department_id = department.id
         await ensure_coordinator(
             session, actor=caller.actor, department_id=department_id, action="post a rollup"

@@ -42,6 +42,7 @@ from storage.items import (
     add_note,
     complete_item,
     create_item,
+    department_by_key,
     get_item,
     reassign_item,
     reopen_item,
@@ -484,15 +485,7 @@ async def list_requests(reap: Reap, *, caller: Caller, department: str | None) -
     async with reading(reap.sessions) as session:
         department_ids = None
         if department:
-            found = (
-                await session.exec(
-                    select(Department)
-                    .where(Department.team_id == team_id)
-                    .where(Department.key == department)
-                )
-            ).first()
-            if found is None:
-                raise NotFound("department", department)
+            found = await department_by_key(session, team_id=team_id, key=department)
             department_ids = [found.id or 0]
         pending = await pending_requests(session, team_id=team_id, department_ids=department_ids)
         awaiting = await awaiting_verification(session, team_id=team_id, department_ids=department_ids)

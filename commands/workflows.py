@@ -15,16 +15,16 @@ from slack_bolt.async_app import AsyncBoltContext
 from slack_bolt.context.complete.async_complete import AsyncComplete
 from slack_bolt.context.fail.async_fail import AsyncFail
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlmodel import select
 
 from commands import grammar as g
 from commands import service as sv
 from commands.handlers import reap_of, team_of
-from domain.errors import NotFound, PermissionDenied, ReapError
+from domain.errors import PermissionDenied, ReapError
 from domain.text import NOTE_MAX, trimmed_problem
 from messages import primitives as ui
 from storage.engine import reading
-from storage.models import ActionItem, Department
+from storage.items import department_by_key
+from storage.models import ActionItem
 from storage.queries.items import ItemFilter, find_items
 
 log = logging.getLogger(__name__)
@@ -157,16 +157,7 @@ async def overdue_items(reap: sv.Reap, *, caller: sv.Caller, department: str | N
     async with reading(reap.sessions) as session:
         department_id = None
         if department:
-            found = (
-                await session.exec(
-                    select(Department)
-                    .where(Department.team_id == team_id)
-                    .where(Department.key == department)
-                )
-            ).first()
-            if found is None:
-                raise NotFound("department", department)
-            department_id = found.id
+            department_id = (await department_by_key(session, team_id=team_id, key=department)).id
         where = ItemFilter(overdue_as_of=caller.today, department_id=department_id)
         return await find_items(session, team_id=team_id, where=where, today=caller.today)
 

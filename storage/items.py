@@ -283,6 +283,19 @@ def _audit_row(item: NewItem, *, actor: Actor, now: datetime, **fields: Any) -> 
     )
 
 
+async def department_by_key(session: AsyncSession, *, team_id: str, key: str) -> Department:
+    """The workspace's department with this key (any case), or NotFound naming the key."""
+    wanted = key.strip().upper()
+    department = (
+        await session.exec(
+            select(Department).where(Department.team_id == team_id).where(Department.key == wanted)
+        )
+    ).first()
+    if department is None:
+        raise NotFound("department", wanted)
+    return department
+
+
 async def department_of_strategy(session: AsyncSession, *, strategy: Strategy) -> Department:
     """The department whose plan holds this strategy."""
     plan = await session.get(Plan, strategy.plan_id)

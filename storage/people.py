@@ -15,11 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from domain.errors import InvalidChange, NotFound, PermissionDenied
+from domain.errors import InvalidChange, PermissionDenied
 from domain.status import Role
 from domain.text import NAME_MAX, text_problem
 from storage.audit import event_row, record, record_all
 from storage.engine import one_of
+from storage.items import department_by_key
 from storage.models import Department, Person, ProfileSync
 from storage.permissions import SYSTEM_ACTOR, Actor, is_dei
 
@@ -309,15 +310,7 @@ async def set_role(
     person = await ensure_person(session, team_id=actor.team_id, user_id=user_id, now=now)
     department = None
     if department_key is not None:
-        department = (
-            await session.exec(
-                select(Department)
-                .where(Department.team_id == actor.team_id)
-                .where(Department.key == department_key.upper())
-            )
-        ).first()
-        if department is None:
-            raise NotFound("department", department_key.upper())
+        department = await department_by_key(session, team_id=actor.team_id, key=department_key)
     if role == Role.COORDINATOR and department is None and person.department_id is None:
         raise InvalidChange(
             "A coordinator coordinates a department: add its key, like /reap role @maria coordinator OIT"
@@ -363,13 +356,7 @@ async def role_holders(
     )
     rows = [(person, key or "") for person, key in await session.exec(query)]
     if department_key is not None:
-        wanted = department_key.upper()
-        if (
-            await session.exec(
-                select(Department.id).where(Department.team_id == team_id).where(Department.key == wanted)
-            )
-        ).first() is None:
-            raise NotFound("department", wanted)
+        wanted = (await department_by_key(session, team_id=team_id, key=department_key)).key
         rows = [(p, key) for p, key in rows if key == wanted or p.role in (Role.DEI, Role.ADMIN)]
     else:
         rows = [(p, key) for p, key in rows if p.role != Role.MEMBER]

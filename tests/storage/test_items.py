@@ -17,6 +17,7 @@ from storage.items import (
     add_note,
     complete_item,
     create_item,
+    department_by_key,
     drop_item,
     get_item,
     reassign_item,
@@ -226,6 +227,18 @@ async def test_items_are_scoped_to_their_workspace(sessions: Sessions, plan: Pla
     with pytest.raises(NotFound):
         async with sessions() as session:
             await get_item(session, team_id="T0ELSEWHERE", ref="OIT-1")
+
+
+async def test_a_department_is_found_by_its_key_in_any_case_within_its_workspace_only(
+    sessions: Sessions, plan: PlanFixture
+):
+    async with reading(sessions) as session:
+        assert (await department_by_key(session, team_id=TEAM, key=" oit ")).id == plan.department.id
+        with pytest.raises(NotFound, match="OIT") as elsewhere:
+            await department_by_key(session, team_id="T0ELSEWHERE", key="oit")
+        with pytest.raises(NotFound, match="PARKS"):
+            await department_by_key(session, team_id=TEAM, key="parks")
+    assert "department" in str(elsewhere.value)
 
 
 @pytest.mark.parametrize("percent", [-1, 101])
