@@ -793,7 +793,8 @@ async def submit_update(reap: Reap, *, caller: Caller, form: UpdateForm) -> bk.I
     """Apply an Update modal in one transaction (status, progress, due date and note together)."""
     team_id, actor, now = caller.actor.team_id, caller.actor, caller.now
     async with transaction(reap.sessions) as session:
-        item = await get_item(session, team_id=team_id, ref=item_ref(form.ref))
+        # Locked and read once: each change below finds it locked and does not read it again.
+        item = await get_item(session, team_id=team_id, ref=item_ref(form.ref), lock=True)
         await ensure_can_edit(session, actor=actor, item=item, action=f"update {item.ref}")
         pending = None
         if form.due != item.due:

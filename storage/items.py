@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, update
+from sqlalchemy import and_, event, or_, update
+from sqlalchemy.orm import Session, SessionTransaction
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -80,14 +81,37 @@ def audit(
     )
 
 
+# Items this session's current transaction has locked, by (team, ref): see get_item.
+_LOCKED = "reap_locked_items"
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _locks_released(session: Session, transaction: SessionTransaction) -> None:
+    # Any transaction's end, a savepoint's included: forgetting too often only costs a read.
+    session.info.pop(_LOCKED, None)
+
+
 async def get_item(session: AsyncSession, *, team_id: str, ref: str, lock: bool = False) -> ActionItem:
-    """The item with this ref (case-insensitive), or NotFound."""
-    query = select(ActionItem).where(ActionItem.team_id == team_id).where(ActionItem.ref == ref.upper())
+    """The item with this ref (case-insensitive), or NotFound.
+
+    With `lock`, the row is locked until the transaction ends (PostgreSQL's FOR UPDATE; SQLite's
+    writer already holds the database) and read afresh from it, so a change is never computed
+    from values another transaction has since replaced. Locked once, it is not read again in the
+    same transaction: several changes to one item in one form cost one read.
+    """
+    key = (team_id, ref.upper())
+    locked: dict[tuple[str, str], ActionItem] = session.info.setdefault(_LOCKED, {})
+    if lock and key in locked:
+        return locked[key]
+    query = select(ActionItem).where(ActionItem.team_id == team_id).where(ActionItem.ref == key[1])
     if lock:
-        query = query.with_for_update()
+        # The identity map would otherwise hand back what this session read before the lock.
+        query = query.with_for_update().execution_options(populate_existing=True)
     item = (await session.exec(query)).first()
     if item is None:
-        raise NotFound("item", ref.upper())
+        raise NotFound("item", key[1])
+    if lock:
+        locked[key] = item
     return item
 
 

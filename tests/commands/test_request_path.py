@@ -221,6 +221,11 @@ async def test_a_form_is_its_record_then_one_transaction_before_its_answer(bot: 
     assert answer.status_code == 200 and answer.text == ""
     # The record, then the caller and the whole change together; after the ack, the confirmation's read.
     assert traffic.transactions <= 3, "\n".join(traffic.statements)
+    # Status, progress and note change one row read once (locked) and written once.
+    reads = [s for s in traffic.statements if s.lstrip().startswith("SELECT action_item.")]
+    assert len(reads) == 1, "\n".join(traffic.statements)
+    assert sum(s.lstrip().startswith("UPDATE action_item") for s in traffic.statements) == 1
+    assert len(traffic.statements) <= 8, "\n".join(traffic.statements)
     async with bot.sessions() as session:
         item = (await session.exec(select(ActionItem).where(ActionItem.ref == "OIT-1"))).one()
     assert (item.status, item.progress, item.last_note) == ("at_risk", 40, "Vendor late.")

@@ -12,7 +12,7 @@ from sqlmodel import select
 
 from domain.errors import InvalidChange, NotFound, PermissionDenied
 from domain.status import ItemStatus
-from storage.engine import Sessions, reading, transaction
+from storage.engine import Sessions, is_sqlite, reading, transaction
 from storage.items import (
     add_note,
     complete_item,
@@ -219,6 +219,29 @@ async def test_an_admin_may_change_anything(sessions: Sessions, plan: PlanFixtur
             now=LATER,
         )
     assert item.status == "blocked"
+
+
+async def test_a_change_starts_from_the_row_as_locked_not_from_an_earlier_read_in_its_transaction(
+    database_url: str, sessions: Sessions, plan: PlanFixture
+):
+    """Another transaction commits between this one's plain read and its locked change."""
+    if is_sqlite(database_url):
+        pytest.skip("SQLite's writer holds the whole database, so nothing commits in between")
+    async with transaction(sessions) as session:
+        await make_item(session, plan)
+    owner = Actor(TEAM, OWNER)
+
+    async with transaction(sessions) as session:
+        # Held, as a form holds what it read: the session's identity map keeps it while it is.
+        seen = await get_item(session, team_id=TEAM, ref="OIT-1")
+        assert seen.progress == 0
+        async with transaction(sessions) as other:
+            await set_progress(other, ref="OIT-1", percent=30, actor=owner, now=NOW)
+        await set_progress(session, ref="OIT-1", percent=60, actor=owner, now=LATER)
+        await set_progress(session, ref="OIT-1", percent=70, actor=owner, now=LATER)
+
+    progress = [(e.old, e.new) for e in await audit_rows(sessions, "OIT-1") if e.field == "progress"]
+    assert progress == [("0", "30"), ("30", "60"), ("60", "70")], "each change's old value is the row's"
 
 
 async def test_items_are_scoped_to_their_workspace(sessions: Sessions, plan: PlanFixture):
