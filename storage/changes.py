@@ -171,7 +171,8 @@ async def get_request(
         select(ChangeRequest).where(ChangeRequest.team_id == team_id).where(ChangeRequest.id == request_id)
     )
     if lock:
-        query = query.with_for_update()
+        # Read afresh from the locked row, not from what this session may have read before it.
+        query = query.with_for_update().execution_options(populate_existing=True)
     request = (await session.exec(query)).first()
     if request is None:
         raise NotFound("request", f"#{request_id}")
