@@ -205,7 +205,8 @@ async def decide_request(
         check_text(note, field="note", limit=NOTE_MAX, multiline=True)
     if not approve:
         note = check_reason(note, what=f"decline request #{request.id}")
-    item = await session.get(ActionItem, request.item_id)
+    # Locked and read afresh, as get_item does: the change applies to the item as it is now.
+    item = await session.get(ActionItem, request.item_id, with_for_update=True, populate_existing=True)
     if item is None:
         raise NotFound("item", f"of request #{request.id}")
     kind = ChangeKind(request.kind)
