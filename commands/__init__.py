@@ -10,6 +10,7 @@ from commands import workflows as wf
 from messages import blocks as bk
 from messages import checkin as ck
 from messages import home as home_ui
+from messages import measures as ms
 from messages import requests as rq
 
 COMMANDS = {"/reap": h.on_reap}
@@ -41,6 +42,7 @@ VIEWS = {
     bk.SNOOZE_MODAL: h.on_snooze_submit,
     ck.CHECKIN_MODAL: h.on_checkin_submit,
     rq.DECLINE_MODAL: h.on_decline_submit,
+    ms.SCORE_MODAL: h.on_score_submit,
 }
 
 

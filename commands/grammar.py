@@ -59,7 +59,7 @@ USAGE: dict[str, str] = {
     "checkin": "/reap checkin start|status|close [quarter]\n/reap checkin schedule <quarter> <date>",
     "measure": '/reap measure <key> <value> [quarter] [group=value ...] ["note"]',
     "measures": "/reap measures [mine | strategy <name>]",
-    "score": '/reap score <ref> <criterion>=<level> ... ["note"]',
+    "score": '/reap score <ref> [<criterion>=<level> ... ["note"]]',
     "rollup": "/reap rollup [quarter] [department] [#channel]",
 }
 
@@ -158,8 +158,9 @@ _DETAILS: dict[str, tuple[str, tuple[str, ...]]] = {
         ("/reap measures", "/reap measures mine", "/reap measures strategy digital equity"),
     ),
     "score": (
-        "Score a candidate project on the plan's equity scoring matrix, by level number or label.",
-        ('/reap score OIT-12 need=3 reach=most "serves 4 high-need tracts"',),
+        "Score a candidate project on the plan's equity scoring matrix, by level number or label;"
+        " with only the item, in a form that lists every criterion and its levels.",
+        ("/reap score OIT-12", '/reap score OIT-12 need=3 reach=most "serves 4 high-need tracts"'),
     ),
     "rollup": (
         "Summarise the plan for a quarter, optionally for one department or into a channel.",
@@ -426,6 +427,13 @@ class ScoreItem:
 
 
 @dataclass(frozen=True)
+class ScoreForm:
+    """`/reap score <ref>`: the Score form, with every criterion of the item's plan and its levels."""
+
+    ref: str
+
+
+@dataclass(frozen=True)
 class RecordDecision:
     """`/reap decision "<text>" [item <ref>] [owner @user] [due <date>]`."""
 
@@ -498,6 +506,7 @@ Command: TypeAlias = (
     | RecordMeasure
     | ListMeasures
     | ScoreItem
+    | ScoreForm
     | Rollup
 )
 
@@ -1266,9 +1275,14 @@ def _measures(a: _Args) -> Command:
 
 def _score(a: _Args) -> Command:
     ref = a.ref(a.tokens)
+    if len(a.tokens) == 1:
+        return ScoreForm(ref)
     pairs, rest = _pairs(list(a.tokens[1:]))
     if not pairs:
-        raise a.fail(f"Score {ref} on a criterion, like /reap score {ref} need=3 reach=most")
+        raise a.fail(
+            f"Score {ref} on a criterion, like /reap score {ref} need=3 reach=most, or in a form:"
+            f" /reap score {ref}"
+        )
     keys = [key for key, _ in pairs]
     if len(set(keys)) != len(keys):
         raise a.fail("Give each criterion once")

@@ -21,7 +21,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from commands import grammar as g
-from commands import quarterly
+from commands import measures, quarterly
 from commands import service as sv
 from commands.telling import tell_privately
 from domain.commitments import EvidenceRequired, ReasonRequired
@@ -535,6 +535,36 @@ async def on_decline_submit(
         return
     await ack()
     reap.spawn(_after_decline(reply, client, caller.actor.user_id))
+
+
+async def on_score_submit(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    view: dict[str, Any],
+    context: AsyncBoltContext,
+    client: AsyncWebClient,
+) -> None:
+    """The Score form: score each criterion given a level, then say by DM what the item now scores."""
+    reap = reap_of(context)
+    origin = _metadata(view)
+    values = view.get("state", {}).get("values", {})
+    command = measures.parse_score_form(values, ref=str(origin.get("ref") or ""))
+    if isinstance(command, dict):
+        await ack(response_action="errors", errors=command)
+        return
+
+    async def score() -> sv.Reply:
+        sv.item_ref(command.ref)  # the metadata comes back from the client: only a ref reaches a query
+        caller = await sv.caller_for(reap, team_id=team_of(body), user_id=_user(body))
+        return await sv.run_command(reap, caller=caller, command=command)
+
+    try:
+        reply = await unit_in_time(reap, request_deadline(context), score)
+    except ReapError as exc:
+        await _refuse_inline(ack, body, exc, block_id=next(iter(values), "note"))
+        return
+    await ack()
+    reap.spawn(tell_privately(client, user=_user(body), text=reply.text, blocks=reply.blocks))
 
 
 async def _after_decline(reply: sv.Reply, client: AsyncWebClient, decider: str) -> None:

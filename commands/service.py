@@ -427,6 +427,8 @@ async def run_command(reap: Reap, *, caller: Caller, command: g.Command) -> Repl
             return await measures.run_measures(reap, caller=caller, command=command)
         case g.ScoreItem():
             return await measures.run_score(reap, caller=caller, command=command)
+        case g.ScoreForm():
+            return await measures.open_score_form(reap, caller=caller, command=command)
         case g.Rollup():
             return await quarterly.run_rollup(reap, caller=caller, command=command)
     raise InvalidChange(f"`{type(command).__name__}` is not something I can do.")

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from domain.equity import BreakdownKind
 from domain.numbers import format_gap, format_number, format_ratio, one_line, with_unit
 from domain.rollup import MeasureLine, RankedLine
 from domain.scoring import Criterion, Score
 from domain.status import label, style
-from messages.primitives import Block, build_list_sections, context, escape, section
+from domain.text import NOTE_MAX
+from messages.primitives import (
+    MAX_VIEW_BLOCKS,
+    Block,
+    build_list_sections,
+    clip,
+    context,
+    escape,
+    plain,
+    section,
+)
 from storage.queries.rollup import PlacedMeasure
 
 
@@ -121,6 +133,76 @@ def build_score_reply(card: ScoreCard) -> list[Block]:
         f" *{format_number(card.total)}* of {format_number(card.top)}"
     )
     return [section(head), *build_list_sections("Equity scoring matrix", lines)]
+
+
+SCORE_MODAL = "score_item_modal"
+# A criterion's input block is named after it, so the form's answer says which criterion it scores.
+CRITERION_BLOCK = "criterion:"
+# Slack's limits: 100 options in a select, 100 blocks in a view (the heading and the note take two).
+MAX_OPTIONS = 100
+MAX_CRITERIA_SHOWN = MAX_VIEW_BLOCKS - 3
+
+
+def build_score_modal(card: ScoreCard, *, metadata: dict[str, Any]) -> dict[str, Any]:
+    """The Score form: one choice of level per criterion, each set to the item's current level."""
+    by_key = {s.criterion: s for s in card.scores}
+    shown = list(card.criteria)[:MAX_CRITERIA_SHOWN]
+    blocks: list[Block] = [
+        section(
+            f"*{escape(card.ref)}* {escape(clip(one_line(card.title), 300))} scores"
+            f" *{format_number(card.total)}* of {format_number(card.top)}. Choose a level for each"
+            " criterion to score; a criterion left empty keeps no score."
+        )
+    ]
+    for criterion in shown:
+        options = [
+            {"text": plain(f"{level} {name}"), "value": str(level)}
+            for level, name in enumerate(criterion.levels[:MAX_OPTIONS])
+        ]
+        element: dict[str, Any] = {"type": "static_select", "action_id": "value", "options": options}
+        score = by_key.get(criterion.key)
+        if score is not None and score.level < len(options):
+            element["initial_option"] = options[score.level]
+        blocks.append(
+            {
+                "type": "input",
+                "block_id": f"{CRITERION_BLOCK}{criterion.key}",
+                "optional": True,
+                "label": plain(criterion.question, 2000),
+                "hint": plain(f"Weight {format_number(criterion.weight)}", 2000),
+                "element": element,
+            }
+        )
+    if len(card.criteria) > len(shown):
+        blocks.append(
+            context(
+                f"The form shows the first {len(shown)} of {len(card.criteria)} criteria; score the rest"
+                f" with `/reap score {escape(card.ref)} criterion=level`."
+            )
+        )
+    blocks.append(
+        {
+            "type": "input",
+            "block_id": "note",
+            "optional": True,
+            "label": plain("Why these levels (a note kept with the scores)", 2000),
+            "element": {
+                "type": "plain_text_input",
+                "action_id": "value",
+                "multiline": True,
+                "max_length": NOTE_MAX,
+            },
+        }
+    )
+    return {
+        "type": "modal",
+        "callback_id": SCORE_MODAL,
+        "title": plain(f"Score {card.ref}", 24),
+        "submit": plain("Score", 24),
+        "close": plain("Cancel", 24),
+        "private_metadata": json.dumps({**metadata, "ref": card.ref})[:3000],
+        "blocks": blocks,
+    }
 
 
 def build_ranked_list(ranked: Sequence[RankedLine], *, title: str, unscored: int) -> list[Block]:

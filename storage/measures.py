@@ -233,6 +233,11 @@ async def criteria_for(session: AsyncSession, *, item: ActionItem) -> list[Scori
     )
 
 
+def no_criteria(ref: str) -> ScoreRefused:
+    """The refusal for scoring an item whose plan has no scoring matrix."""
+    return ScoreRefused(f"{ref}'s plan has no scoring criteria (add them to the plan file)")
+
+
 async def score_item(
     session: AsyncSession,
     *,
@@ -254,7 +259,7 @@ async def score_item(
     await ensure_can_edit(session, actor=actor, item=item, action=f"score {item.ref}")
     criteria = {row.key: criterion_of(row) for row in await criteria_for(session, item=item)}
     if not criteria:
-        raise ScoreRefused(f"{item.ref}'s plan has no scoring criteria (add them to the plan file)")
+        raise no_criteria(item.ref)
     chosen: list[tuple[Criterion, int]] = []
     for key, text in levels.items():
         criterion = criteria.get(key)

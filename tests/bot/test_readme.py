@@ -260,6 +260,7 @@ ELSEWHERE: list[tuple[str, Check]] = [
     (MEASURE, shows("Recorded devices-high-need-tracts = 2,600 for FY2027-Q2.")),
     ("/reap measures", shows("`devices-high-need-tracts`", "`home-internet`", "`pipeline-hires`")),
     ("/reap score OIT-15 need=most barriers=fully", shows("scores *14* of 15")),
+    ("/reap score OIT-15", shows("Score OIT-15", "scores *14* of 15")),
     ("/reap list ranked", shows("1. *OIT-15*", "2. *OIT-16*", "3. *OIT-17*")),
 ]
 

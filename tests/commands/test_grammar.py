@@ -34,6 +34,7 @@ from commands.grammar import (
     Requests,
     Role,
     Rollup,
+    ScoreForm,
     ScoreItem,
     SetStatus,
     Show,
@@ -579,7 +580,7 @@ def _as_slack_sends_it(example: str) -> str:
     return re.sub(r"(?<![\w<])#([a-z-]+)", r"<#C0DEI|\1>", text)
 
 
-COMMAND_TYPES: dict[str, type] = {
+COMMAND_TYPES: dict[str, type | tuple[type, ...]] = {
     "help": Help,
     "add": Add,
     "list": ListItems,
@@ -607,7 +608,7 @@ COMMAND_TYPES: dict[str, type] = {
     "agenda": ShowAgenda,
     "public": PublicUpdate,
     "amend": Amend,
-    "score": ScoreItem,
+    "score": (ScoreItem, ScoreForm),
     "rollup": Rollup,
 }
 
@@ -677,11 +678,18 @@ def test_a_score_takes_criterion_equals_level_pairs_and_a_note(parse: Callable[[
     )
 
 
+def test_a_score_of_the_item_alone_asks_for_the_form(parse: Callable[[str], Command]) -> None:
+    assert parse("score oit-12") == ScoreForm("OIT-12")
+
+
 @pytest.mark.parametrize(
     ("text", "problem"),
-    [("score OIT-12", "Score OIT-12 on a criterion"), ("score OIT-12 need=1 need=2", "each criterion once")],
+    [
+        ('score OIT-12 "a note but no levels"', "Score OIT-12 on a criterion.*in a form: /reap score OIT-12"),
+        ("score OIT-12 need=1 need=2", "each criterion once"),
+    ],
 )
-def test_a_score_without_levels_or_with_one_twice_is_refused(
+def test_a_score_with_a_note_but_no_levels_or_with_one_twice_is_refused(
     parse: Callable[[str], Command], text: str, problem: str
 ) -> None:
     with pytest.raises(UsageError, match=problem):

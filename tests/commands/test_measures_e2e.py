@@ -162,6 +162,65 @@ async def test_a_score_that_does_not_fit_is_refused_and_nothing_is_written(
     assert await rows(bot, ItemScore) == []
 
 
+async def score_form(bot: Bot, user: str, ref: str) -> dict:
+    """`/reap score <ref>` from `user`: the Score form Slack was asked to open."""
+    response = await bot.command(user, f"score {ref}")
+    assert response.status_code == 200 and not response.text, "acked quietly; the form opens"
+    return list(bot.slack.views().values())[-1]
+
+
+def chosen(view: dict, levels: dict[str, str], note: str = "") -> dict:
+    """The form's state with `levels` chosen by criterion key, as Slack submits it."""
+    values: dict = {
+        block["block_id"]: {"value": {"type": "static_select", "selected_option": None}}
+        for block in view["blocks"]
+        if block.get("block_id", "").startswith("criterion:")
+    }
+    for key, level in levels.items():
+        values[f"criterion:{key}"]["value"]["selected_option"] = {"value": level}
+    values["note"] = {"value": {"type": "plain_text_input", "value": note or None}}
+    return values
+
+
+async def test_the_score_form_lists_every_criterion_and_scores_what_was_chosen(bot: Bot):
+    view = await score_form(bot, OWNER, "OIT-1")
+    questions = [b["label"]["text"] for b in view["blocks"] if b.get("block_id", "").startswith("criterion:")]
+    assert questions == ["How much need?", "How much reach?"]
+
+    answer = await bot.interact(
+        bot.view_submission(OWNER, view, chosen(view, {"need": "3"}, note="serves four high-need tracts"))
+    )
+
+    assert answer.status_code == 200 and not answer.text, "the form closes"
+    scores = {s.criterion_key: (s.level, s.weight, s.note) for s in await rows(bot, ItemScore)}
+    assert scores == {"need": (3, 2.0, "serves four high-need tracts")}, "reach was left empty: no score"
+    told = bot.slack.dms_to(OWNER)[-1]
+    assert told.text == "OIT-1 scores 6" and "scores *6* of 8" in str(told.blocks), "by DM"
+
+    again = await score_form(bot, OWNER, "OIT-1")
+    need = next(b for b in again["blocks"] if b.get("block_id") == "criterion:need")
+    assert need["element"]["initial_option"]["value"] == "3", "it opens at the item's current levels"
+
+
+async def test_the_score_form_is_not_opened_for_someone_who_may_not_score_the_item(bot: Bot):
+    opened = len(bot.slack.views())
+    response = await bot.command(OTHER, "score OIT-1")
+    assert "You can't score OIT-1" in response.json()["text"]
+    assert len(bot.slack.views()) == opened
+
+
+async def test_a_score_form_sent_back_empty_asks_for_a_level_and_writes_nothing(bot: Bot):
+    view = await score_form(bot, OWNER, "OIT-1")
+
+    answer = await bot.interact(bot.view_submission(OWNER, view, chosen(view, {})))
+
+    assert answer.json() == {
+        "response_action": "errors",
+        "errors": {"criterion:need": "Choose a level for at least one criterion."},
+    }
+    assert await rows(bot, ItemScore) == []
+
+
 async def test_list_ranked_orders_candidates_by_score_then_due_date(bot: Bot):
     await bot.command(OWNER, "score OIT-1 need=2 reach=2")  # 6, due March
     await bot.command(OWNER, "score OIT-2 need=3 reach=0")  # 6, due February: ahead on the tie

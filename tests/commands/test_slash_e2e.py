@@ -367,3 +367,9 @@ async def test_app_home_for_a_coordinator_who_owns_an_overdue_item_is_accepted(b
 async def test_a_refusal_mentions_who_may_act_as_live_mentions(bot: Bot):
     response = await bot.command(OTHER, "done OIT-1")
     assert f"<@{COORDINATOR}>" in str(response.json()["blocks"])
+
+
+async def test_the_score_form_of_a_plan_without_a_scoring_matrix_says_so_instead_of_opening(bot: Bot):
+    response = await bot.command(OWNER, "score OIT-1")
+    assert "OIT-1's plan has no scoring criteria (add them to the plan file)" in response.json()["text"]
+    assert bot.slack.views() == {}

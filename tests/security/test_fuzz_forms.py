@@ -29,6 +29,7 @@ from sqlmodel import SQLModel, col, select
 from commands import VIEWS
 from commands.handlers import DATABASE_DOWN
 from domain.commitments import check_evidence
+from domain.scoring import Criterion
 from domain.status import ItemStatus
 from domain.text import DESCRIPTION_MAX, NOTE_MAX, TITLE_MAX
 from messages.blocks import (
@@ -40,6 +41,7 @@ from messages.blocks import (
     build_update_modal,
 )
 from messages.checkin import CHECKIN_MODAL, build_checkin_modal
+from messages.measures import CRITERION_BLOCK, SCORE_MODAL, ScoreCard, build_score_modal
 from messages.requests import DECLINE_MODAL, build_decline_modal
 from storage.audit import audit_text
 from storage.engine import transaction
@@ -51,10 +53,13 @@ from storage.models import (
     ChangeRequest,
     CheckInCycle,
     CheckInResponse,
+    ItemScore,
     Measure,
     MeasureReading,
     Notification,
     Person,
+    Plan,
+    ScoringCriterion,
     Strategy,
 )
 from storage.permissions import Actor
@@ -124,6 +129,12 @@ def hires() -> Measure:
     )
 
 
+# The plan's equity scoring matrix, as the fixture seeds it.
+CRITERIA = (
+    Criterion("need", "How much need does it meet?", 2.0, ("low", "medium", "high", "highest")),
+    Criterion("reach", "How many residents does it reach?", 1.0, ("none", "some", "most")),
+)
+WEIGHTS = {c.key: c.weight for c in CRITERIA}
 ORIGINS: list[dict[str, Any]] = [{}, {"home": True}, {"channel": "D0OWNER", "ts": "1764514800.000100"}]
 VIEWS_BUILT = {
     ADD_MODAL: build_add_modal(STRATEGIES, owner=OWNER),
@@ -131,6 +142,10 @@ VIEWS_BUILT = {
     SNOOZE_MODAL: build_snooze_modal(ITEMS[0], metadata={}),
     CHECKIN_MODAL: build_checkin_modal(OPEN_QUARTER, CheckInSubject(items=ITEMS, measures=[hires()])),
     DECLINE_MODAL: build_decline_modal(1),
+    SCORE_MODAL: build_score_modal(
+        ScoreCard(ref="OIT-1", title=ITEMS[0].title, criteria=CRITERIA, scores=(), total=0, top=8),
+        metadata={},
+    ),
 }
 # Pending requests the fixture files (OWNER asking to move OIT-3 to OIT-8 later), for the decline form.
 REQUESTS = range(1, 7)
@@ -646,6 +661,11 @@ GOOD: dict[str, dict[str, dict[str, Any]]] = {
         "note": text_element("Vendor chosen"),
     },
     SNOOZE_MODAL: {"until": date_element("2027-01-04")},
+    SCORE_MODAL: {
+        f"{CRITERION_BLOCK}need": select_element("3"),
+        f"{CRITERION_BLOCK}reach": select_element("1"),
+        "note": text_element("Serves four high-need tracts"),
+    },
     DECLINE_MODAL: {"reason": text_element("The vendor can still deliver by the original date")},
     CHECKIN_MODAL: {
         "status:OIT-1": select_element("on_track"),
@@ -694,6 +714,20 @@ async def bot(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
                     opened_by=ADMIN,
                 )
             )
+        async with transaction(bot.sessions) as session:
+            plan = (await session.exec(select(Plan))).one()
+            for position, criterion in enumerate(CRITERIA):
+                session.add(
+                    ScoringCriterion(
+                        team_id=TEAM,
+                        plan_id=plan.id or 0,
+                        key=criterion.key,
+                        question=criterion.question,
+                        weight=criterion.weight,
+                        levels=list(criterion.levels),
+                        position=position,
+                    )
+                )
         async with bot.sessions() as session:
             strategies = {s.id: s.key for s in await session.exec(select(Strategy))}
             items = {i.ref: (i.id, i.owner_id) for i in await session.exec(select(ActionItem))}
@@ -751,6 +785,7 @@ class State:
     responses: dict[tuple[str, str], tuple[str, int, str | None, str]]
     requests: dict[int, tuple[str, str | None, str | None, int | None, str]]
     notices: dict[str, str]
+    scores: dict[tuple[str, str], tuple[int, float, str | None, str]]
     last_audit: int
 
 
@@ -780,8 +815,12 @@ async def capture(bot: Bot) -> State:
             for r in await session.exec(select(ChangeRequest))
         }
         notices = {n.key: n.recipient for n in await session.exec(select(Notification))}
+        scores = {
+            (refs[s.item_id], s.criterion_key): (s.level, s.weight, s.note, s.scored_by)
+            for s in await session.exec(select(ItemScore))
+        }
         last = (await session.exec(select(func.max(AuditEvent.id)))).one() or 0
-    return State(counts, items, people, readings, responses, requests, notices, int(last))
+    return State(counts, items, people, readings, responses, requests, notices, scores, int(last))
 
 
 async def audits_since(bot: Bot, last: int) -> list[AuditEvent]:
@@ -1021,12 +1060,35 @@ def checkin_wrote(sub: Submission, before: State, after: State, events: list[Aud
     audited(before, after, events, sub.user)
 
 
+def score_wrote(sub: Submission, before: State, after: State, events: list[AuditEvent]) -> None:
+    """Each criterion given a level holds it, at the criterion's weight, with the note and the
+    scorer, each audited; every other score and every item is as it was."""
+    ref = str(json.loads(sub.metadata)["ref"]).upper()
+    note = typed(sub, "note").strip() or None
+    given = {
+        block.removeprefix(CRITERION_BLOCK): int(level)
+        for block in sub.values
+        if block.startswith(CRITERION_BLOCK) and (level := chosen(sub, block)) is not None
+    }
+    assert given, "a form with no level chosen is refused"
+    for key, level in given.items():
+        assert after.scores[(ref, key)] == (level, WEIGHTS[key], note, sub.user), key
+    untouched = {k for k in before.scores | after.scores if k[0] != ref or k[1] not in given}
+    assert {k: after.scores.get(k) for k in untouched} == {k: before.scores.get(k) for k in untouched}
+    items_unchanged_but(before, after, set())
+    counts_changed(before, after, item_score=len(set(after.scores) - set(before.scores)))
+    assert sorted((e.action, e.field, e.actor) for e in events) == sorted(
+        ("score", key, sub.user) for key in given
+    )
+
+
 WROTE = {
     ADD_MODAL: add_wrote,
     UPDATE_MODAL: update_wrote,
     SNOOZE_MODAL: snooze_wrote,
     CHECKIN_MODAL: checkin_wrote,
     DECLINE_MODAL: decline_wrote,
+    SCORE_MODAL: score_wrote,
 }
 
 
@@ -1168,4 +1230,17 @@ async def test_the_checkin_form_takes_every_answer_or_names_what_it_refuses(bot:
 )
 @example(sub=submitted(DECLINE_MODAL, COORDINATOR, {"reason": (text_element("\x85Not now"), "bad")}))
 async def test_the_decline_form_records_the_reason_or_names_what_it_refuses(bot: Bot, sub: Submission):
+    await check(bot, sub)
+
+
+@FUZZ
+@given(sub=submissions(SCORE_MODAL))
+@example(sub=submitted(SCORE_MODAL, OWNER))
+@example(sub=submitted(SCORE_MODAL, COORDINATOR, {f"{CRITERION_BLOCK}reach": (None, "ok")}))
+@example(sub=submitted(SCORE_MODAL, OTHER))
+@example(sub=submitted(SCORE_MODAL, OWNER, {f"{CRITERION_BLOCK}need": (select_element(" 1"), "bad")}))
+@example(sub=submitted(SCORE_MODAL, OWNER, {f"{CRITERION_BLOCK}need": (select_element("9"), "bad")}))
+@example(sub=submitted(SCORE_MODAL, OWNER, {"note": (text_element("\x85Serves four tracts"), "bad")}))
+@example(sub=submitted(SCORE_MODAL, OWNER, metadata=json.dumps({"ref": "OIT-1\x00"}), bad_metadata=True))
+async def test_the_score_form_takes_the_levels_chosen_or_names_what_it_refuses(bot: Bot, sub: Submission):
     await check(bot, sub)
