@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import aiohttp
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
@@ -29,12 +30,18 @@ async def tell_privately(
     if response_url:
         # The app's own client settings, so a city behind an outbound proxy reaches Slack here too.
         webhook = AsyncWebhookClient(response_url, timeout=client.timeout, ssl=client.ssl, proxy=client.proxy)
-        sent = await webhook.send(text=text, blocks=blocks, response_type="ephemeral", replace_original=False)
-        if sent.status_code == 200:
-            return
-        log.info(
-            "could not tell %s through the response_url (%s); sent it to their DM", user, sent.status_code
-        )
+        try:
+            sent = await webhook.send(
+                text=text, blocks=blocks, response_type="ephemeral", replace_original=False
+            )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            # Lost on the way (after slack_sdk's own retry): told twice is better than not at all.
+            problem = type(exc).__name__
+        else:
+            if sent.status_code == 200:
+                return
+            problem = str(sent.status_code)
+        log.info("could not tell %s through the response_url (%s); sent it to their DM", user, problem)
     elif channel:
         await client.chat_postEphemeral(channel=channel, user=user, text=text, blocks=blocks)
         return

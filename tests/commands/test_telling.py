@@ -8,7 +8,7 @@ import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from commands.telling import tell_privately
-from localslack.server import LocalSlack
+from localslack.server import Fault, LocalSlack
 from tests.factories import OWNER, TEAM
 from tests.harness import TOKEN
 
@@ -71,3 +71,16 @@ async def test_a_response_url_slack_no_longer_serves_falls_back_to_their_dm(
 
     assert [m.text for m in slack.dms_to(OWNER)] == ["Closed."]
     assert slack.responses() == [] and slack.ephemerals() == []
+
+
+async def test_a_response_url_lost_on_the_network_twice_falls_back_to_their_dm(
+    slack: LocalSlack, client: AsyncWebClient
+):
+    """slack_sdk retries a dropped connection once; dropped again, the person still hears, by DM."""
+    url = slack.response_url()
+    slack.fail_next("webhook", Fault(drop=True), times=2)
+
+    await tell_privately(client, user=OWNER, text="Closed.", response_url=url)
+
+    assert [m.text for m in slack.dms_to(OWNER)] == ["Closed."]
+    assert slack.responses(url) == []
