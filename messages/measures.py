@@ -209,9 +209,7 @@ def build_ranked_list(ranked: Sequence[RankedLine], *, title: str, unscored: int
     """Candidates by weighted score, highest first; ties go to the earlier due date."""
     blocks: list[Block] = [section(f"*{escape(title)}* · by equity score, ties by due date")]
     if not ranked:
-        blocks.append(
-            context("Nothing is scored yet. Score a candidate with `/reap score <ref> criterion=level`.")
-        )
+        blocks.append(context("Nothing is scored yet. Score a candidate in a form with `/reap score <ref>`."))
         return blocks
     lines = [
         f"{r.rank}. *{escape(r.ref)}* {escape(one_line(r.title))} · score {format_number(r.score)}"
@@ -221,5 +219,5 @@ def build_ranked_list(ranked: Sequence[RankedLine], *, title: str, unscored: int
     ]
     blocks += build_list_sections("Ranked", lines)
     if unscored:
-        blocks.append(context(f"{unscored} more not scored yet."))
+        blocks.append(context(f"{unscored} more not scored yet: `/reap score <ref>` opens the Score form."))
     return blocks

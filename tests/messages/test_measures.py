@@ -1,12 +1,15 @@
-"""The Score form: every criterion with its levels, the current scores chosen, within Slack's limits."""
+"""Scoring in Slack: the Score form (every criterion with its levels, the current scores chosen,
+within Slack's limits) and the ranked list that points to it."""
 
 from __future__ import annotations
 
 import json
+from datetime import date
 from typing import Any
 
+from domain.rollup import RankedLine
 from domain.scoring import Criterion, Score
-from messages.measures import CRITERION_BLOCK, SCORE_MODAL, ScoreCard, build_score_modal
+from messages.measures import CRITERION_BLOCK, SCORE_MODAL, ScoreCard, build_ranked_list, build_score_modal
 
 NEED = Criterion("need", "How much need does it meet?", 2.0, ("low", "medium", "high", "highest"))
 REACH = Criterion("reach", "How many residents does it reach?", 1.0, ("none", "some", "most"))
@@ -68,3 +71,20 @@ def test_a_matrix_larger_than_a_form_shows_what_fits_and_says_how_to_score_the_r
     told = [b for b in view["blocks"] if b["type"] == "context"]
     assert "first 97 of 120 criteria" in told[0]["elements"][0]["text"]
     assert "/reap score OIT-12 criterion=level" in told[0]["elements"][0]["text"]
+
+
+def test_the_ranked_list_says_how_to_score_what_it_cannot_rank_yet():
+    nothing = build_ranked_list([], title="Ranked candidates", unscored=3)
+    assert "Score a candidate in a form with `/reap score <ref>`" in str(nothing)
+
+    one = RankedLine(
+        rank=1, ref="OIT-12", title="Wi-Fi", score=6, top=8, due=date(2027, 3, 1), status="on_track"
+    )
+    some = build_ranked_list([one], title="Ranked candidates", unscored=2)
+    assert "1. *OIT-12* Wi-Fi · score 6 of 8" in str(some)
+    assert some[-1] == {
+        "type": "context",
+        "elements": [
+            {"type": "mrkdwn", "text": "2 more not scored yet: `/reap score <ref>` opens the Score form."}
+        ],
+    }
