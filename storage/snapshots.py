@@ -42,6 +42,7 @@ class FrozenQuarter:
     frozen_at: datetime
     frozen_by: str
     amendments: list[AmendmentLine]
+    snapshot: QuarterSnapshot  # the row itself: the items, readings and answers as frozen
 
 
 async def freeze_quarter(
@@ -166,6 +167,7 @@ async def frozen_quarter(session: AsyncSession, *, team_id: str, quarter: str) -
         frozen_at=snapshot.frozen_at,
         frozen_by=snapshot.frozen_by,
         amendments=amendments,
+        snapshot=snapshot,
     )
 
 

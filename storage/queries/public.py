@@ -35,7 +35,6 @@ from domain.public import (
     public_requests,
 )
 from domain.rollup import DepartmentRollup, Rollup
-from storage.amendments import get_snapshot
 from storage.models import (
     ActionItem,
     Amendment,
@@ -167,9 +166,9 @@ async def public_edition(
         frozen_on = None
     else:
         frozen = await frozen_quarter(session, team_id=team_id, quarter=quarter.label)
-        snapshot = await get_snapshot(session, team_id=team_id, quarter=quarter.label)
-        if frozen is None or snapshot is None:
+        if frozen is None:
             return None
+        snapshot = frozen.snapshot
         rollup, as_of = frozen.rollup, snapshot.as_of
         items, readings = list(snapshot.items), list(snapshot.readings)
         amendments = [
