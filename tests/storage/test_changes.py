@@ -17,7 +17,7 @@ from tests.factories import COORDINATOR, NOW, OWNER, TEAM, make_item, make_plan
 LATER = NOW + timedelta(hours=1)
 
 
-async def test_a_request_another_coordinator_declined_meanwhile_is_not_approved_too(
+async def test_a_request_another_decider_declined_meanwhile_is_not_approved_too(
     database_url: str, sessions: Sessions
 ):
     """Two deciders on one request: the second, whose copy predates the first's decision, is refused."""
