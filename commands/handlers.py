@@ -277,7 +277,12 @@ def database_failed(error: BaseException, body: dict[str, Any]) -> str:
             _user(body),
         )
         return DATABASE_UNCONFIRMED
-    log.warning("the database is unreachable (%s); told %s", type(error).__name__, _user(body))
+    if isinstance(error, TimeoutError):
+        # Silent or only busy (a lock, a long transaction on SQLite's writer): the operator reading
+        # this needs to know it did not answer in time, not that it refused.
+        log.warning("%s; told %s", str(error) or "the database did not answer in time", _user(body))
+    else:
+        log.warning("the database is unreachable (%s); told %s", type(error).__name__, _user(body))
     return DATABASE_DOWN
 
 
